@@ -1,0 +1,42 @@
+/* log: one small logger for every binary. One line per event on stderr, either JSON
+ * (LOG_FORMAT=json, the default when stderr is not a terminal) or readable text (LOG_FORMAT=text).
+ *
+ *   {"ts":"2026-11-26T19:40:00.123Z","level":"info","msg":"listening","request_id":"...","port":8000}
+ *
+ * Thread-safe: each line is formatted in full and written with a single write(2), so lines from
+ * different threads never interleave. Never pass a password or a token to it: mask connection strings
+ * with db_url_mask() first. */
+#ifndef CORE_LOG_H
+#define CORE_LOG_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+typedef enum { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR } log_level;
+
+/* Reads LOG_FORMAT (json|text) and LOG_LEVEL (debug|info|warning|error). Returns 0, or -1 with a
+ * one-line message in err naming the variable. Call once at startup, before other threads exist. */
+int log_configure_from_env(char *err, size_t errlen);
+
+/* Overrides the configuration (tests, CLIs with -q). */
+void log_configure(bool json, log_level min_level);
+
+/* True when messages of `level` are written: lets callers skip building fields nobody will read. */
+bool log_enabled(log_level level);
+
+/* Sets the request id that this thread adds to each line (copied; NULL clears it). */
+void log_set_request_id(const char *request_id);
+
+void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Like log_msg with extra key/value fields; takes ownership of `fields` (a JSON object, may be NULL). */
+void log_fields(log_level level, json_t *fields, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+
+#endif

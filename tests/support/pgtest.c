@@ -1,0 +1,174 @@
+/* pgtest: see pgtest.h. */
+#include "tests/support/pgtest.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/url.h"
+
+static const char *required_env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v, "%s is not set: run this suite through tests/harness/with-db", name);
+    return v;
+}
+
+char *pgtest_url(void)
+{
+    char *u = db_url_with(required_env("TEST_DATABASE_URL"), "dbname", required_env("TEST_DB_NAME"));
+    cr_assert(u, "TEST_DATABASE_URL does not parse");
+    return u;
+}
+
+bool pgtest_via_pooler(void)
+{
+    const char *via = getenv("TEST_VIA_POOLER"), *pooler = getenv("TEST_POOLER_URL");
+    return via && !strcmp(via, "1") && pooler && *pooler;
+}
+
+char *pgtest_app_url(void)
+{
+    if (!pgtest_via_pooler())
+        return pgtest_url();
+    char *u = db_url_with(getenv("TEST_POOLER_URL"), "dbname", required_env("TEST_DB_NAME"));
+    cr_assert(u, "TEST_POOLER_URL does not parse");
+    return u;
+}
+
+PGconn *pgtest_connect(void)
+{
+    char *url = pgtest_url();
+    PGconn *c = PQconnectdb(url);
+    free(url);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to the test database: %s",
+              PQerrorMessage(c));
+    return c;
+}
+
+char *pgtest_query(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "query failed: %s\n%s",
+              PQresultErrorMessage(r), sql);
+    char *out = (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0)
+                    ? strdup(PQgetvalue(r, 0, 0))
+                    : NULL;
+    PQclear(r);
+    return out;
+}
+
+const char *pgtest_bin(const char *name)
+{
+    static _Thread_local char path[1024];
+    snprintf(path, sizeof path, "%s/%s", PGTEST_BIN_DIR, name);
+    return path;
+}
+
+const char *pgtest_source_path(const char *relative)
+{
+    static _Thread_local char path[1024];
+    snprintf(path, sizeof path, "%s/%s", PGTEST_SOURCE_DIR, relative);
+    return path;
+}
+
+int pgtest_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int pgtest_run(const char *cmdline, char **output)
+{
+    char *full;
+    cr_assert(asprintf(&full, "(%s) 2>&1", cmdline) > 0);
+    FILE *p = popen(full, "r");
+    free(full);
+    cr_assert(p, "cannot run %s", cmdline);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 1024)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    if (output)
+        *output = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+void pgtest_cluster_start(pgtest_cluster *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "/tmp/neon-todo-private.XXXXXX");
+    cr_assert(mkdtemp(c->dir), "mkdtemp failed");
+    c->port = pgtest_free_port();
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "chmod 755 %s && %s start %s/c %d", c->dir,
+             pgtest_source_path("scripts/pg-cluster"), c->dir, c->port);
+    int rc = pgtest_run(cmd, &out);
+    cr_assert(rc == 0, "private cluster did not start: %s", out);
+    size_t n = strlen(out);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+    /* the URL is the last line printed */
+    char *last = strrchr(out, '\n');
+    snprintf(c->url, sizeof c->url, "%s", last ? last + 1 : out);
+    free(out);
+}
+
+static void cluster_cmd(pgtest_cluster *c, const char *verb)
+{
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s %s/c", pgtest_source_path("scripts/pg-cluster"), verb, c->dir);
+    int rc = pgtest_run(cmd, &out);
+    cr_assert(rc == 0, "pg-cluster %s failed: %s", verb, out);
+    free(out);
+}
+
+void pgtest_cluster_stop(pgtest_cluster *c)
+{
+    cluster_cmd(c, "stop");
+}
+
+void pgtest_cluster_restart(pgtest_cluster *c)
+{
+    cluster_cmd(c, "start");
+}
+
+void pgtest_cluster_destroy(pgtest_cluster *c)
+{
+    if (!c->dir[0])
+        return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s stop %s/c; rm -rf %s", pgtest_source_path("scripts/pg-cluster"),
+             c->dir, c->dir);
+    pgtest_run(cmd, NULL);
+    c->dir[0] = '\0';
+}
+
+double pgtest_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}

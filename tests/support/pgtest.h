@@ -1,0 +1,59 @@
+/* pgtest: what the integration suites share. Every suite runs under tests/harness/with-db, which
+ * gives it a database of its own on a real PostgreSQL (never a mock); these helpers build URLs to
+ * it, start the project's real binaries, and start private clusters for tests that must stop a
+ * server. Failures abort the current Criterion test with a message (cr_assert), so callers need not
+ * check return values. Strings returned are malloc'd and owned by the caller unless noted. */
+#ifndef TESTS_PGTEST_H
+#define TESTS_PGTEST_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Direct URL of this suite's database (superuser locally, the branch owner on Neon). */
+char *pgtest_url(void);
+
+/* URL the code under test should use: through pgbouncer when the suite runs with --pooler
+ * (TEST_VIA_POOLER=1 and TEST_POOLER_URL set), else the direct URL. */
+char *pgtest_app_url(void);
+
+/* True when this run goes through pgbouncer in transaction mode. */
+bool pgtest_via_pooler(void);
+
+/* An open connection to this suite's database over the direct URL; PQfinish() it. */
+PGconn *pgtest_connect(void);
+
+/* Runs SQL (no parameters) and asserts it succeeded; returns the first column of the first row as a
+ * malloc'd string, or NULL when the result has no rows. */
+char *pgtest_query(PGconn *conn, const char *sql);
+
+/* Absolute path of a built binary ("api", "migrate") or of a file in the source tree. Static strings. */
+const char *pgtest_bin(const char *name);
+const char *pgtest_source_path(const char *relative);
+
+/* A free TCP port on 127.0.0.1 (bound and released; good enough for tests). */
+int pgtest_free_port(void);
+
+/* A private PostgreSQL cluster for tests that stop and start the server (scripts/pg-cluster). */
+typedef struct pgtest_cluster {
+    char dir[256];
+    char url[512];
+    int port;
+} pgtest_cluster;
+
+/* Creates and starts a cluster in a fresh temp dir. Takes about a second. */
+void pgtest_cluster_start(pgtest_cluster *c);
+/* Stops it (fast shutdown: connected clients are terminated) / starts it again on the same port. */
+void pgtest_cluster_stop(pgtest_cluster *c);
+void pgtest_cluster_restart(pgtest_cluster *c);
+/* Stops it and removes its directory. Safe to call twice. */
+void pgtest_cluster_destroy(pgtest_cluster *c);
+
+/* Runs a command line through /bin/sh, capturing stdout+stderr into *output (malloc'd, may be NULL
+ * if not wanted). Returns the exit status (or 128+signal). */
+int pgtest_run(const char *cmdline, char **output);
+
+/* Milliseconds from a monotonic clock. */
+double pgtest_now_ms(void);
+
+#endif
