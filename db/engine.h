@@ -1,0 +1,109 @@
+/* engine: one connection pool per process, and short-lived sessions borrowed from it.
+ *
+ * The C counterpart of SQLAlchemy's engine + FastAPI's `Depends(get_session)`:
+ *
+ *     db_engine *engine = db_engine_open(&cfg, &err);      // once, at startup
+ *     ...
+ *     db_session *s;                                        // per request, from any thread
+ *     if (db_session_open(engine, DB_READ_ONLY, &s, &err) < 0) -> 503
+ *     PGresult *r = db_query(s, "select ... where id = $1 and user_id = $2", 2, params, &err);
+ *     ...
+ *     PQclear(r);
+ *     db_session_close(s);                                  // always; rolls back what is left open
+ *     ...
+ *     db_engine_close(engine);                              // once, at shutdown
+ *
+ * Lifecycle and threads: db_engine_open/db_engine_close are called once each from one thread. Every
+ * other function is thread-safe with respect to the engine; a single db_session belongs to the thread
+ * that opened it until it is closed. db_engine_close() releases threads waiting for a connection with
+ * DB_ERR_CLOSED, waits for borrowed connections to come back, and closes every connection.
+ *
+ * Only unnamed statements are sent (PQexecParams protocol), and no session state (SET, PREPARE,
+ * LISTEN, temp tables) is relied upon, so every function works through PgBouncer in transaction mode,
+ * which is what Neon's -pooler endpoint is. */
+#ifndef DB_ENGINE_H
+#define DB_ENGINE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/error.h"
+
+typedef enum { DB_POOL_MODE_POOL, DB_POOL_MODE_PER_REQUEST } db_pool_mode;
+typedef enum { DB_READ_ONLY, DB_READ_WRITE } db_access;
+
+/* Engine settings. db_config_from_env() fills every field; strings point into the environment. */
+typedef struct db_config {
+    const char *url;              /* DATABASE_URL (required) */
+    const char *url_rw;           /* DATABASE_URL_RW, NULL: use url */
+    const char *url_ro;           /* DATABASE_URL_RO, NULL: use the read-write URL */
+    const char *application_name; /* DB_APPLICATION_NAME */
+    db_pool_mode mode;            /* DB_POOL_MODE: pool | per_request */
+    int pool_max;                 /* DB_POOL_MAX, per URL */
+    int pool_min_idle;            /* DB_POOL_MIN_IDLE */
+    double idle_timeout;          /* DB_POOL_IDLE_TIMEOUT, seconds */
+    double max_lifetime;          /* DB_POOL_MAX_LIFETIME, seconds (jittered per connection) */
+    double acquire_timeout;       /* DB_ACQUIRE_TIMEOUT, seconds */
+    double connect_timeout;       /* DB_CONNECT_TIMEOUT, seconds */
+    double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
+    double preping_after;         /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
+} db_config;
+
+/* Reads the DB_* variables and DATABASE_URL[_RW|_RO]. Returns 0, or -1 with one line naming the
+ * variable in err ("DB_POOL_MAX must be an integer from 1 to 1000, got \"ten\""). */
+int db_config_from_env(db_config *cfg, char *err, size_t errlen);
+
+typedef struct db_engine db_engine;
+typedef struct db_session db_session;
+
+/* Creates the engine. Does not need the database to be up (min idle 0 lets Neon scale to zero);
+ * when pool_min_idle > 0 it starts filling in the background. Logs the masked URLs and warns about
+ * weak sslmode on Neon hosts. Returns NULL with err filled only on invalid configuration. */
+db_engine *db_engine_open(const db_config *cfg, db_error *err);
+
+/* See the lifecycle note above. NULL is ignored. */
+void db_engine_close(db_engine *engine);
+
+/* Borrows a connection: an idle one (pinged first when it sat idle longer than preping_after), or a
+ * new one, waiting at most acquire_timeout for one to become free. Read-only sessions use the
+ * read-replica URL when configured. Returns 0 and *out, or -1 with err (TRANSIENT, POOL_TIMEOUT,
+ * CONFIG, CLOSED). */
+int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);
+
+/* Gives the connection back: an open or failed transaction is rolled back first, a broken connection
+ * is discarded. Always succeeds; NULL is ignored. In per_request mode the connection is closed. */
+void db_session_close(db_session *s);
+
+/* Explicit transactions. Outside one, each statement commits on its own. Return 0 or -1 with err. */
+int db_begin(db_session *s, db_error *err);
+int db_commit(db_session *s, db_error *err);
+int db_rollback(db_session *s, db_error *err);
+
+/* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results). Returns the
+ * result (PQclear() it) for PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err. A read-only
+ * statement outside a transaction whose connection turns out dead is re-run once on a fresh
+ * connection, so the caller never sees a suspended compute; a write is never re-sent (its outcome is
+ * unknown: DB_ERR_UNKNOWN_OUTCOME). */
+PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
+                   db_error *err);
+
+/* db_query for statements whose result is not needed. Returns 0 or -1 with err. */
+int db_exec(db_session *s, const char *sql, int nparams, const char *const *params, db_error *err);
+
+/* The session's connection, for code that needs libpq directly (PQescape*, PQserverVersion). Do not
+ * PQfinish it or change its session state. */
+PGconn *db_session_conn(db_session *s);
+
+/* Pool figures for /metrics; counters are totals since open. */
+typedef struct db_stats {
+    int open, idle, in_use, waiting;
+    uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
+    double acquire_wait_seconds_total;
+} db_stats;
+
+/* A consistent snapshot of the pools (all URLs added up). Thread-safe, cheap. */
+void db_engine_stats(db_engine *engine, db_stats *out);
+
+#endif
