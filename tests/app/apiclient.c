@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jwt.h>
@@ -22,54 +21,14 @@
 
 #include "tests/support/pgtest.h"
 
-static int cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void api_migrate(const char *url)
 {
     char cmd[4096], *out;
-    const char *dir = pgtest_source_path("migrations");
-    if (access(pgtest_bin("migrate"), X_OK) == 0) {
-        snprintf(cmd, sizeof cmd, "%s up --url '%s' --dir '%s'", pgtest_bin("migrate"), url, dir);
-        int rc = pgtest_run(cmd, &out);
-        cr_assert_eq(rc, 0, "migrate up failed: %s", out);
-        free(out);
-        return;
-    }
-    /* until the migrate binary exists: the up sections, once */
-    snprintf(cmd, sizeof cmd, "psql '%s' -XAtqc \"select to_regclass('idempotency_keys') is null\"",
-             url);
-    cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
-    bool fresh = out[0] == 't';
+    snprintf(cmd, sizeof cmd, "%s up --url '%s' --dir '%s'", pgtest_bin("migrate"), url,
+             pgtest_source_path("migrations"));
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "migrate up failed: %s", out);
     free(out);
-    if (!fresh)
-        return;
-    DIR *d = opendir(dir);
-    cr_assert(d, "no %s", dir);
-    char *names[64];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 64;)
-        if (strstr(e->d_name, ".sql"))
-            names[n++] = strdup(e->d_name);
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp);
-    const char *extra = getenv("APPTEST_EXTRA_SQL"); /* dev only: a schema not merged yet */
-    if (extra) {
-        snprintf(cmd, sizeof cmd, "psql '%s' -Xq -v ON_ERROR_STOP=1 -f '%s'", url, extra);
-        cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
-        free(out);
-    }
-    for (int i = 0; i < n; i++) {
-        snprintf(cmd, sizeof cmd,
-                 "sed -n '/^-- migrate:up/,/^-- migrate:down/p' '%s/%s' | "
-                 "psql '%s' -Xq -v ON_ERROR_STOP=1",
-                 dir, names[i], url);
-        cr_assert_eq(pgtest_run(cmd, &out), 0, "%s: %s", names[i], out);
-        free(out);
-        free(names[i]);
-    }
 }
 
 static bool health_ok(int port)

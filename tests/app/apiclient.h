@@ -16,8 +16,8 @@ typedef struct api_server {
     char log[256]; /* file with the server's stdout+stderr */
 } api_server;
 
-/* Applies migrations/ to the database at `url` with the migrate binary (or, until it exists, the
- * up sections of the migrations/ files with psql). Idempotent. */
+/* Applies migrations/ to the database at `url` with the real migrate binary (`migrate up`).
+ * Idempotent. */
 void api_migrate(const char *url);
 
 /* Starts bin/api with DATABASE_URL=db_url, JWT_SECRET=TEST_SECRET, a free port and `extra_env`
