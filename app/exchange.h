@@ -24,6 +24,7 @@ typedef struct exchange {
     struct evhttp_request *ev;
     struct loop *loop;
     double t0;
+    double t_queued, t_started, t_posted; /* hand-off timing (worker routes) */
     const char *method;
     struct evkeyvalq query;
     bool query_parsed;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "app/exchange.h"
+#include "app/metrics.h"
 #include "core/log.h"
 
 app_ctx app;
@@ -112,6 +113,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&lp->mu);
     while (x) {
         exchange *next = x->next;
+        metrics_handoff(x->t_started - x->t_queued, now_seconds() - x->t_posted);
         dispatch_finish(x);
         atomic_fetch_sub(&S.inflight, 1);
         x = next;
@@ -134,7 +136,9 @@ static void *worker_main(void *arg)
         if (!S.head)
             S.tail = NULL;
         pthread_mutex_unlock(&S.mu);
+        x->t_started = now_seconds();
         dispatch_run(x);
+        x->t_posted = now_seconds();
         loop_post(x->loop, x);
     }
 }
@@ -142,6 +146,7 @@ static void *worker_main(void *arg)
 static void submit(exchange *x)
 {
     atomic_fetch_add(&S.inflight, 1);
+    x->t_queued = now_seconds();
     x->next = NULL;
     pthread_mutex_lock(&S.mu);
     if (S.tail)
@@ -165,7 +170,11 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     const app_config *cfg = app.cfg;
     lp->index = index;
     pthread_mutex_init(&lp->mu, NULL);
-    lp->base = event_base_new();
+    /* the changelist folds the add/del pairs evhttp makes per request into one epoll_ctl */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    lp->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     lp->http = lp->base ? evhttp_new(lp->base) : NULL;
     if (!lp->http)
         return -1;
