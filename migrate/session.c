@@ -106,13 +106,13 @@ int mig_session_open(mig_session *s, const mig_opts *o, int needs)
     memset(s, 0, sizeof *s);
     s->o = o;
     char err[MIG_ERR_LEN];
+    int rc = connect_session(s);
+    if (rc != MIG_EXIT_OK)
+        return rc;
     if ((needs & MIG_NEED_FILES) && mig_files_load(o->dir, &s->files, err) < 0) {
         mig_fail("%s", err);
         return MIG_EXIT_USAGE;
     }
-    int rc = connect_session(s);
-    if (rc != MIG_EXIT_OK)
-        return rc;
     if (needs & MIG_NEED_LOCK) {
         int l = mig_lock_acquire(s->conn, o->lock_timeout, o->quiet, err);
         if (l != 0) {
