@@ -24,6 +24,8 @@ void mt_setup(mt *t, const char *tag)
     t->url = db_url_with(base, "dbname", t->db);
     free(base);
     cr_assert_not_null(t->url);
+    /* commands refer to it as "$MT_URL": key=value strings do not survive shell quoting */
+    setenv("MT_URL", t->url, 1);
     snprintf(t->dir, sizeof t->dir, "/tmp/migtest.XXXXXX");
     cr_assert_not_null(mkdtemp(t->dir));
 }
@@ -60,8 +62,8 @@ int mt_migrate(mt *t, const char *args, char **out)
 {
     size_t n = strlen(t->url) + strlen(args) + 1024;
     char *cmd = malloc(n);
-    snprintf(cmd, n, "MIGRATE_CONNECT_TIMEOUT=5 '%s' --url '%s' --dir '%s' %s",
-             pgtest_bin("migrate"), t->url, t->dir, args);
+    snprintf(cmd, n, "MIGRATE_CONNECT_TIMEOUT=5 '%s' --url \"$MT_URL\" --dir '%s' %s",
+             pgtest_bin("migrate"), t->dir, args);
     int rc = pgtest_run(cmd, out);
     free(cmd);
     return rc;

@@ -12,7 +12,8 @@ typedef struct mt {
     char dir[64];
 } mt;
 
-/* Creates database <suite db>_<tag> and an empty temporary migrations directory. */
+/* Creates database <suite db>_<tag> and an empty temporary migrations directory; exports its URL
+ * as MT_URL for shell command lines ("$MT_URL"). */
 void mt_setup(mt *t, const char *tag);
 /* Drops the database and removes the directory. */
 void mt_teardown(mt *t);

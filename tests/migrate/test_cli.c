@@ -291,13 +291,16 @@ Test(cli, reads_unpooled_url_first_and_dotenv)
     mt_write(&t, "0001_a.sql", m1);
     /* DATABASE_URL is unusable; DATABASE_URL_UNPOOLED (from .env) must be the one used */
     char env[2048], cmd[4096], *out = NULL;
-    char *port = db_url_get(t.url, "port"), *pw = db_url_get(t.url, "password");
+    char *user = db_url_get(t.url, "user"), *pw = db_url_get(t.url, "password");
+    char *host = db_url_get(t.url, "host"), *port = db_url_get(t.url, "port");
     snprintf(env, sizeof env,
              "# written by the test\nexport "
-             "DATABASE_URL_UNPOOLED=\"postgresql://postgres:%s@127.0.0.1:%s/%s\"\n",
-             pw, port, t.db);
-    free(port);
+             "DATABASE_URL_UNPOOLED=\"postgresql://%s:%s@%s:%s/%s\"\n",
+             user, pw, host, port ? port : "5432", t.db);
+    free(user);
     free(pw);
+    free(host);
+    free(port);
     mt_write(&t, ".env", env);
     snprintf(
         cmd, sizeof cmd,
@@ -315,28 +318,41 @@ Test(cli, pooled_neon_host_is_migrated_through_its_direct_host)
     mt t;
     mt_setup(&t, "pooler");
     mt_write(&t, "0001_a.sql", m1);
-    /* libpq's hostaddr makes a Neon-looking name reach the local server without DNS; the direct
-     * name is what migrate must end up with (the rewrite keeps hostaddr, port, user, password) */
-    char *port = db_url_get(t.url, "port"), *pw = db_url_get(t.url, "password");
-    char url[1024], cmd[2048], *out = NULL;
-    snprintf(url, sizeof url,
-             "host=ep-quiet-sun-123456-pooler.us-east-2.aws.neon.tech hostaddr=127.0.0.1 port=%s "
-             "user=postgres password=%s dbname=%s sslmode=disable application_name=pooltest",
-             port, pw, t.db);
-    snprintf(cmd, sizeof cmd, "cd /tmp && DATABASE_URL='%s' '%s' --dir '%s' up", url,
-             pgtest_bin("migrate"), t.dir);
+    /* Locally, libpq's hostaddr makes a Neon-looking name reach the local server without DNS; on a
+     * real Neon branch the pooled form of its own direct host is used. Either way the direct name
+     * is what migrate must end up with (the rewrite keeps hostaddr, port, user, password, TLS). */
+    char *host = db_url_get(t.url, "host");
+    char direct[256], pooled[300], *out = NULL;
+    char *with_addr = NULL, *url;
+    size_t label = strcspn(host, ".");
+    if (strstr(host, ".neon.tech")) {
+        snprintf(direct, sizeof direct, "%s", host);
+        snprintf(pooled, sizeof pooled, "%.*s-pooler%s", (int)label, host, host + label);
+        url = db_url_with(t.url, "host", pooled);
+    } else {
+        snprintf(direct, sizeof direct, "ep-quiet-sun-123456.us-east-2.aws.neon.tech");
+        snprintf(pooled, sizeof pooled, "ep-quiet-sun-123456-pooler.us-east-2.aws.neon.tech");
+        with_addr = db_url_with(t.url, "hostaddr", host);
+        url = db_url_with(with_addr, "host", pooled);
+    }
+    cr_assert_not_null(url);
+    setenv("POOLED_URL", url, 1);
+    char cmd[2048], want[1024];
+    snprintf(
+        cmd, sizeof cmd,
+        "cd /tmp && env -u DATABASE_URL_UNPOOLED DATABASE_URL=\"$POOLED_URL\" '%s' --dir '%s' up",
+        pgtest_bin("migrate"), t.dir);
     cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
-    cr_assert(strstr(out,
-                     "DATABASE_URL names the pooled host "
-                     "ep-quiet-sun-123456-pooler.us-east-2.aws.neon.tech; using the direct host "
-                     "ep-quiet-sun-123456.us-east-2.aws.neon.tech"),
-              "%s", out);
+    snprintf(want, sizeof want, "DATABASE_URL names the pooled host %s; using the direct host %s",
+             pooled, direct);
+    cr_assert(strstr(out, want), "%s", out);
+    free(host);
+    free(with_addr);
+    free(url);
     cr_assert(strstr(out, "applied  0001_a.sql"), "%s", out);
     free(out);
     char *v = mt_query(&t, "SELECT version FROM schema_migrations");
     cr_assert_str_eq(v, "0001");
     free(v);
-    free(port);
-    free(pw);
     mt_teardown(&t);
 }

@@ -29,9 +29,9 @@ Test(safety, eight_concurrent_runners_apply_each_migration_once)
     snprintf(
         cmd, sizeof cmd,
         "cd '%s' && for i in 1 2 3 4 5 6 7 8; do "
-        "(MIGRATE_CONNECT_TIMEOUT=10 '%s' --url '%s' --dir . up > out.$i 2>&1; echo $? > rc.$i) & "
-        "done; wait; cat rc.*; cat out.*",
-        t.dir, pgtest_bin("migrate"), t.url);
+        "(MIGRATE_CONNECT_TIMEOUT=10 '%s' --url \"$MT_URL\" --dir . up > out.$i 2>&1; echo $? > "
+        "rc.$i) & done; wait; cat rc.*; cat out.*",
+        t.dir, pgtest_bin("migrate"));
     cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
     cr_assert(!strncmp(out, "0\n0\n0\n0\n0\n0\n0\n0\n", 16), "not every runner exited 0:\n%s", out);
     cr_assert(strstr(out, "waiting for the migration lock, held by pid"), "%s", out);
@@ -288,5 +288,51 @@ Test(safety, lock_timeout_stops_a_migration_queued_behind_a_table_lock)
     PQfinish(reader);
     cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
     free(out);
+    mt_teardown(&t);
+}
+
+Test(safety, transaction_control_in_a_transactional_file_is_refused)
+{
+    mt t;
+    mt_setup(&t, "txcontrol");
+    mt_write(&t, "0001_a.sql",
+             "-- migrate:up\nCREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n");
+    char *out = NULL;
+    cr_assert_eq(mt_migrate(&t, "up", &out), 1, "%s", out);
+    cr_assert(strstr(out, "0001_a.sql:3: \"COMMIT\" would end the migration's transaction early"),
+              "%s", out);
+    free(out);
+    char *n = mt_query(&t, "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'b')");
+    cr_assert_str_eq(n, "0");
+    free(n);
+    mt_teardown(&t);
+}
+
+Test(safety, a_connection_lost_mid_migration_is_retried_at_a_safe_point)
+{
+    mt t;
+    mt_setup(&t, "lostconn");
+    mt_write(&t, "0001_a.sql", m1);
+    mt_write(&t, "0002_slow.sql",
+             "-- migrate:up\nINSERT INTO runs VALUES ('0002');\n"
+             "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM schema_migrations "
+             "WHERE version = '0001') = 1 THEN 1.5 ELSE 0 END);\n");
+    char cmd[4096], *out = NULL;
+    /* terminate migrate's backend while it sleeps inside 0002's transaction, once */
+    snprintf(
+        cmd, sizeof cmd,
+        "(sleep 0.8; psql \"$MT_URL\" -qAtXc \"SELECT pg_terminate_backend(pid) FROM "
+        "pg_stat_activity "
+        "WHERE application_name = 'migrate' AND query LIKE '%%pg_sleep%%'\") & "
+        "MIGRATE_CONNECT_TIMEOUT=10 '%s' --url \"$MT_URL\" --dir '%s' up; rc=$?; wait; exit $rc",
+        pgtest_bin("migrate"), t.dir);
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "the connection was lost while applying 0002_slow.sql"), "%s", out);
+    cr_assert(strstr(out, "applied  0002_slow.sql"), "%s", out);
+    free(out);
+    char *runs = mt_query(&t, "SELECT string_agg(version, ',' ORDER BY version) FROM runs");
+    cr_assert_str_eq(runs, "0001,0002");
+    free(runs);
     mt_teardown(&t);
 }
