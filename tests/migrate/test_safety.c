@@ -25,6 +25,11 @@ Test(safety, eight_concurrent_runners_apply_each_migration_once)
     mt_write(&t, "0001_a.sql", m1);
     mt_write(&t, "0002_w.sql", m2);
     mt_write(&t, "0003_b.sql", m3);
+    /* CREATE INDEX CONCURRENTLY while seven others poll for the lock: no deadlock */
+    mt_write(&t, "0004_idx.sql",
+             "-- migrate:no-transaction\n-- migrate:up\n"
+             "CREATE INDEX CONCURRENTLY a_v_idx ON a (v);\n"
+             "INSERT INTO runs VALUES ('0004');\n");
     char cmd[4096], *out = NULL;
     snprintf(
         cmd, sizeof cmd,
@@ -37,10 +42,10 @@ Test(safety, eight_concurrent_runners_apply_each_migration_once)
     cr_assert(strstr(out, "waiting for the migration lock, held by pid"), "%s", out);
     free(out);
     char *runs = mt_query(&t, "SELECT string_agg(version, ',' ORDER BY version) FROM runs");
-    cr_assert_str_eq(runs, "0001,0002,0003");
+    cr_assert_str_eq(runs, "0001,0002,0003,0004");
     free(runs);
     char *h = mt_query(&t, "SELECT count(*) FROM schema_migrations");
-    cr_assert_str_eq(h, "3");
+    cr_assert_str_eq(h, "4");
     free(h);
     mt_teardown(&t);
 }
