@@ -43,17 +43,32 @@ static int fail(const char **why, const char *reason)
 
 /* A verified token's claims. A signature check is a pure function of the token's bytes (the
  * secret is fixed for the process), so a client that sends the same token again skips base64,
- * JSON parsing and the HMAC (~5 us); the time checks are redone on every use. Per thread (the
- * event loops call auth_verify), direct-mapped, small tokens only. */
-#define CACHE_SLOTS 64
-#define CACHE_TOKEN_MAX 384
-#define CACHE_SUB_MAX 128
+ * JSON parsing and the HMAC (~5 us); the time checks are redone on every use. Direct-mapped, one
+ * cache per event loop (auth.h). */
+#define CACHE_SLOTS 1024
 typedef struct {
-    char token[CACHE_TOKEN_MAX];
-    char sub[CACHE_SUB_MAX];
+    char *token;   /* malloc'd; NULL: empty slot */
+    char *sub;     /* malloc'd */
     long exp, nbf; /* nbf LONG_MIN: none */
 } cached_claims;
-static _Thread_local cached_claims cache[CACHE_SLOTS];
+
+struct auth_cache {
+    cached_claims slot[CACHE_SLOTS];
+};
+
+auth_cache *auth_cache_new(void)
+{
+    return calloc(1, sizeof(auth_cache));
+}
+
+void auth_cache_free(auth_cache *c)
+{
+    for (int i = 0; c && i < CACHE_SLOTS; i++) {
+        free(c->slot[i].token);
+        free(c->slot[i].sub);
+    }
+    free(c);
+}
 
 static unsigned slot_of(const char *token, size_t len)
 {
@@ -73,8 +88,25 @@ static int check_times(long exp, long nbf, const char **why)
     return 0;
 }
 
-static int check_claims(jwt_t *jwt, const char *token, size_t len, char sub_out[AUTH_SUB_MAX],
-                        const char **why)
+static void remember(auth_cache *cache, const char *token, size_t len, const char *sub, long exp,
+                     long nbf)
+{
+    if (!cache)
+        return;
+    cached_claims *c = &cache->slot[slot_of(token, len)];
+    char *t = strdup(token), *s = strdup(sub);
+    if (!t || !s) {
+        free(t);
+        free(s);
+        return;
+    }
+    free(c->token);
+    free(c->sub);
+    *c = (cached_claims){t, s, exp, nbf};
+}
+
+static int check_claims(jwt_t *jwt, auth_cache *cache, const char *token, size_t len,
+                        char sub_out[AUTH_SUB_MAX], const char **why)
 {
     if (jwt_get_alg(jwt) != JWT_ALG_HS256)
         return fail(why, "algorithm not allowed");
@@ -92,16 +124,12 @@ static int check_claims(jwt_t *jwt, const char *token, size_t len, char sub_out[
     if (!sub || !*sub || strlen(sub) >= AUTH_SUB_MAX)
         return fail(why, "token has no sub");
     memcpy(sub_out, sub, strlen(sub) + 1);
-    if (len < CACHE_TOKEN_MAX && strlen(sub) < CACHE_SUB_MAX) {
-        cached_claims *c = &cache[slot_of(token, len)];
-        memcpy(c->token, token, len + 1);
-        memcpy(c->sub, sub, strlen(sub) + 1);
-        c->exp = exp, c->nbf = nbf;
-    }
+    remember(cache, token, len, sub, exp, nbf);
     return 0;
 }
 
-int auth_verify(const char *authorization, char sub_out[AUTH_SUB_MAX], const char **why)
+int auth_verify(auth_cache *cache, const char *authorization, char sub_out[AUTH_SUB_MAX],
+                const char **why)
 {
     if (!authorization || !*authorization)
         return fail(why, "missing bearer token");
@@ -114,8 +142,8 @@ int auth_verify(const char *authorization, char sub_out[AUTH_SUB_MAX], const cha
     if (!*token || strlen(token) > 8192)
         return fail(why, "malformed token");
     size_t len = strlen(token);
-    cached_claims *c = &cache[slot_of(token, len)];
-    if (len < CACHE_TOKEN_MAX && !strcmp(c->token, token)) {
+    cached_claims *c = cache ? &cache->slot[slot_of(token, len)] : NULL;
+    if (c && c->token && !strcmp(c->token, token)) {
         if (check_times(c->exp, c->nbf, why) < 0)
             return -1;
         memcpy(sub_out, c->sub, strlen(c->sub) + 1);
@@ -126,7 +154,7 @@ int auth_verify(const char *authorization, char sub_out[AUTH_SUB_MAX], const cha
         jwt_free(jwt);
         return fail(why, "invalid token");
     }
-    int rc = check_claims(jwt, token, len, sub_out, why);
+    int rc = check_claims(jwt, cache, token, len, sub_out, why);
     jwt_free(jwt);
     return rc;
 }

@@ -30,6 +30,7 @@ typedef struct loop {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct evbuffer *out;
+    auth_cache *tokens;
     struct event *wake; /* activated by workers when `done` goes from empty to non-empty */
     pthread_mutex_t mu;
     exchange *done_head, *done_tail;
@@ -79,6 +80,11 @@ void loop_exchange_put(loop *lp, exchange *x)
     x->next = lp->free;
     lp->free = x;
     lp->nfree++;
+}
+
+auth_cache *loop_auth_cache(loop *lp)
+{
+    return lp->tokens;
 }
 
 struct evbuffer *loop_buffer(loop *lp)
@@ -179,6 +185,7 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     if (!lp->http)
         return -1;
     lp->out = evbuffer_new();
+    lp->tokens = auth_cache_new();
     lp->wake = event_new(lp->base, -1, 0, on_wake, lp);
     struct evconnlistener *l = evconnlistener_new_bind(
         lp->base, NULL, NULL,
@@ -225,6 +232,7 @@ static void loop_free(loop *lp)
         evhttp_free(lp->http);
     if (lp->out)
         evbuffer_free(lp->out);
+    auth_cache_free(lp->tokens);
     if (lp->base)
         event_base_free(lp->base);
     pthread_mutex_destroy(&lp->mu);

@@ -50,6 +50,24 @@ static void *put_task(void *arg)
     return NULL;
 }
 
+/* Waits (10 s at most) until `n` backends wait on a lock: the parked requests are really in flight.
+ */
+static void wait_for_lock_waiters(PGconn *c, int n)
+{
+    double t0 = pgtest_now_ms();
+    for (;;) {
+        char *got =
+            pgtest_query(c, "select count(*) from pg_stat_activity "
+                            "where wait_event_type = 'Lock' and datname = current_database()");
+        int waiting = atoi(got);
+        free(got);
+        if (waiting >= n)
+            return;
+        cr_assert_lt(pgtest_now_ms() - t0, 10000, "only %d request(s) reached the lock", waiting);
+        usleep(20000);
+    }
+}
+
 /* Holds a row lock on task `id` in an open transaction on a direct connection. */
 static PGconn *lock_task(long long id)
 {
@@ -78,7 +96,10 @@ Test(resilience, slow_requests_do_not_stall_others)
         calls[i] = (slow_call){.port = srv.port, .user = u, .id = locked};
         pthread_create(&th[i], NULL, put_task, &calls[i]);
     }
-    usleep(300000); /* the three PUTs now wait on the lock, holding 3 workers and 3 connections */
+    /* the three PUTs now wait on the lock, holding 3 workers and 3 connections */
+    PGconn *watch = pgtest_connect();
+    wait_for_lock_waiters(watch, 3);
+    PQfinish(watch);
     char p[256];
     snprintf(p, sizeof p, "/api/%s/tasks/%lld", u, other);
     double worst = 0;
@@ -120,7 +141,9 @@ Test(resilience, sigterm_finishes_in_flight_request)
     slow_call call = {.port = srv.port, .user = u, .id = id};
     pthread_t th;
     pthread_create(&th, NULL, put_task, &call);
-    usleep(300000);
+    PGconn *watch = pgtest_connect();
+    wait_for_lock_waiters(watch, 1);
+    PQfinish(watch);
     cr_assert_eq(kill(srv.pid, SIGTERM), 0);
     usleep(300000);
     api_response *r = api_call(srv.port, "GET", "/health", NULL, NULL);
