@@ -2,7 +2,11 @@
  * SIGTERM lets an in-flight request finish and exits 0; a database that goes away gives 503 and
  * comes back without a restart; /ready reports a schema that is behind. Bounds are loose: these are
  * properties, the figures are in bench/. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -217,6 +221,29 @@ Test(resilience, schema_behind_then_database_down_and_back)
     cr_assert_eq(status_of(srv.port, NULL, "/ready"), 503);
 
     pgtest_cluster_restart(&c);
+    /* an unexpected database error: 500 with the request id, no SQL in the body */
+    PGconn *admin = NULL;
+    for (int i = 0; i < 100 && (!admin || PQstatus(admin) != CONNECTION_OK); i++) {
+        PQfinish(admin);
+        admin = PQconnectdb(c.url);
+        if (PQstatus(admin) != CONNECTION_OK)
+            usleep(100000);
+    }
+    cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s", PQerrorMessage(admin));
+    free(pgtest_query(admin, "alter table tasks rename to tasks_moved"));
+    double t1 = pgtest_now_ms();
+    api_response *e = NULL;
+    do { /* until the pool has reconnected: 503 first, then the missing table */
+        api_response_free(e);
+        e = api_as(srv.port, u, "GET", p, NULL);
+    } while (e->status == 503 && pgtest_now_ms() - t1 < 15000 && usleep(200000) == 0);
+    EXPECT(e, 500);
+    cr_assert(strstr(e->body, "\"request_id\"") && !strstr(e->body, "tasks") &&
+                  !strstr(e->body, "select") && !strstr(e->body, "relation"),
+              "%s", e->body);
+    api_response_free(e);
+    free(pgtest_query(admin, "alter table tasks_moved rename to tasks"));
+    PQfinish(admin);
     int s = 0;
     double t0 = pgtest_now_ms();
     while ((s = status_of(srv.port, u, p)) != 200 && pgtest_now_ms() - t0 < 15000)
@@ -226,4 +253,34 @@ Test(resilience, schema_behind_then_database_down_and_back)
     cr_assert_eq(api_stop(&srv), 0);
     pgtest_cluster_destroy(&c);
     free(u);
+}
+
+/* A client that never finishes its request holds a connection on the loop, not a worker, and is
+ * dropped after READ_TIMEOUT. */
+Test(resilience, slow_client_is_cut_off)
+{
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "READ_TIMEOUT=1");
+    free(app);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *partial = "GET /health HTTP/1.1\r\nHost: x\r\n";
+    cr_assert_gt(send(fd, partial, strlen(partial), 0), 0);
+    for (int i = 0; i < 5; i++) {
+        api_response *r = api_call(srv.port, "GET", "/health", NULL, NULL);
+        EXPECT(r, 200);
+        api_response_free(r);
+    }
+    double t0 = pgtest_now_ms();
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, 5000), 1, "the server kept a stalled client for 5 s");
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    cr_assert(n <= 0 || !strncmp(buf, "HTTP/1.1 4", 10), "unexpected answer to a stalled client");
+    cr_assert_lt(pgtest_now_ms() - t0, 4000);
+    close(fd);
+    cr_assert_eq(api_stop(&srv), 0);
 }
