@@ -62,10 +62,11 @@ python3 bench/api_tokens.py "$SECRET" $USERS $ROWS > "$tmp/get.lua"
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 results=()
 for run in $(seq 1 "$RUNS"); do
+  port=$(free_port)
   pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
        awk '/^tps = / {print $3}')
 
@@ -77,7 +78,11 @@ for run in $(seq 1 "$RUNS"); do
   c0=$(cpu_ticks "$api_pid")
   out=$(timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/get.lua" "http://127.0.0.1:$port")
   c1=$(cpu_ticks "$api_pid")
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status")
+  if ! hwm=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status" 2>/dev/null); then
+    echo "api.sh: the server died during run $run; its log:" >&2
+    grep -v '"msg":"request"' "$tmp/api.log" | tail -20 >&2
+    exit 1
+  fi
   kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""
 
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -99,5 +104,5 @@ echo
 echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-4} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
 for col in 1 2 3 4 7 8; do
   printf '%s\n' "${results[@]}" | awk -v c=$col '{print $c}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
-done | paste -sd' ' | awk '{printf "  pgbench %s tps\n  api %s req/s = %s%% of pgbench\n  server CPU %s us/request\n  peak RSS %s MB\n  start to first 200 on /health %s ms\n", $1, $2, $3, $4, $5, $6}'
+done | paste -sd' ' | awk '{printf "  pgbench %s tps\n  api %s req/s; share of pgbench (median of the per-run shares) %s%%\n  server CPU %s us/request\n  peak RSS %s MB\n  start to first 200 on /health %s ms\n", $1, $2, $3, $4, $5, $6}'
 echo "  latency p50/p99 per run: $(printf '%s\n' "${results[@]}" | awk '{printf "%s/%s ", $5, $6}')"
