@@ -65,7 +65,7 @@ static int apply_file(mig_session *s, const mig_file *f, bool *lost)
 static int apply_with_retry(mig_session *s, const mig_file *f)
 {
     for (int attempt = 0;; attempt++) {
-        bool lost;
+        bool lost = false;
         int rc = apply_file(s, f, &lost);
         if (rc == MIG_EXIT_OK || !lost)
             return rc;
