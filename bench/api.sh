@@ -59,6 +59,28 @@ cat > "$tmp/select.sql" <<'SQL'
 select id, user_id, title, description, completed, created_at at time zone 'UTC', updated_at at time zone 'UTC' from tasks where id = :id and user_id = :uid;
 SQL
 python3 bench/api_tokens.py "$SECRET" $USERS $ROWS > "$tmp/get.lua"
+# user 1's token (task 1 belongs to user 1), for the slow-request check
+tok1=$(awk -F'"' '/^tokens\[1\] =/ {print $2}' "$tmp/get.lua")
+
+# During the measured run: task 1 stays locked by a direct connection and two PUTs wait on it
+# (holding two workers and two pool connections); /health is timed meanwhile. The property: a
+# request stuck on the database never stalls the event loop.
+slow_check() {
+  psql "$url" -qX -c "begin" -c "select id from tasks where id = 1 for update" \
+       -c "select pg_sleep($DURATION - 1)" -c "commit" >/dev/null 2>&1 &
+  local holder=$!
+  sleep 0.3
+  for _ in 1 2; do
+    curl -s -o /dev/null -w '%{http_code}\n' -X PUT -H "Authorization: $tok1" \
+         -d '{"title":"task 1"}' "http://127.0.0.1:$port/api/1/tasks/1" >> "$tmp/puts" &
+  done
+  sleep 1
+  for _ in $(seq 1 10); do
+    curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/health"
+    sleep 0.1
+  done | sort -g | tail -1 > "$tmp/health_max"
+  wait "$holder"
+}
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -76,8 +98,15 @@ for run in $(seq 1 "$RUNS"); do
   # warm the pool, then measure
   timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$port" >/dev/null
   c0=$(cpu_ticks "$api_pid")
+  : > "$tmp/puts"
+  slow_check &
+  slow_pid=$!
   out=$(timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/get.lua" "http://127.0.0.1:$port")
   c1=$(cpu_ticks "$api_pid")
+  wait "$slow_pid"
+  sleep 0.5
+  health_ms=$(awk '{printf "%.1f", $1 * 1000}' "$tmp/health_max")
+  puts=$(sort "$tmp/puts" | uniq -c | awk '{printf "%s x %s ", $1, $2}')
   if ! hwm=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status" 2>/dev/null); then
     echo "api.sh: the server died during run $run; its log:" >&2
     grep -v '"msg":"request"' "$tmp/api.log" | tail -20 >&2
@@ -98,6 +127,8 @@ for run in $(seq 1 "$RUNS"); do
   results+=("$line")
   printf 'run %d: pgbench %s tps | api %s req/s (%s%% of pgbench) | cpu %s us/req | p50 %s p99 %s | peak RSS %s MB | start->200 %s ms\n' \
     "$run" $line
+  printf '       slow-request check: slowest of 10 /health %s ms while 2 PUTs waited on a row lock (PUT statuses after the lock: %s)\n' \
+    "$health_ms" "$puts"
 done
 
 echo
