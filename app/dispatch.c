@@ -314,6 +314,8 @@ static void send_reply(exchange *x)
     }
     for (int i = 0; i < res->nheaders; i++)
         evhttp_add_header(out, res->headers[i].name, res->headers[i].value);
+    if (server_draining()) /* keep-alive clients move to another instance */
+        evhttp_add_header(out, "Connection", "close");
     struct evbuffer *buf = NULL;
     if (res->body && res->status != 204 && res->status != 304) {
         buf = loop_buffer(x->loop);

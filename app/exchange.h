@@ -56,4 +56,7 @@ struct evbuffer *loop_buffer(struct loop *lp);
 
 double now_seconds(void);
 
+/* True once SIGTERM/SIGINT started the drain: replies then close their connection. Any thread. */
+bool server_draining(void);
+
 #endif

@@ -50,6 +50,7 @@ static struct {
     exchange *head, *tail; /* jobs waiting for a worker */
     bool stopping;
     atomic_int inflight; /* jobs handed to workers and not yet replied */
+    atomic_bool draining;
     double deadline;
     struct event *drain_timer;
     bool timed_out;
@@ -307,11 +308,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
              sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&S.inflight),
              app.cfg->shutdown_timeout);
     S.deadline = now_seconds() + app.cfg->shutdown_timeout;
+    atomic_store(&S.draining, true);
     struct timeval zero = {0, 0};
     for (int i = 0; i < S.nloops; i++)
         event_base_once(S.loops[i].base, -1, EV_TIMEOUT, stop_accepting, &S.loops[i], &zero);
     struct timeval tick = {0, 10000};
     event_add(S.drain_timer, &tick);
+}
+
+bool server_draining(void)
+{
+    return atomic_load(&S.draining);
 }
 
 static int start_threads(void)
