@@ -177,10 +177,19 @@ static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
     const char *key = r->idempotency_key ? evhttp_find_header(in, "Idempotency-Key") : NULL;
     if (key) {
         size_t n = strlen(key);
-        if (n == 0 || n >= sizeof x->idempotency_key || !utf8_valid(key, n))
+        if (n == 0)
+            validate_error(errors, "string_too_short", "header", "idempotency-key", -1,
+                           "String should have at least 1 character", json_string(""),
+                           json_pack("{si}", "min_length", 1));
+        else if (n >= sizeof x->idempotency_key)
             validate_error(errors, "string_too_long", "header", "idempotency-key", -1,
-                           "String should have at most 255 characters", json_string(""),
+                           "String should have at most 255 characters", json_string(key),
                            json_pack("{si}", "max_length", 255));
+        else if (!utf8_valid(key, n))
+            validate_error(errors, "string_unicode", "header", "idempotency-key", -1,
+                           "Input should be a valid string, unable to parse raw data as a unicode "
+                           "string",
+                           NULL, NULL);
         else
             x->req.idempotency_key = memcpy(x->idempotency_key, key, n + 1);
     }

@@ -498,6 +498,13 @@ Test(api, idempotent_post_creates_one_task)
     api_response *r3 = api_call(srv.port, "POST", p, hdr, "{\"title\":\"different\"}");
     EXPECT(r3, 422);
     cr_assert_eq(count_tasks(u), 1);
+    char longkey[600];
+    snprintf(longkey, sizeof longkey, "Authorization: Bearer %s\r\nIdempotency-Key: %0300d\r\n",
+             tok, 0);
+    api_response *r4 = api_call(srv.port, "POST", p, longkey, "{\"title\":\"once\"}");
+    EXPECT(r4, 422);
+    cr_assert(strstr(r4->body, "\"loc\":[\"header\",\"idempotency-key\"]"), "%s", r4->body);
+    api_response_free(r4);
     api_response_free(r1);
     api_response_free(r2);
     api_response_free(r3);
