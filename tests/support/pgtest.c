@@ -120,7 +120,10 @@ int pgtest_run(const char *cmdline, char **output)
 void pgtest_cluster_start(pgtest_cluster *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->dir, sizeof c->dir, "/tmp/neon-todo-private.XXXXXX");
+    /* under the harness's directory when there is one, so a test that dies before its cleanup
+     * still has its cluster stopped by the harness */
+    const char *tmp = getenv("TEST_TMPDIR");
+    snprintf(c->dir, sizeof c->dir, "%s/private.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     cr_assert(mkdtemp(c->dir), "mkdtemp failed");
     char cmd[1024], *out = NULL;
     /* pg-cluster picks the port itself and retries another when it is taken at bind time */
