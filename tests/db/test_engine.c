@@ -2,6 +2,7 @@
  * direct and through pgbouncer in transaction mode (the _pooler run). */
 #include <pthread.h>
 
+#include "db/url.h"
 #include "engine_support.h"
 
 Test(engine, query_with_parameters_and_null)
@@ -323,4 +324,25 @@ Test(engine, statement_timeout_cancels_and_the_connection_stays_usable)
     cr_assert_eq(st.idle, 1);
     db_engine_close(e);
     free(url);
+}
+
+Test(engine, wrong_password_fails_the_session_fast_with_a_config_error)
+{
+    char *url = pgtest_app_url(), app[64];
+    char *bad = db_url_with(url, "password", "wrong-password");
+    test_appname(app, sizeof app, "badpw");
+    db_config cfg;
+    test_config(&cfg, bad, app);
+    db_error err;
+    db_engine *e = db_engine_open(&cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
+    db_session *s = NULL;
+    double t0 = pgtest_now_ms();
+    cr_assert_eq(db_session_open(e, DB_READ_ONLY, &s, &err), -1);
+    cr_assert_eq(err.kind, DB_ERR_CONFIG, "%s: %s", db_errkind_name(err.kind), err.message);
+    cr_assert_lt(pgtest_now_ms() - t0, 1000 * cfg.connect_timeout, "not retried");
+    cr_assert(strstr(err.hint, "password"), "%s", err.hint);
+    cr_assert_null(strstr(err.message, "wrong-password"));
+    db_engine_close(e);
+    free(bad), free(url);
 }
