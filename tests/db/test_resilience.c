@@ -241,3 +241,38 @@ Test(resilience, preping_replaces_a_connection_that_went_silent)
     test_proxy_stop(&proxy);
     free(via), free(host), free(port), free(url);
 }
+
+Test(resilience, a_statement_on_a_silent_connection_never_hangs)
+{
+    char *url = pgtest_app_url(), app[64];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy proxy;
+    test_proxy_start(&proxy, host, atoi(port), 0);
+    char pport[16];
+    snprintf(pport, sizeof pport, "%d", proxy.port);
+    char *via = db_url_with(url, "port", pport);
+    db_config cfg;
+    db_engine *e = open_engine(&cfg, via, app, "silent");
+    cfg.statement_timeout = 0.3;
+    cfg.connect_timeout = 0.5;
+    db_engine_close(e);
+    db_error err;
+    e = db_engine_open(&cfg, &err);
+    db_session *s;
+    cr_assert_eq(db_session_open(e, DB_READ_WRITE, &s, &err), 0, "%s", err.message);
+    test_proxy_freeze(&proxy);
+    double t0 = pgtest_now_ms();
+    cr_assert_null(db_query(s, "select 1", 0, NULL, &err));
+    double ms = pgtest_now_ms() - t0;
+    cr_assert_eq(err.kind, DB_ERR_STATEMENT_TIMEOUT, "%s: %s", db_errkind_name(err.kind),
+                 err.message);
+    cr_assert_lt(ms, 3000, "bounded by the statement timeout plus the cancel grace (%.0f ms)", ms);
+    db_session_close(s);
+    db_stats st;
+    db_engine_stats(e, &st);
+    cr_assert_eq(st.open, 0, "the silent connection was discarded");
+    one_read(e);
+    db_engine_close(e);
+    test_proxy_stop(&proxy);
+    free(via), free(host), free(port), free(url);
+}
