@@ -20,4 +20,4 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 url=$("$root/scripts/pg-cluster" start "$tmp/pg")
 echo "PostgreSQL $(psql "$url" -Atc 'show server_version' | cut -d' ' -f1) on 127.0.0.1, $(nproc) cores"
-"$build/bin/bench_pool" "$url" "${1:-20000}"
+"$build/bin/bench_pool" "$url" ${1:+"$1"}
