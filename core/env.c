@@ -122,8 +122,8 @@ int env_choice(const char *name, const char *def, const char *const choices[], i
     char list[256] = "";
     size_t used = 0;
     for (int i = 0; choices[i] && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 choices[i]);
+        used +=
+            (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", choices[i]);
     char q[80];
     quote_value(v, q, sizeof q);
     snprintf(err, ENV_ERR_LEN, "%s must be one of %s, got %s", name, list, q);

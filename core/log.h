@@ -4,8 +4,8 @@
  *   {"ts":"2026-11-26T19:40:00.123Z","level":"info","msg":"listening","request_id":"...","port":8000}
  *
  * Thread-safe: each line is formatted in full and written with a single write(2), so lines from
- * different threads never interleave. Never pass a password or a token to it: mask connection strings
- * with db_url_mask() first. */
+ * different threads never interleave. Never pass a password or a token to it: mask connection
+ * strings with db_url_mask() first. */
 #ifndef CORE_LOG_H
 #define CORE_LOG_H
 
@@ -30,7 +30,8 @@ void log_set_request_id(const char *request_id);
 
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Like log_msg with extra key/value fields; takes ownership of `fields` (a JSON object, may be NULL). */
+/* Like log_msg with extra key/value fields; takes ownership of `fields` (a JSON object, may be
+ * NULL). */
 void log_fields(log_level level, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -23,7 +23,8 @@ static const char *required_env(const char *name)
 
 char *pgtest_url(void)
 {
-    char *u = db_url_with(required_env("TEST_DATABASE_URL"), "dbname", required_env("TEST_DB_NAME"));
+    char *u =
+        db_url_with(required_env("TEST_DATABASE_URL"), "dbname", required_env("TEST_DB_NAME"));
     cr_assert(u, "TEST_DATABASE_URL does not parse");
     return u;
 }
@@ -121,18 +122,22 @@ void pgtest_cluster_start(pgtest_cluster *c)
     memset(c, 0, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "/tmp/neon-todo-private.XXXXXX");
     cr_assert(mkdtemp(c->dir), "mkdtemp failed");
-    c->port = pgtest_free_port();
     char cmd[1024], *out = NULL;
-    snprintf(cmd, sizeof cmd, "chmod 755 %s && %s start %s/c %d", c->dir,
-             pgtest_source_path("scripts/pg-cluster"), c->dir, c->port);
+    /* pg-cluster picks the port itself and retries another when it is taken at bind time */
+    snprintf(cmd, sizeof cmd, "chmod 755 %s && %s start %s/c && cat %s/c/port", c->dir,
+             pgtest_source_path("scripts/pg-cluster"), c->dir, c->dir);
     int rc = pgtest_run(cmd, &out);
     cr_assert(rc == 0, "private cluster did not start: %s", out);
     size_t n = strlen(out);
     while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
-    /* the URL is the last line printed */
+    /* the last two lines printed are the URL and the port */
     char *last = strrchr(out, '\n');
-    snprintf(c->url, sizeof c->url, "%s", last ? last + 1 : out);
+    cr_assert(last, "unexpected pg-cluster output: %s", out);
+    c->port = atoi(last + 1);
+    *last = '\0';
+    char *url = strrchr(out, '\n');
+    snprintf(c->url, sizeof c->url, "%s", url ? url + 1 : out);
     free(out);
 }
 

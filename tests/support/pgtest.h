@@ -27,7 +27,8 @@ PGconn *pgtest_connect(void);
  * malloc'd string, or NULL when the result has no rows. */
 char *pgtest_query(PGconn *conn, const char *sql);
 
-/* Absolute path of a built binary ("api", "migrate") or of a file in the source tree. Static strings. */
+/* Absolute path of a built binary ("api", "migrate") or of a file in the source tree. Static
+ * strings. */
 const char *pgtest_bin(const char *name);
 const char *pgtest_source_path(const char *relative);
 
