@@ -131,7 +131,7 @@ PGconn *db_connect(const char *url, const db_connect_opts *opts, db_error *err)
 
     for (int n = 1;; n++) {
         double now = mono_now();
-        double deadline = fmin(now + per_attempt, end);
+        double deadline = fmax(fmin(now + per_attempt, end), now + 0.05);
         bool timed_out;
         PGconn *c = attempt(url, opts->application_name, deadline, &timed_out);
         if (c && !timed_out && PQstatus(c) == CONNECTION_OK) {
@@ -161,6 +161,8 @@ PGconn *db_connect(const char *url, const db_connect_opts *opts, db_error *err)
         if (last)
             return NULL;
         sleep_seconds(pause);
+        if (mono_now() >= end - 0.02)
+            return NULL; /* the sleep overran the budget (a loaded machine): keep this error */
     }
 }
 

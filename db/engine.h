@@ -52,8 +52,11 @@ typedef struct db_config {
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
 } db_config;
 
-/* Reads the DB_* variables and DATABASE_URL[_RW|_RO]. Returns 0, or -1 with one line naming the
- * variable in err ("DB_POOL_MAX must be an integer from 1 to 1000, got \"ten\""). */
+/* Reads the DB_* variables and DATABASE_URL[_RW|_RO] (defaults and the reason for each:
+ * docs/database.md). DATABASE_URL is required unless DATABASE_URL_RW is set; every URL is checked
+ * with libpq's parser. Returns 0, or -1 with one line naming the variable in err ("DB_POOL_MAX
+ * must be an integer from 1 to 1000, got \"ten\""; never a password). The strings in cfg point
+ * into the environment; db_engine_open() copies what it keeps. */
 int db_config_from_env(db_config *cfg, char *err, size_t errlen);
 
 typedef struct db_engine db_engine;
@@ -61,45 +64,69 @@ typedef struct db_session db_session;
 
 /* Creates the engine. Does not need the database to be up (min idle 0 lets Neon scale to zero);
  * when pool_min_idle > 0 it starts filling in the background. Logs the masked URLs and warns about
- * weak sslmode on Neon hosts. Returns NULL with err filled only on invalid configuration. */
+ * weak sslmode on Neon hosts. Copies everything it keeps from cfg (cfg may go away afterwards).
+ * In pool mode it starts one reaper thread (closes idle and expired connections), joined by
+ * db_engine_close(). Returns NULL with err (DB_ERR_CONFIG) only on invalid configuration. */
 db_engine *db_engine_open(const db_config *cfg, db_error *err);
 
-/* See the lifecycle note above. NULL is ignored. */
+/* See the lifecycle note above: waiters get DB_ERR_CLOSED at once, borrowed connections are waited
+ * for up to 10 s, then every connection is closed and the engine freed. If a session is still open
+ * after those 10 s the engine is deliberately leaked (and logged) rather than freed under it.
+ * NULL is ignored. */
 void db_engine_close(db_engine *engine);
 
-/* Borrows a connection: an idle one (pinged first when it sat idle longer than preping_after), or a
- * new one, waiting at most acquire_timeout for one to become free. Read-only sessions use the
- * read-replica URL when configured. Returns 0 and *out, or -1 with err (TRANSIENT, POOL_TIMEOUT,
- * CONFIG, CLOSED). */
+/* Borrows a connection: an idle one, or a new one, waiting at most acquire_timeout (first come,
+ * first served) for one to become free. An idle connection the server already closed is noticed
+ * without a round trip and replaced; one idle longer than preping_after is pinged first; one past
+ * its lifetime is replaced. Opening a connection retries transient failures for up to
+ * connect_timeout (on top of the acquire wait). Read-only sessions use the read-replica URL when
+ * configured; DB_READ_ONLY is the caller's promise that it only reads (it allows the silent retry
+ * of db_query). In per_request mode each session opens its own connection (at most pool_max at
+ * once). Blocks the calling thread: call it from a worker thread, never from the event loop.
+ * Returns 0 and *out (give it back with db_session_close), or -1 with err (TRANSIENT,
+ * POOL_TIMEOUT, CONFIG, CLOSED). */
 int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);
 
 /* Gives the connection back: an open or failed transaction is rolled back first, a broken
  * connection is discarded. Always succeeds; NULL is ignored. In per_request mode the connection is
- * closed. */
+ * closed. Frees s. */
 void db_session_close(db_session *s);
 
-/* Explicit transactions. Outside one, each statement commits on its own. Return 0 or -1 with err.
- */
+/* Explicit transactions. Outside one, each statement commits on its own. Read-only sessions begin
+ * with BEGIN READ ONLY. db_begin fails (QUERY, 25001) when one is already open. db_commit of a
+ * transaction in which a statement failed returns -1 (QUERY, 25P02: it was rolled back); a commit
+ * whose connection dies returns UNKNOWN_OUTCOME. db_rollback succeeds when the connection died
+ * (the server rolled back). Each returns 0 or -1 with err. */
 int db_begin(db_session *s, db_error *err);
 int db_commit(db_session *s, db_error *err);
 int db_rollback(db_session *s, db_error *err);
 
-/* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results). Returns the
- * result (PQclear() it) for PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err. A read-only
- * statement outside a transaction whose connection turns out dead is re-run once on a fresh
- * connection, so the caller never sees a suspended compute; a write is never re-sent (its outcome
- * is unknown: DB_ERR_UNKNOWN_OUTCOME). */
+/* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results; an unnamed
+ * statement, so it works through PgBouncer). Returns the result (the caller PQclear()s it) for
+ * PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err:
+ *   - QUERY: the statement failed (err->sqlstate says why: 23505 unique violation, ...);
+ *   - STATEMENT_TIMEOUT: it ran longer than statement_timeout and was cancelled; the connection
+ *     stays usable (inside a transaction, the transaction has failed: roll it back);
+ *   - RETRY_TX: serialization failure or deadlock: run the whole transaction again;
+ *   - the connection died: in a read-only session outside a transaction the statement is re-run
+ *     once on a fresh connection, so the caller never sees a suspended compute; inside a
+ *     transaction TRANSIENT (the server rolled it back); a read-write session's statement is never
+ *     re-sent: UNKNOWN_OUTCOME (it may or may not have committed).
+ * A warm connection costs exactly one round trip. */
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err);
 
 /* db_query for statements whose result is not needed. Returns 0 or -1 with err. */
 int db_exec(db_session *s, const char *sql, int nparams, const char *const *params, db_error *err);
 
-/* The session's connection, for code that needs libpq directly (PQescape*, PQserverVersion). Do not
- * PQfinish it or change its session state. */
+/* The session's connection, for code that needs libpq directly (PQescape*, PQserverVersion), or
+ * NULL when the session lost it. Owned by the session: do not PQfinish it, do not change its
+ * session state, do not keep it past db_session_close(). */
 PGconn *db_session_conn(db_session *s);
 
-/* Pool figures for /metrics; counters are totals since open. */
+/* Pool figures for /metrics; counters are totals since open. open counts live connections plus
+ * those being opened; discarded counts broken connections thrown away (not lifetime recycling);
+ * acquire_wait_seconds_total sums the time sessions waited for a connection or a free slot. */
 typedef struct db_stats {
     int open, idle, in_use, waiting;
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;

@@ -134,9 +134,13 @@ static const struct {
 } connect_rules[] = {
     {"password authentication failed", "28P01", DB_ERR_CONFIG,
      "the password may be wrong or rotated; copy a fresh DATABASE_URL from the Neon console"},
+    /* pgbouncer's SCRAM failure reads "SASL authentication failed" */
+    {"authentication failed", "28P01", DB_ERR_CONFIG,
+     "the password may be wrong or rotated; copy a fresh DATABASE_URL from the Neon console"},
     {"no password supplied", "28P01", DB_ERR_CONFIG, "DATABASE_URL has no password; add one"},
     {"no pg_hba.conf entry", "28000", DB_ERR_CONFIG,
      "the server does not accept this user/host/TLS combination; check sslmode and the user"},
+    {"role \"", "28000", DB_ERR_CONFIG, "check the user name in DATABASE_URL"},
     {"does not exist", "3D000", DB_ERR_CONFIG, "check the user and database names in DATABASE_URL"},
     {"no such database", "3D000", DB_ERR_CONFIG,
      "check the database name at the end of DATABASE_URL"},
@@ -157,6 +161,8 @@ static const struct {
      "too many connections: use the pooled URL (-pooler host) or lower DB_POOL_MAX"},
     {"remaining connection slots", "53300", DB_ERR_TRANSIENT,
      "too many connections: use the pooled URL (-pooler host) or lower DB_POOL_MAX"},
+    {"no more connections allowed", "53300", DB_ERR_TRANSIENT,
+     "the pooler is full: lower DB_POOL_MAX or the number of processes"},
     {"starting up", "57P03", DB_ERR_TRANSIENT, "the server is starting up; retrying"},
     {"shutting down", "57P03", DB_ERR_TRANSIENT, "the server is shutting down or restarting"},
     {"Connection refused", "08001", DB_ERR_TRANSIENT,

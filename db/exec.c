@@ -13,9 +13,6 @@
 #include "core/log.h"
 #include "db/pool.h"
 
-/* After a cancel, how long the server gets to answer before the connection is given up on. */
-#define CANCEL_GRACE 5.0
-
 /* Waits until PQisBusy() is false or the deadline passes (0: none). Returns 1 when not busy, 0 on
  * timeout, -1 when the connection failed. */
 static int wait_ready(PGconn *pg, double deadline)
@@ -56,7 +53,7 @@ static void cancel(PGconn *pg)
 }
 
 PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *const *params,
-                       double timeout, bool *sent, bool *timed_out)
+                       double timeout, double grace, bool *sent, bool *timed_out)
 {
     *sent = false;
     *timed_out = false;
@@ -70,11 +67,13 @@ PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *con
     for (;;) {
         int ready = wait_ready(pg, deadline);
         if (ready == 0 && !*timed_out) {
-            /* the server answers the cancel with 57014 and the connection stays usable */
             *timed_out = true;
-            cancel(pg);
-            deadline = db_now() + CANCEL_GRACE;
-            continue;
+            if (grace >= 0) {
+                /* the server answers the cancel with 57014 and the connection stays usable */
+                cancel(pg);
+                deadline = db_now() + grace;
+                continue;
+            }
         }
         if (ready <= 0) {
             PQclear(keep);

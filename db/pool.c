@@ -68,6 +68,15 @@ static void slot_freed_locked(db_pool *p)
     pthread_cond_signal(&w->cond);
 }
 
+/* A borrower gives up its slot (its connection is closed or was never opened). Locked. */
+static void give_back_slot_locked(db_pool *p)
+{
+    p->in_use--;
+    slot_freed_locked(p);
+    if (p->closing && p->in_use == 0)
+        pthread_cond_broadcast(&p->drained);
+}
+
 static void unlink_waiter_locked(db_pool *p, db_waiter *w)
 {
     db_waiter **pp = &p->whead, *prev = NULL;
@@ -164,7 +173,7 @@ static bool looks_dead(PGconn *pg)
 static bool ping(db_pool *p, PGconn *pg)
 {
     bool sent, timed_out;
-    PGresult *r = db_exec_wait(pg, "", 0, NULL, p->cfg->connect_timeout, &sent, &timed_out);
+    PGresult *r = db_exec_wait(pg, "", 0, NULL, p->cfg->connect_timeout, -1, &sent, &timed_out);
     bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY && !timed_out;
     PQclear(r);
     return ok;
@@ -238,8 +247,7 @@ int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err)
         if (*out)
             return 0;
         pthread_mutex_lock(&p->mu);
-        p->in_use--;
-        slot_freed_locked(p);
+        give_back_slot_locked(p);
         pthread_mutex_unlock(&p->mu);
         return -1;
     }
@@ -252,13 +260,16 @@ void db_pool_release(db_pool *p, db_conn *c, bool broken)
     double now = db_now();
     bool discard = broken || PQstatus(c->pg) != CONNECTION_OK ||
                    p->cfg->mode == DB_POOL_MODE_PER_REQUEST || now >= c->expires;
+    if (discard) {
+        /* closed before its slot is handed on, so the server never sees more than max */
+        close_conn(c);
+        c = NULL;
+    }
     pthread_mutex_lock(&p->mu);
     if (broken)
         p->discarded++;
-    if (discard || p->closing) {
-        p->in_use--;
-        slot_freed_locked(p);
-        discard = true;
+    if (!c || p->closing) {
+        give_back_slot_locked(p);
     } else if (p->whead) {
         db_waiter *w = p->whead; /* in_use passes to the waiter unchanged */
         p->whead = w->next;
@@ -268,30 +279,26 @@ void db_pool_release(db_pool *p, db_conn *c, bool broken)
         w->conn = c;
         w->outcome = W_CONN;
         pthread_cond_signal(&w->cond);
+        c = NULL;
     } else {
         p->in_use--;
         c->last_used = now;
         c->next = p->idle;
         p->idle = c;
         p->nidle++;
+        c = NULL;
     }
-    if (p->closing && p->in_use == 0)
-        pthread_cond_broadcast(&p->drained);
     pthread_mutex_unlock(&p->mu);
-    if (discard)
-        close_conn(c);
+    close_conn(c); /* only when the pool closed meanwhile */
 }
 
 db_conn *db_pool_reconnect(db_pool *p, db_conn *c, db_error *err)
 {
+    close_conn(c); /* first, so that the slot never stands for two server connections */
     db_conn *fresh = open_conn(p, err);
-    close_conn(c);
     if (!fresh) {
         pthread_mutex_lock(&p->mu);
-        p->in_use--;
-        slot_freed_locked(p);
-        if (p->closing && p->in_use == 0)
-            pthread_cond_broadcast(&p->drained);
+        give_back_slot_locked(p);
         pthread_mutex_unlock(&p->mu);
     }
     return fresh;
@@ -342,8 +349,7 @@ void db_pool_maintain(db_pool *p)
         db_pool_release(p, c, false);
     } else {
         pthread_mutex_lock(&p->mu);
-        p->in_use--;
-        slot_freed_locked(p);
+        give_back_slot_locked(p);
         pthread_mutex_unlock(&p->mu);
     }
 }

@@ -69,12 +69,14 @@ bool db_pool_close(db_pool *p, double wait);
 /* Adds p's figures to out. */
 void db_pool_stats_add(db_pool *p, db_stats *out);
 
-/* Sends a statement and waits for its result, cancelling it after `timeout` seconds (0: no
- * limit) and waiting a bounded while for the cancel to land (exec.c). Returns the result that
- * decides the outcome (the first error, else the last result; the caller PQclear()s it), or NULL
- * when the connection failed or stayed silent after the cancel. *sent tells whether the statement
- * left this process; *timed_out whether it was cancelled. */
+/* Sends a statement and waits for its result (exec.c). After `timeout` seconds (0: no limit) it
+ * sends a cancel request and waits up to `grace` more seconds for the server to answer it; with
+ * grace < 0 it gives up at once instead (pings: a silent connection is simply dropped). Returns
+ * the result that decides the outcome (the first error, else the last result; the caller
+ * PQclear()s it), or NULL when the connection failed or stayed silent: the connection must then
+ * be discarded. *sent tells whether the statement left this process; *timed_out whether the
+ * deadline passed. */
 PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *const *params,
-                       double timeout, bool *sent, bool *timed_out);
+                       double timeout, double grace, bool *sent, bool *timed_out);
 
 #endif

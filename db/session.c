@@ -3,6 +3,7 @@
  * A warm session with one statement costs exactly one round trip: no BEGIN/ROLLBACK around it, no
  * ping (pool.c pings only connections idle longer than DB_PREPING_AFTER), and the statement
  * timeout is enforced client-side (exec.c) instead of with SET. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ void db_session_close(db_session *s)
         PGTransactionStatusType ts = PQtransactionStatus(s->conn->pg);
         if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
             bool sent, timed_out;
-            PGresult *r = db_exec_wait(s->conn->pg, "ROLLBACK", 0, NULL, CLOSE_ROLLBACK_TIMEOUT,
+            PGresult *r = db_exec_wait(s->conn->pg, "ROLLBACK", 0, NULL, CLOSE_ROLLBACK_TIMEOUT, -1,
                                        &sent, &timed_out);
             s->broken = !r || PQresultStatus(r) != PGRES_COMMAND_OK || timed_out;
             PQclear(r);
@@ -79,6 +80,24 @@ static void lost_outcome(db_error *err, bool in_tx, bool is_commit, bool sent)
     }
 }
 
+/* After a cancel, how long the server gets to answer before the connection is given up on: as
+ * long as it may take to reach it, at most 5 s. */
+static double cancel_grace(const db_config *cfg)
+{
+    return cfg->connect_timeout < 5 ? cfg->connect_timeout : 5;
+}
+
+/* Logs a connection lost under a statement, once, with where it was connected (never a password).
+ */
+static void log_lost(db_session *s, const db_error *err, int attempt)
+{
+    PGconn *pg = s->conn->pg;
+    json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:i}", "pool", s->pool->label, "host",
+                          PQhost(pg) ? PQhost(pg) : "", "database", PQdb(pg) ? PQdb(pg) : "",
+                          "sqlstate", err->sqlstate, "attempt", attempt);
+    log_fields(LOG_LVL_WARN, f, "database connection lost during a statement: %s", err->message);
+}
+
 /* Runs one statement; `retry_ok` says whether it may be re-sent on a fresh connection when its
  * connection turns out dead. */
 static PGresult *run(db_session *s, const char *sql, int nparams, const char *const *params,
@@ -93,7 +112,7 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
         PGconn *pg = s->conn->pg;
         bool in_tx = PQtransactionStatus(pg) != PQTRANS_IDLE, sent, timed_out;
         PGresult *r = db_exec_wait(pg, sql, nparams, params, s->engine->cfg.statement_timeout,
-                                   &sent, &timed_out);
+                                   cancel_grace(&s->engine->cfg), &sent, &timed_out);
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
@@ -111,11 +130,12 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
         if (!conn_lost(pg, err->sqlstate))
             return NULL;
         s->broken = true;
+        log_lost(s, err, attempt + 1);
         if (in_tx || !retry_ok || attempt > 0 || (s->access == DB_READ_WRITE && sent)) {
             lost_outcome(err, in_tx, is_commit, sent);
             return NULL;
         }
-        log_info("re-running a read-only statement on a fresh connection after: %s", err->message);
+        log_info("re-running a read-only statement on a fresh connection");
         pthread_mutex_lock(&s->pool->mu);
         s->pool->discarded++;
         pthread_mutex_unlock(&s->pool->mu);

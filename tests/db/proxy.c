@@ -15,7 +15,7 @@
 
 typedef struct {
     test_proxy *p;
-    int fd;
+    int fd, index;
     double delay;
 } relay_arg;
 
@@ -45,6 +45,10 @@ static void *relay(void *arg)
     struct pollfd fds[2] = {{a->fd, POLLIN, 0}, {up, POLLIN, 0}};
     char buf[16384];
     while (up >= 0 && !p->stop) {
+        if (a->index < p->frozen_below) {
+            usleep(10000);
+            continue;
+        }
         int r = poll(fds, 2, 50);
         if (r <= 0)
             continue;
@@ -80,7 +84,7 @@ static void *acceptor(void *arg)
             continue;
         }
         relay_arg *a = malloc(sizeof *a);
-        *a = (relay_arg){p, fd, p->accepted++ == 0 ? p->first_delay : 0};
+        *a = (relay_arg){p, fd, p->nconns, p->accepted++ == 0 ? p->first_delay : 0};
         pthread_create(&p->conns[p->nconns++], NULL, relay, a);
     }
     return NULL;
@@ -100,6 +104,11 @@ void test_proxy_start(test_proxy *p, const char *host, int port, double first_de
     getsockname(p->listen_fd, (struct sockaddr *)&sa, &len);
     p->port = ntohs(sa.sin_port);
     pthread_create(&p->acceptor, NULL, acceptor, p);
+}
+
+void test_proxy_freeze(test_proxy *p)
+{
+    p->frozen_below = p->nconns;
 }
 
 void test_proxy_stop(test_proxy *p)

@@ -2,6 +2,7 @@
  * direct and through pgbouncer in transaction mode (the _pooler run). */
 #include <pthread.h>
 
+#include "db/url.h"
 #include "engine_support.h"
 
 Test(engine, query_with_parameters_and_null)
@@ -256,6 +257,72 @@ static void *close_engine(void *p)
     return NULL;
 }
 
+typedef struct {
+    db_engine *e;
+    int *order, *n;
+    pthread_mutex_t *mu;
+    int id;
+} fifo_arg;
+
+static void *fifo_waiter(void *p)
+{
+    fifo_arg *a = p;
+    db_session *s;
+    db_error err;
+    if (db_session_open(a->e, DB_READ_ONLY, &s, &err) == 0) {
+        pthread_mutex_lock(a->mu);
+        a->order[(*a->n)++] = a->id;
+        pthread_mutex_unlock(a->mu);
+        usleep(20000);
+        db_session_close(s);
+    }
+    return NULL;
+}
+
+static void wait_waiting(db_engine *e, int n)
+{
+    for (int i = 0; i < 400; i++) {
+        db_stats st;
+        db_engine_stats(e, &st);
+        if (st.waiting == n)
+            return;
+        usleep(5000);
+    }
+    cr_assert_fail("never saw %d waiters", n);
+}
+
+Test(engine, waiters_are_served_first_come_first_served)
+{
+    char *url = pgtest_app_url(), app[64];
+    test_appname(app, sizeof app, "fifo");
+    db_config cfg;
+    test_config(&cfg, url, app);
+    cfg.pool_max = 1;
+    cfg.acquire_timeout = 10;
+    db_error err;
+    db_engine *e = db_engine_open(&cfg, &err);
+    db_session *held;
+    cr_assert_eq(db_session_open(e, DB_READ_WRITE, &held, &err), 0, "%s", err.message);
+    enum { N = 4 };
+    int order[N], n = 0;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_t t[N];
+    fifo_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (fifo_arg){e, order, &n, &mu, i};
+        pthread_create(&t[i], NULL, fifo_waiter, &a[i]);
+        wait_waiting(e, i + 1); /* queued in this order */
+    }
+    db_session_close(held);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(n, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(order[i], i, "position %d went to waiter %d", i, order[i]);
+    db_engine_close(e);
+    free(url);
+}
+
 Test(engine, close_releases_waiters_and_waits_for_borrowed_connections)
 {
     char *url = pgtest_app_url(), app[64];
@@ -323,4 +390,25 @@ Test(engine, statement_timeout_cancels_and_the_connection_stays_usable)
     cr_assert_eq(st.idle, 1);
     db_engine_close(e);
     free(url);
+}
+
+Test(engine, wrong_password_fails_the_session_fast_with_a_config_error)
+{
+    char *url = pgtest_app_url(), app[64];
+    char *bad = db_url_with(url, "password", "wrong-password");
+    test_appname(app, sizeof app, "badpw");
+    db_config cfg;
+    test_config(&cfg, bad, app);
+    db_error err;
+    db_engine *e = db_engine_open(&cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
+    db_session *s = NULL;
+    double t0 = pgtest_now_ms();
+    cr_assert_eq(db_session_open(e, DB_READ_ONLY, &s, &err), -1);
+    cr_assert_eq(err.kind, DB_ERR_CONFIG, "%s: %s", db_errkind_name(err.kind), err.message);
+    cr_assert_lt(pgtest_now_ms() - t0, 1000 * cfg.connect_timeout, "not retried");
+    cr_assert(strstr(err.hint, "password"), "%s", err.hint);
+    cr_assert_null(strstr(err.message, "wrong-password"));
+    db_engine_close(e);
+    free(bad), free(url);
 }

@@ -37,3 +37,23 @@ Test(error, transient_kinds_are_the_retryable_ones)
     cr_assert_str_eq(db_errkind_name(DB_ERR_POOL_TIMEOUT), "pool_timeout");
     cr_assert_str_eq(db_errkind_name(DB_ERR_TRANSIENT), "transient");
 }
+
+Test(error, lost_connection_without_a_result_is_transient)
+{
+    db_error e;
+    db_error_from_result(&e, NULL, NULL);
+    cr_assert_eq(e.kind, DB_ERR_TRANSIENT);
+    cr_assert_str_eq(e.sqlstate, "");
+    cr_assert(e.message[0]);
+    cr_assert(e.hint[0]);
+}
+
+Test(error, unparseable_connection_string_is_reported_by_libpq)
+{
+    PGconn *c = PQconnectdb("host=x bogus");
+    db_error e;
+    db_error_from_connect(&e, c);
+    cr_assert(e.message[0]);
+    cr_assert_null(strchr(e.message, '\n'), "one line: %s", e.message);
+    PQfinish(c);
+}

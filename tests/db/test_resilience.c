@@ -207,3 +207,72 @@ Test(resilience, refused_connections_are_retried_then_fail_with_a_clear_error)
     cr_assert_eq(st.open, 0, "the slot was given back");
     db_engine_close(e);
 }
+
+Test(resilience, preping_replaces_a_connection_that_went_silent)
+{
+    char *url = pgtest_app_url(), app[64];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy proxy;
+    test_proxy_start(&proxy, host, atoi(port), 0);
+    char pport[16];
+    snprintf(pport, sizeof pport, "%d", proxy.port);
+    char *via = db_url_with(url, "port", pport);
+    db_config cfg;
+    db_engine *e = open_engine(&cfg, via, app, "preping");
+    cfg.preping_after = 0.2;
+    cfg.connect_timeout = 0.5;
+    db_engine_close(e);
+    db_error err;
+    e = db_engine_open(&cfg, &err);
+    one_read(e);
+    /* no goodbye, no EOF: only a round trip can tell this connection is gone */
+    test_proxy_freeze(&proxy);
+    usleep(300000);
+    double t0 = pgtest_now_ms();
+    one_read(e);
+    double ms = pgtest_now_ms() - t0;
+    cr_assert_lt(ms, 3000, "the ping gave up after the connect timeout (%.0f ms)", ms);
+    db_stats st;
+    db_engine_stats(e, &st);
+    cr_assert_eq(st.discarded, 1);
+    cr_assert_eq(st.connects, 2);
+    one_read(e); /* used a moment ago: no ping */
+    db_engine_close(e);
+    test_proxy_stop(&proxy);
+    free(via), free(host), free(port), free(url);
+}
+
+Test(resilience, a_statement_on_a_silent_connection_never_hangs)
+{
+    char *url = pgtest_app_url(), app[64];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy proxy;
+    test_proxy_start(&proxy, host, atoi(port), 0);
+    char pport[16];
+    snprintf(pport, sizeof pport, "%d", proxy.port);
+    char *via = db_url_with(url, "port", pport);
+    db_config cfg;
+    db_engine *e = open_engine(&cfg, via, app, "silent");
+    cfg.statement_timeout = 0.3;
+    cfg.connect_timeout = 0.5;
+    db_engine_close(e);
+    db_error err;
+    e = db_engine_open(&cfg, &err);
+    db_session *s;
+    cr_assert_eq(db_session_open(e, DB_READ_WRITE, &s, &err), 0, "%s", err.message);
+    test_proxy_freeze(&proxy);
+    double t0 = pgtest_now_ms();
+    cr_assert_null(db_query(s, "select 1", 0, NULL, &err));
+    double ms = pgtest_now_ms() - t0;
+    cr_assert_eq(err.kind, DB_ERR_STATEMENT_TIMEOUT, "%s: %s", db_errkind_name(err.kind),
+                 err.message);
+    cr_assert_lt(ms, 3000, "bounded by the statement timeout plus the cancel grace (%.0f ms)", ms);
+    db_session_close(s);
+    db_stats st;
+    db_engine_stats(e, &st);
+    cr_assert_eq(st.open, 0, "the silent connection was discarded");
+    one_read(e);
+    db_engine_close(e);
+    test_proxy_stop(&proxy);
+    free(via), free(host), free(port), free(url);
+}

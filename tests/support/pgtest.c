@@ -120,9 +120,12 @@ int pgtest_run(const char *cmdline, char **output)
 void pgtest_cluster_start(pgtest_cluster *c)
 {
     memset(c, 0, sizeof *c);
-    snprintf(c->dir, sizeof c->dir, "/tmp/neon-todo-private.XXXXXX");
+    /* under the harness's directory when there is one, so a test that dies before its cleanup
+     * still has its cluster stopped by the harness */
+    const char *tmp = getenv("TEST_TMPDIR");
+    snprintf(c->dir, sizeof c->dir, "%s/private.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     cr_assert(mkdtemp(c->dir), "mkdtemp failed");
-    char cmd[1024], *out = NULL;
+    char cmd[4096], *out = NULL;
     /* pg-cluster picks the port itself and retries another when it is taken at bind time */
     snprintf(cmd, sizeof cmd, "chmod 755 %s && %s start %s/c && cat %s/c/port", c->dir,
              pgtest_source_path("scripts/pg-cluster"), c->dir, c->dir);
@@ -143,7 +146,7 @@ void pgtest_cluster_start(pgtest_cluster *c)
 
 static void cluster_cmd(pgtest_cluster *c, const char *verb)
 {
-    char cmd[1024], *out = NULL;
+    char cmd[4096], *out = NULL;
     snprintf(cmd, sizeof cmd, "%s %s %s/c", pgtest_source_path("scripts/pg-cluster"), verb, c->dir);
     int rc = pgtest_run(cmd, &out);
     cr_assert(rc == 0, "pg-cluster %s failed: %s", verb, out);
@@ -164,7 +167,7 @@ void pgtest_cluster_destroy(pgtest_cluster *c)
 {
     if (!c->dir[0])
         return;
-    char cmd[1024];
+    char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s stop %s/c; rm -rf %s", pgtest_source_path("scripts/pg-cluster"),
              c->dir, c->dir);
     pgtest_run(cmd, NULL);
