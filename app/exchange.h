@@ -2,7 +2,7 @@
  * workers) and dispatch.c (what happens to a request). Internal to the server.
  *
  * Lifecycle: dispatch_request (loop thread) fills it and either answers at once or returns it for
- * a worker; worker_run (worker thread) runs the handler and touches only req/res; dispatch_finish
+ * a worker; dispatch_run (worker thread) runs the handler and touches only req/res; dispatch_finish
  * (the owning loop thread again) sends the reply and recycles it. `ev` is never used off the loop.
  */
 #ifndef APP_EXCHANGE_H

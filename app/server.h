@@ -6,8 +6,8 @@
  *   no database (health, 404, 405, 307, preflight, 401/403/413/422/431, /openapi.json) are sent
  *   right there. Everything else becomes a job for one of WORKERS threads, which opens the route's
  *   session (read-only or read-write), runs the synchronous handler, closes the session, and posts
- *   the finished response back to the loop that owns the connection (one event_active per batch).
- *   evhttp objects are only ever touched by their own loop thread.
+ *   the finished response back to the loop that owns the connection (waking it only when it is
+ *   about to sleep). evhttp objects are only ever touched by their own loop thread.
  *
  * SIGTERM/SIGINT: stop accepting, let in-flight requests finish within SHUTDOWN_TIMEOUT, stop the
  * loops and workers; server_run then returns and main closes the engine. */
