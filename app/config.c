@@ -2,21 +2,99 @@
 #include "app/config.h"
 
 #include <stdio.h>
+#include <string.h>
 
+#include "app/auth.h"
 #include "core/env.h"
 #include "db/url.h"
+
+static int load_secret(app_config *cfg, char *e)
+{
+    const char *name = "JWT_SECRET";
+    cfg->jwt_secret = env_str("JWT_SECRET", NULL);
+    if (!cfg->jwt_secret) {
+        name = "BETTER_AUTH_SECRET";
+        cfg->jwt_secret = env_str("BETTER_AUTH_SECRET", NULL);
+    }
+    cfg->jwt_generated = false;
+    if (cfg->jwt_secret && strlen(cfg->jwt_secret) >= 32)
+        return 0;
+    if (cfg->env != APP_ENV_DEVELOPMENT) {
+        if (cfg->jwt_secret)
+            snprintf(e, ENV_ERR_LEN,
+                     "%s must be at least 32 bytes long (got %zu); generate one with "
+                     "`openssl rand -hex 32`",
+                     name, strlen(cfg->jwt_secret));
+        else
+            snprintf(e, ENV_ERR_LEN,
+                     "JWT_SECRET is not set (nor BETTER_AUTH_SECRET); generate one "
+                     "with `openssl rand -hex 32`, or set APP_ENV=development");
+        return -1;
+    }
+    if (cfg->jwt_secret) /* short secret in development: allowed, the frontend's may be short */
+        return 0;
+    if (auth_generate_secret(cfg->generated) < 0) {
+        snprintf(e, ENV_ERR_LEN, "could not generate a JWT secret");
+        return -1;
+    }
+    cfg->jwt_secret = cfg->generated;
+    cfg->jwt_generated = true;
+    return 0;
+}
+
+static int load_origins(app_config *cfg, char *e)
+{
+    const char *raw = env_str("CORS_ORIGINS", "");
+    cfg->norigins = 0;
+    if (strlen(raw) >= sizeof cfg->origins_buf) {
+        snprintf(e, ENV_ERR_LEN, "CORS_ORIGINS is too long (at most %zu bytes)",
+                 sizeof cfg->origins_buf - 1);
+        return -1;
+    }
+    strcpy(cfg->origins_buf, raw);
+    char *save = NULL;
+    for (char *tok = strtok_r(cfg->origins_buf, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (cfg->norigins == APP_MAX_ORIGINS) {
+            snprintf(e, ENV_ERR_LEN, "CORS_ORIGINS lists more than %d origins", APP_MAX_ORIGINS);
+            return -1;
+        }
+        size_t n = strlen(tok);
+        if (n && tok[n - 1] == '/')
+            tok[n - 1] = '\0'; /* browsers send origins without the slash */
+        if (strncmp(tok, "http://", 7) && strncmp(tok, "https://", 8)) {
+            snprintf(e, ENV_ERR_LEN,
+                     "CORS_ORIGINS must list origins like https://app.example.com, "
+                     "got \"%s\"",
+                     tok);
+            return -1;
+        }
+        cfg->origins[cfg->norigins++] = tok;
+    }
+    return 0;
+}
 
 int app_config_load(app_config *cfg, char *err, size_t errlen)
 {
     static const char *const envs[] = {"production", "development", NULL};
     char e[ENV_ERR_LEN];
-    long port;
+    long port, loops, workers;
     int env;
+    memset(cfg, 0, sizeof *cfg);
     if (env_choice("APP_ENV", "production", envs, &env, e) < 0 ||
-        env_int("PORT", 8000, 1, 65535, &port, e) < 0)
+        env_int("PORT", 8000, 1, 65535, &port, e) < 0 ||
+        env_int("LOOPS", 1, 1, 64, &loops, e) < 0 ||
+        env_int("WORKERS", 8, 1, 1024, &workers, e) < 0 ||
+        env_int("MAX_BODY_BYTES", 1048576, 64, 1L << 30, &cfg->max_body_bytes, e) < 0 ||
+        env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||
+        env_seconds("SHUTDOWN_TIMEOUT", 10, 0, 3600, &cfg->shutdown_timeout, e) < 0 ||
+        env_seconds("READ_TIMEOUT", 30, 0.1, 3600, &cfg->read_timeout, e) < 0 ||
+        env_bool("ACCESS_LOG", true, &cfg->access_log, e) < 0)
         goto fail;
     cfg->env = (app_env)env;
     cfg->port = (int)port;
+    cfg->loops = (int)loops;
+    cfg->workers = (int)workers;
     cfg->host = env_str("HOST", "127.0.0.1");
     cfg->database_url = env_str("DATABASE_URL", NULL);
     if (!cfg->database_url) {
@@ -28,6 +106,8 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         snprintf(e, sizeof e, "DATABASE_URL is not a valid connection string: %s", why);
         goto fail;
     }
+    if (load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0)
+        goto fail;
     return 0;
 fail:
     snprintf(err, errlen, "%s", e);

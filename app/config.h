@@ -1,5 +1,6 @@
 /* config: the API server's settings, read once at startup from the environment (and .env).
- * Every value is validated here so that a bad one stops the server with one line naming it. */
+ * Every value is validated here so that a bad one stops the server with one line naming it.
+ * The database settings (DATABASE_URL, DB_*) are read by db_config_from_env (db/engine.h). */
 #ifndef APP_CONFIG_H
 #define APP_CONFIG_H
 
@@ -8,15 +9,32 @@
 
 typedef enum { APP_ENV_PRODUCTION, APP_ENV_DEVELOPMENT } app_env;
 
+#define APP_MAX_ORIGINS 16
+
 typedef struct {
-    app_env env;          /* APP_ENV: production (default) | development */
-    const char *host;     /* HOST: listen address, default 127.0.0.1 */
-    int port;             /* PORT: default 8000 */
+    app_env env;              /* APP_ENV: production (default) | development */
+    const char *host;         /* HOST: listen address, default 127.0.0.1 */
+    int port;                 /* PORT: default 8000 */
     const char *database_url; /* DATABASE_URL: required */
+    int loops;                /* LOOPS: event-loop threads for HTTP I/O, default 1 */
+    int workers;              /* WORKERS: handler threads, default 8 */
+    const char *jwt_secret;   /* JWT_SECRET or BETTER_AUTH_SECRET; NULL in development: generated */
+    bool jwt_generated;       /* true when jwt_secret was generated (development only) */
+    char generated[65];       /* storage for a generated secret */
+    const char *origins[APP_MAX_ORIGINS]; /* CORS_ORIGINS: comma-separated exact origins */
+    int norigins;
+    char origins_buf[2048];
+    long max_body_bytes;   /* MAX_BODY_BYTES: default 1 MiB; larger bodies get 413 */
+    long max_header_bytes; /* MAX_HEADER_BYTES: default 8 KiB; larger headers get 431 */
+    double
+        shutdown_timeout; /* SHUTDOWN_TIMEOUT: seconds to finish in-flight requests, default 10 */
+    double read_timeout;  /* READ_TIMEOUT: seconds a client may take to send a request or sit
+                             idle between keep-alive requests, default 30 */
+    bool access_log;      /* ACCESS_LOG: one line per request, default true */
 } app_config;
 
-/* Fills `cfg` from the environment. Strings point into the environment (not owned). Returns 0, or -1
- * with a one-line message naming the variable in err. */
+/* Fills `cfg` from the environment. Strings point into the environment or into cfg (not owned).
+ * Returns 0, or -1 with a one-line message naming the variable in err. */
 int app_config_load(app_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -1,39 +1,50 @@
-/* api: the HTTP server's entry point. Reads the configuration, serves until SIGTERM/SIGINT. */
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <signal.h>
+/* api: the HTTP server's entry point, FastAPI's lifespan in C: read and check every setting, open
+ * the engine once, serve until SIGTERM/SIGINT, close the engine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "app/auth.h"
 #include "app/config.h"
+#include "app/openapi.h"
+#include "app/router.h"
+#include "app/server.h"
 #include "core/env.h"
 #include "core/log.h"
+#include "db/engine.h"
 #include "db/url.h"
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* Development without a secret: the generated one is useless without a token, so print one. */
+static void print_dev_token(const app_config *cfg)
 {
-    (void)arg;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    struct evbuffer *body = evbuffer_new();
-    const char *path = evhttp_request_get_uri(req);
-    if (!strcmp(path, "/health") && evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
-        evbuffer_add_printf(body, "{\"status\":\"ok\"}");
-        evhttp_send_reply(req, 200, "OK", body);
-    } else {
-        evbuffer_add_printf(body, "{\"detail\":\"Not Found\"}");
-        evhttp_send_reply(req, 404, "Not Found", body);
-    }
-    evbuffer_free(body);
+    char *token = auth_sign("dev-user", (long)time(NULL) + 24 * 3600, 0);
+    if (!token)
+        return;
+    printf("\nDevelopment mode: generated a JWT secret for this run (set JWT_SECRET to keep one).\n"
+           "A token for user \"dev-user\", valid 24 hours:\n\n  %s\n\n"
+           "Try it:\n\n  curl -H 'Authorization: Bearer %s' http://%s:%d/api/dev-user/tasks\n\n",
+           token, token, cfg->host, cfg->port);
+    fflush(stdout);
+    free(token);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
 {
-    (void)what;
-    log_info("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    event_base_loopexit(arg, NULL);
+    if (app_config_load(cfg, err, errlen) < 0 || db_config_from_env(dbc, err, errlen) < 0)
+        return -1;
+    if (auth_configure(cfg->jwt_secret, strlen(cfg->jwt_secret)) < 0 ||
+        router_init(err, errlen) < 0)
+        return -1;
+    json_t *doc = openapi_document();
+    app.openapi_json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!app.openapi_json) {
+        snprintf(err, errlen, "could not build the OpenAPI document");
+        return -1;
+    }
+    app.openapi_len = strlen(app.openapi_json);
+    return 0;
 }
 
 int main(void)
@@ -43,31 +54,27 @@ int main(void)
         fprintf(stderr, "api: %s\n", err);
         return 2;
     }
-    app_config cfg;
-    if (app_config_load(&cfg, err, sizeof err) < 0) {
+    static app_config cfg;
+    db_config dbc;
+    app.cfg = &cfg;
+    if (setup(&cfg, &dbc, err, sizeof err) < 0) {
         log_error("%s", err);
+        free(app.openapi_json);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
-    struct event_base *base = event_base_new();
-    struct evhttp *http = evhttp_new(base);
-    if (evhttp_bind_socket(http, cfg.host, (ev_uint16_t)cfg.port) != 0) {
-        log_error("could not listen on %s:%d", cfg.host, cfg.port);
-        return 1;
+    db_error derr;
+    app.engine = db_engine_open(&dbc, &derr);
+    if (!app.engine) {
+        log_error("%s", derr.message);
+        free(app.openapi_json);
+        return 2;
     }
-    evhttp_set_gencb(http, on_request, NULL);
-    struct event *term = evsignal_new(base, SIGTERM, on_signal, base);
-    struct event *intr = evsignal_new(base, SIGINT, on_signal, base);
-    event_add(term, NULL);
-    event_add(intr, NULL);
-    char *masked = db_url_mask(cfg.database_url);
-    log_info("listening on http://%s:%d (database %s)", cfg.host, cfg.port, masked);
-    free(masked);
-    event_base_dispatch(base);
-    event_free(term);
-    event_free(intr);
-    evhttp_free(http);
-    event_base_free(base);
+    if (cfg.jwt_generated)
+        print_dev_token(&cfg);
+    int rc = server_run();
+    db_engine_close(app.engine);
+    free(app.openapi_json);
+    auth_configure("", 0);
     log_info("stopped");
-    return 0;
+    return rc;
 }

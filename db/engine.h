@@ -14,13 +14,14 @@
  *     db_engine_close(engine);                              // once, at shutdown
  *
  * Lifecycle and threads: db_engine_open/db_engine_close are called once each from one thread. Every
- * other function is thread-safe with respect to the engine; a single db_session belongs to the thread
- * that opened it until it is closed. db_engine_close() releases threads waiting for a connection with
- * DB_ERR_CLOSED, waits for borrowed connections to come back, and closes every connection.
+ * other function is thread-safe with respect to the engine; a single db_session belongs to the
+ * thread that opened it until it is closed. db_engine_close() releases threads waiting for a
+ * connection with DB_ERR_CLOSED, waits for borrowed connections to come back, and closes every
+ * connection.
  *
  * Only unnamed statements are sent (PQexecParams protocol), and no session state (SET, PREPARE,
- * LISTEN, temp tables) is relied upon, so every function works through PgBouncer in transaction mode,
- * which is what Neon's -pooler endpoint is. */
+ * LISTEN, temp tables) is relied upon, so every function works through PgBouncer in transaction
+ * mode, which is what Neon's -pooler endpoint is. */
 #ifndef DB_ENGINE_H
 #define DB_ENGINE_H
 
@@ -48,7 +49,7 @@ typedef struct db_config {
     double acquire_timeout;       /* DB_ACQUIRE_TIMEOUT, seconds */
     double connect_timeout;       /* DB_CONNECT_TIMEOUT, seconds */
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
-    double preping_after;         /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
+    double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
 } db_config;
 
 /* Reads the DB_* variables and DATABASE_URL[_RW|_RO]. Returns 0, or -1 with one line naming the
@@ -72,11 +73,13 @@ void db_engine_close(db_engine *engine);
  * CONFIG, CLOSED). */
 int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);
 
-/* Gives the connection back: an open or failed transaction is rolled back first, a broken connection
- * is discarded. Always succeeds; NULL is ignored. In per_request mode the connection is closed. */
+/* Gives the connection back: an open or failed transaction is rolled back first, a broken
+ * connection is discarded. Always succeeds; NULL is ignored. In per_request mode the connection is
+ * closed. */
 void db_session_close(db_session *s);
 
-/* Explicit transactions. Outside one, each statement commits on its own. Return 0 or -1 with err. */
+/* Explicit transactions. Outside one, each statement commits on its own. Return 0 or -1 with err.
+ */
 int db_begin(db_session *s, db_error *err);
 int db_commit(db_session *s, db_error *err);
 int db_rollback(db_session *s, db_error *err);
@@ -84,8 +87,8 @@ int db_rollback(db_session *s, db_error *err);
 /* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results). Returns the
  * result (PQclear() it) for PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err. A read-only
  * statement outside a transaction whose connection turns out dead is re-run once on a fresh
- * connection, so the caller never sees a suspended compute; a write is never re-sent (its outcome is
- * unknown: DB_ERR_UNKNOWN_OUTCOME). */
+ * connection, so the caller never sees a suspended compute; a write is never re-sent (its outcome
+ * is unknown: DB_ERR_UNKNOWN_OUTCOME). */
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err);
 

@@ -1,9 +1,9 @@
 /* error: what went wrong talking to PostgreSQL, and whether trying again can help.
  *
- * Every db_ function that can fail fills a caller-provided db_error (stack memory, nothing to free).
- * The shape follows PostgreSQL's own error style: a primary message, the SQLSTATE, and a hint that
- * says what to do ("the password may have been rotated; copy a fresh DATABASE_URL from the Neon
- * console"). Messages never contain a password. */
+ * Every db_ function that can fail fills a caller-provided db_error (stack memory, nothing to
+ * free). The shape follows PostgreSQL's own error style: a primary message, the SQLSTATE, and a
+ * hint that says what to do ("the password may have been rotated; copy a fresh DATABASE_URL from
+ * the Neon console"). Messages never contain a password. */
 #ifndef DB_ERROR_H
 #define DB_ERROR_H
 
@@ -15,17 +15,18 @@ typedef enum {
     /* The connection failed or died (08xxx, 57P01/57P02/57P03, 53300, EOF, reset, connect timeout):
      * a new connection may succeed. The API answers 503 + Retry-After. */
     DB_ERR_TRANSIENT,
-    /* The transaction lost a race (40001 serialization_failure, 40P01 deadlock_detected): running the
-     * whole transaction again may succeed. */
+    /* The transaction lost a race (40001 serialization_failure, 40P01 deadlock_detected): running
+     * the whole transaction again may succeed. */
     DB_ERR_RETRY_TX,
     /* No connection became free within DB_ACQUIRE_TIMEOUT. The API answers 503 + Retry-After. */
     DB_ERR_POOL_TIMEOUT,
     /* The statement ran longer than DB_STATEMENT_TIMEOUT and was cancelled (57014). */
     DB_ERR_STATEMENT_TIMEOUT,
-    /* Connecting cannot succeed until someone fixes something: wrong password (28P01/28000), no such
-     * database (3D000), unknown host, TLS refused, endpoint disabled. Never retried. */
+    /* Connecting cannot succeed until someone fixes something: wrong password (28P01/28000), no
+     * such database (3D000), unknown host, TLS refused, endpoint disabled. Never retried. */
     DB_ERR_CONFIG,
-    /* The statement itself failed (syntax, constraint, data): the SQLSTATE says which. Never retried. */
+    /* The statement itself failed (syntax, constraint, data): the SQLSTATE says which. Never
+       retried. */
     DB_ERR_QUERY,
     /* The engine is closing or closed. */
     DB_ERR_CLOSED,
@@ -51,7 +52,8 @@ bool db_error_is_transient(const db_error *err);
 db_errkind db_classify_sqlstate(const char *sqlstate);
 
 /* Fills err from a failed result (res may be NULL) on conn: kind from the SQLSTATE and, when there
- * is none, from the connection status; message from libpq (first line); hint for the known cases. */
+ * is none, from the connection status; message from libpq (first line); hint for the known cases.
+ */
 void db_error_from_result(db_error *err, PGconn *conn, const PGresult *res);
 
 /* Fills err from a connection attempt that failed (PQstatus == CONNECTION_BAD). */

@@ -69,8 +69,8 @@ int db_url_check(const char *url, char *err, size_t errlen)
     char *msg = NULL;
     PQconninfoOption *opts = parse(url, &msg);
     if (!opts) {
-        /* libpq's message names the bad part ("invalid URI query parameter", "missing "=" after ...");
-         * it never echoes a password back */
+        /* libpq's message names the bad part ("invalid URI query parameter", "missing "=" after
+         * ..."); it never echoes a password back */
         const char *m = msg ? msg : "empty connection string";
         size_t n = strcspn(m, "\n");
         snprintf(err, errlen, "%.*s", (int)n, m);

@@ -1,7 +1,7 @@
 /* url: connection strings, parsed by libpq itself (PQconninfoParse), never by regular expressions.
  * Accepts both forms libpq accepts: URIs (postgresql://user:pw@host:5432/db?sslmode=require) and
- * key=value strings (host=... dbname=...). Every returned string is malloc'd and owned by the caller
- * (free()). Safe from any thread. */
+ * key=value strings (host=... dbname=...). Every returned string is malloc'd and owned by the
+ * caller (free()). Safe from any thread. */
 #ifndef DB_URL_H
 #define DB_URL_H
 
@@ -14,8 +14,8 @@ int db_url_check(const char *url, char *err, size_t errlen);
  * Returns NULL only when the string does not parse or memory is exhausted. */
 char *db_url_mask(const char *url);
 
-/* A copy of `url` in key=value form with `key` set to `value` (or removed when value is NULL); every
- * other parameter passes through untouched. Returns NULL when `url` does not parse. */
+/* A copy of `url` in key=value form with `key` set to `value` (or removed when value is NULL);
+ * every other parameter passes through untouched. Returns NULL when `url` does not parse. */
 char *db_url_with(const char *url, const char *key, const char *value);
 
 /* The value of `key` in `url` (malloc'd), or NULL when absent, empty or unparseable. */

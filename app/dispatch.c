@@ -1,0 +1,351 @@
+/* dispatch: what happens to one request, in the order FastAPI does it: routing (404, 405, 307,
+ * CORS preflight), limits (413, 431), the bearer token (401) and its owner (403), then validation
+ * (422) of path, query, header and body, all at once; then the handler, inline or on a worker with
+ * its session; then the reply with the cross-cutting headers, one access-log line and the metrics.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <openssl/rand.h>
+#include <sys/queue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app/exchange.h"
+#include "app/metrics.h"
+#include "app/server.h"
+#include "core/log.h"
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "UNKNOWN";
+    }
+}
+
+/* A client's X-Request-ID is kept when it is short and plain; otherwise we make one. */
+static void set_request_id(exchange *x, const char *given)
+{
+    if (given) {
+        size_t n =
+            strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:");
+        if (n > 0 && n <= 64 && !given[n]) {
+            memcpy(x->request_id, given, n + 1);
+            return;
+        }
+    }
+    static _Thread_local unsigned long long state[2];
+    if (!state[0] && !state[1] && RAND_bytes((unsigned char *)state, sizeof state) != 1)
+        state[0] = (unsigned long long)time(NULL) | 1;
+    unsigned long long out[2];
+    for (int i = 0; i < 2; i++) { /* xorshift128+: ids need to be unique, not secret */
+        unsigned long long a = state[0], b = state[1];
+        state[0] = b;
+        a ^= a << 23;
+        state[1] = a ^ b ^ (a >> 17) ^ (b >> 26);
+        out[i] = state[1] + b;
+    }
+    snprintf(x->request_id, sizeof x->request_id, "%016llx%016llx", out[0], out[1]);
+}
+
+static size_t headers_size(struct evhttp_request *ev)
+{
+    size_t n = strlen(evhttp_request_get_uri(ev)) + 16;
+    for (struct evkeyval *h = TAILQ_FIRST(evhttp_request_get_input_headers(ev)); h;
+         h = TAILQ_NEXT(h, next))
+        n += strlen(h->key) + strlen(h->value) + 4;
+    return n;
+}
+
+static bool origin_allowed(const char *origin)
+{
+    for (int i = 0; origin && i < app.cfg->norigins; i++)
+        if (!strcmp(app.cfg->origins[i], origin))
+            return true;
+    return false;
+}
+
+/* Answers a request right here (x->res filled by the caller). */
+static exchange *answer(exchange *x)
+{
+    dispatch_finish(x);
+    return NULL;
+}
+
+static exchange *preflight(exchange *x, const char *path)
+{
+    route_match m;
+    router_match(NULL, path, &m);
+    if (m.kind == MATCH_NOT_FOUND) {
+        http_reply_detail(&x->res, 404, "Not Found");
+        return answer(x);
+    }
+    if (!x->cors) {
+        http_reply_detail(&x->res, 400, "Disallowed CORS origin");
+        return answer(x);
+    }
+    http_reply_raw(&x->res, 200, "text/plain; charset=utf-8", "OK", 2);
+    http_header_add(&x->res, "Access-Control-Allow-Methods", "%s", m.allow);
+    http_header_add(&x->res, "Access-Control-Allow-Headers",
+                    "Authorization, Content-Type, Idempotency-Key, X-Request-ID");
+    http_header_add(&x->res, "Access-Control-Max-Age", "600");
+    return answer(x);
+}
+
+static exchange *redirect(exchange *x, const char *path, const char *query)
+{
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(x->ev), "Host");
+    size_t n = strlen(path) - 1; /* without the trailing slash */
+    if (host &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+            strlen(host))
+        http_header_add(&x->res, "Location", "http://%s%.*s%s%s", host, (int)n, path,
+                        query ? "?" : "", query ? query : "");
+    else
+        http_header_add(&x->res, "Location", "%.*s%s%s", (int)n, path, query ? "?" : "",
+                        query ? query : "");
+    http_reply_empty(&x->res, 307);
+    return answer(x);
+}
+
+static bool authenticate(exchange *x, struct evkeyvalq *in)
+{
+    const char *why;
+    const char *authz = evhttp_find_header(in, "Authorization");
+    if (auth_verify(authz, x->user_id, &why) < 0) {
+        log_set_request_id(x->request_id);
+        log_info("authentication failed: %s", why);
+        log_set_request_id(NULL);
+        http_reply_detail(&x->res, 401,
+                          authz ? "Could not validate credentials" : "Not authenticated");
+        http_header_add(&x->res, "WWW-Authenticate", "Bearer");
+        return false;
+    }
+    x->req.user_id = x->user_id;
+    const param_spec *p = x->match.route->params;
+    for (int i = 0; p && p[i].name; i++) {
+        if (p[i].in == PARAM_PATH && !strcmp(p[i].name, "user_id") &&
+            (!x->match.segments[i] || strcmp(x->match.segments[i], x->user_id))) {
+            http_reply_detail(&x->res, 403, "Not authorized to access another user's tasks");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Path, query, header and body, every problem at once. */
+static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
+{
+    const route *r = x->match.route;
+    json_t *errors = json_array();
+    if (query && evhttp_parse_query_str(query, &x->query) == 0)
+        x->query_parsed = true;
+    for (int i = 0; r->params && r->params[i].name; i++) {
+        const param_spec *p = &r->params[i];
+        const char *raw = p->in == PARAM_PATH ? x->match.segments[i]
+                          : x->query_parsed   ? evhttp_find_header(&x->query, p->name)
+                                              : NULL;
+        validate_param(p, raw, &x->req.values[i], errors);
+    }
+    const char *key = r->idempotency_key ? evhttp_find_header(in, "Idempotency-Key") : NULL;
+    if (key) {
+        size_t n = strlen(key);
+        if (n == 0 || n >= sizeof x->idempotency_key || !utf8_valid(key, n))
+            validate_error(errors, "string_too_long", "header", "idempotency-key", -1,
+                           "String should have at most 255 characters", json_string(""),
+                           json_pack("{si}", "max_length", 255));
+        else
+            x->req.idempotency_key = memcpy(x->idempotency_key, key, n + 1);
+    }
+    if (r->body) {
+        struct evbuffer *buf = evhttp_request_get_input_buffer(x->ev);
+        size_t len = evbuffer_get_length(buf);
+        const char *data = len ? (const char *)evbuffer_pullup(buf, -1) : "";
+        x->req.body = validate_body(r->body, data, len, errors);
+    }
+    if (json_array_size(errors)) {
+        json_decref(x->req.body);
+        x->req.body = NULL;
+        http_reply_json(&x->res, 422, json_pack("{so}", "detail", errors));
+        return false;
+    }
+    json_decref(errors);
+    return true;
+}
+
+static exchange *route_request(exchange *x, const char *path, const char *query)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(x->ev);
+    if (app.cfg->norigins && !strcmp(x->method, "OPTIONS") && evhttp_find_header(in, "Origin") &&
+        evhttp_find_header(in, "Access-Control-Request-Method"))
+        return preflight(x, path);
+    router_match(x->method, path, &x->match);
+    switch (x->match.kind) {
+    case MATCH_NOT_FOUND:
+        http_reply_detail(&x->res, 404, "Not Found");
+        return answer(x);
+    case MATCH_NO_METHOD:
+        http_reply_detail(&x->res, 405, "Method Not Allowed");
+        http_header_add(&x->res, "Allow", "%s", x->match.allow);
+        return answer(x);
+    case MATCH_REDIRECT:
+        return redirect(x, path, query);
+    case MATCH_FOUND:
+        break;
+    }
+    x->req.route = x->match.route;
+    if ((x->match.route->auth && !authenticate(x, in)) || !validate(x, query, in))
+        return answer(x);
+    if (x->match.route->run == RUN_LOOP) {
+        x->match.route->handler(&x->req, NULL, &x->res);
+        if (!x->res.status)
+            http_reply_detail(&x->res, 500, "Internal Server Error");
+        return answer(x);
+    }
+    return x;
+}
+
+exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
+{
+    exchange *x = loop_exchange_get(lp);
+    x->t0 = now_seconds();
+    x->ev = ev;
+    x->loop = lp;
+    x->method = method_name(evhttp_request_get_command(ev));
+    struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+    set_request_id(x, evhttp_find_header(in, "X-Request-ID"));
+    x->req.request_id = x->request_id;
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (origin_allowed(origin) && strlen(origin) < sizeof x->origin) {
+        strcpy(x->origin, origin);
+        x->cors = true;
+    }
+    if (headers_size(ev) > (size_t)app.cfg->max_header_bytes) {
+        http_reply_detail(&x->res, 431, "Request Header Fields Too Large");
+        return answer(x);
+    }
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(ev)) >
+        (size_t)app.cfg->max_body_bytes) {
+        http_reply_detail(&x->res, 413, "Content Too Large");
+        return answer(x);
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || !*path) {
+        http_reply_detail(&x->res, 404, "Not Found");
+        return answer(x);
+    }
+    return route_request(x, path, evhttp_uri_get_query(uri));
+}
+
+void dispatch_run(exchange *x)
+{
+    const route *r = x->req.route;
+    log_set_request_id(x->request_id);
+    db_session *s = NULL;
+    db_error err;
+    int rc = 0;
+    if (r->run == RUN_READ || r->run == RUN_WRITE) {
+        if (db_session_open(app.engine, r->run == RUN_READ ? DB_READ_ONLY : DB_READ_WRITE, &s,
+                            &err) < 0) {
+            http_reply_db_error(&x->res, &x->req, &err);
+            log_set_request_id(NULL);
+            return;
+        }
+    }
+    rc = r->handler(&x->req, s, &x->res);
+    db_session_close(s); /* always, like a dependency with yield */
+    if (rc < 0 || !x->res.status) {
+        http_response_reset(&x->res);
+        http_reply_json(
+            &x->res, 500,
+            json_pack("{ss ss}", "detail", "Internal Server Error", "request_id", x->request_id));
+    }
+    log_set_request_id(NULL);
+}
+
+static void free_body(const void *data, size_t len, void *arg)
+{
+    (void)len, (void)arg;
+    free((void *)data);
+}
+
+static void send_reply(exchange *x)
+{
+    http_response *res = &x->res;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(x->ev);
+    if (res->body)
+        evhttp_add_header(out, "Content-Type",
+                          res->content_type ? res->content_type : "application/json");
+    evhttp_add_header(out, "X-Request-ID", x->request_id);
+    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+    if (x->cors) {
+        evhttp_add_header(out, "Access-Control-Allow-Origin", x->origin);
+        evhttp_add_header(out, "Vary", "Origin");
+        evhttp_add_header(out, "Access-Control-Expose-Headers",
+                          "X-Total-Count, X-Request-ID, Location, Retry-After");
+    }
+    for (int i = 0; i < res->nheaders; i++)
+        evhttp_add_header(out, res->headers[i].name, res->headers[i].value);
+    struct evbuffer *buf = NULL;
+    if (res->body && res->status != 204 && res->status != 304) {
+        buf = loop_buffer(x->loop);
+        /* zero-copy: the buffer frees the body once written */
+        if (evbuffer_add_reference(buf, res->body, res->body_len, free_body, NULL) == 0)
+            res->body = NULL;
+    }
+    evhttp_send_reply(x->ev, res->status, http_reason(res->status), buf);
+}
+
+static void access_log(exchange *x, double seconds)
+{
+    const route *r = x->match.route;
+    log_set_request_id(x->request_id);
+    log_fields(LOG_LVL_INFO,
+               json_pack("{ss ss si sf}", "method", x->method, "route", r ? r->path : "unmatched",
+                         "status", x->res.status, "duration_ms", seconds * 1000.0),
+               "request");
+    log_set_request_id(NULL);
+}
+
+void dispatch_finish(exchange *x)
+{
+    send_reply(x);
+    double seconds = now_seconds() - x->t0;
+    if (app.cfg->access_log && log_enabled(LOG_LVL_INFO))
+        access_log(x, seconds);
+    metrics_observe(x->match.index, x->res.status, seconds);
+    json_decref(x->req.body);
+    if (x->query_parsed)
+        evhttp_clear_headers(&x->query);
+    router_match_free(&x->match);
+    http_response_reset(&x->res);
+    loop_exchange_put(x->loop, x);
+}

@@ -1,0 +1,149 @@
+/* http: response helpers shared by every handler. See http.h. */
+#include "app/http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/router.h"
+#include "core/log.h"
+
+const http_value *http_param(const http_request *req, const char *name)
+{
+    const param_spec *p = req->route->params;
+    for (int i = 0; p && p[i].name; i++)
+        if (!strcmp(p[i].name, name))
+            return &req->values[i];
+    log_error("route %s %s has no parameter \"%s\"", req->route->method, req->route->path, name);
+    abort();
+}
+
+static void set_body(http_response *res, int status, char *body, size_t len)
+{
+    free(res->body);
+    res->status = status;
+    res->body = body;
+    res->body_len = len;
+}
+
+int http_reply_json(http_response *res, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    json_decref(body);
+    if (!text) {
+        text = strdup("{\"detail\":\"Internal Server Error\"}");
+        status = 500;
+    }
+    set_body(res, status, text, strlen(text));
+    res->content_type = "application/json";
+    return 0;
+}
+
+int http_reply_detail(http_response *res, int status, const char *detail)
+{
+    return http_reply_json(res, status, json_pack("{ss}", "detail", detail));
+}
+
+int http_reply_empty(http_response *res, int status)
+{
+    set_body(res, status, NULL, 0);
+    return 0;
+}
+
+int http_reply_raw(http_response *res, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return http_reply_detail(res, 500, "Internal Server Error");
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    set_body(res, status, copy, len);
+    res->content_type = content_type;
+    return 0;
+}
+
+void http_header_add(http_response *res, const char *name, const char *fmt, ...)
+{
+    if (res->nheaders >= HTTP_MAX_HEADERS) {
+        log_error("too many response headers, dropped %s", name);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *value = NULL;
+    if (vasprintf(&value, fmt, ap) < 0)
+        value = NULL;
+    va_end(ap);
+    if (!value)
+        return;
+    res->headers[res->nheaders].name = name;
+    res->headers[res->nheaders].value = value;
+    res->nheaders++;
+}
+
+int http_reply_db_error(http_response *res, const http_request *req, const db_error *err)
+{
+    switch (err->kind) {
+    case DB_ERR_TRANSIENT:
+    case DB_ERR_POOL_TIMEOUT:
+    case DB_ERR_CLOSED:
+    case DB_ERR_STATEMENT_TIMEOUT:
+        log_warn("database unavailable (%s): %s", db_errkind_name(err->kind), err->message);
+        http_reply_detail(res, 503,
+                          "Service Unavailable: the database is not reachable, retry later");
+        http_header_add(res, "Retry-After", "1");
+        return 0;
+    default:
+        log_error("database error (%s, sqlstate %s): %s", db_errkind_name(err->kind),
+                  err->sqlstate[0] ? err->sqlstate : "none", err->message);
+        return http_reply_json(res, 500,
+                               json_pack("{ss ss}", "detail", "Internal Server Error", "request_id",
+                                         req->request_id ? req->request_id : ""));
+    }
+}
+
+void http_response_reset(http_response *res)
+{
+    free(res->body);
+    for (int i = 0; i < res->nheaders; i++)
+        free(res->headers[i].value);
+    memset(res, 0, sizeof *res);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 422:
+        return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}

@@ -1,0 +1,136 @@
+/* metrics: see metrics.h. Fixed arrays sized by the route table: no allocation per request. */
+#include "app/metrics.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/router.h"
+
+#define MAX_ROUTES 64
+#define MAX_STATUSES 12
+
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                0.05,   0.1,   0.25,   0.5,   1,    2.5};
+#define NBOUNDS (sizeof bounds / sizeof *bounds)
+
+typedef struct {
+    int status[MAX_STATUSES];
+    unsigned long count[MAX_STATUSES];
+    unsigned long bucket[NBOUNDS]; /* non-cumulative; rendered cumulative */
+    unsigned long total;
+    double sum;
+} route_stats;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static route_stats stats[MAX_ROUTES + 1]; /* last slot: unmatched */
+
+void metrics_observe(int route_index, int status, double seconds)
+{
+    if (route_index < 0 || route_index >= MAX_ROUTES)
+        route_index = MAX_ROUTES;
+    route_stats *r = &stats[route_index];
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < MAX_STATUSES; i++) {
+        if (r->status[i] == status || r->status[i] == 0) {
+            r->status[i] = status;
+            r->count[i]++;
+            break;
+        }
+    }
+    size_t b = 0;
+    while (b < NBOUNDS && seconds > bounds[b])
+        b++;
+    if (b < NBOUNDS)
+        r->bucket[b]++;
+    r->total++;
+    r->sum += seconds;
+    pthread_mutex_unlock(&lock);
+}
+
+static const char *label(int i)
+{
+    return i == MAX_ROUTES ? "unmatched" : app_routes[i].path;
+}
+
+static const char *method(int i)
+{
+    return i == MAX_ROUTES ? "" : app_routes[i].method;
+}
+
+static void render_requests(FILE *f, const route_stats *snap)
+{
+    fputs("# HELP http_requests_total Requests by route template and status.\n"
+          "# TYPE http_requests_total counter\n",
+          f);
+    for (int i = 0; i <= MAX_ROUTES; i++)
+        for (int s = 0; s < MAX_STATUSES && snap[i].status[s]; s++)
+            fprintf(f, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
+                    method(i), label(i), snap[i].status[s], snap[i].count[s]);
+    fputs("# HELP http_request_duration_seconds Time from request parsed to response queued.\n"
+          "# TYPE http_request_duration_seconds histogram\n",
+          f);
+    for (int i = 0; i <= MAX_ROUTES; i++) {
+        if (!snap[i].total)
+            continue;
+        unsigned long cum = 0;
+        for (size_t b = 0; b < NBOUNDS; b++) {
+            cum += snap[i].bucket[b];
+            fprintf(f,
+                    "http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%g\"} "
+                    "%lu\n",
+                    method(i), label(i), bounds[b], cum);
+        }
+        fprintf(f,
+                "http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+Inf\"} %lu\n"
+                "http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n"
+                "http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %lu\n",
+                method(i), label(i), snap[i].total, method(i), label(i), snap[i].sum, method(i),
+                label(i), snap[i].total);
+    }
+}
+
+static void render_pool(FILE *f, db_engine *engine)
+{
+    db_stats s;
+    db_engine_stats(engine, &s);
+    fprintf(f,
+            "# TYPE db_pool_connections gauge\n"
+            "db_pool_connections{state=\"open\"} %d\n"
+            "db_pool_connections{state=\"idle\"} %d\n"
+            "db_pool_connections{state=\"in_use\"} %d\n"
+            "# TYPE db_pool_waiting gauge\ndb_pool_waiting %d\n"
+            "# TYPE db_pool_connects_total counter\ndb_pool_connects_total %lu\n"
+            "# TYPE db_pool_connect_failures_total counter\ndb_pool_connect_failures_total %lu\n"
+            "# TYPE db_pool_discarded_total counter\ndb_pool_discarded_total %lu\n"
+            "# TYPE db_pool_acquires_total counter\ndb_pool_acquires_total %lu\n"
+            "# TYPE db_pool_acquire_timeouts_total counter\ndb_pool_acquire_timeouts_total %lu\n"
+            "# TYPE db_pool_acquire_wait_seconds_total counter\n"
+            "db_pool_acquire_wait_seconds_total %.6f\n",
+            s.open, s.idle, s.in_use, s.waiting, (unsigned long)s.connects,
+            (unsigned long)s.connect_failures, (unsigned long)s.discarded,
+            (unsigned long)s.acquires, (unsigned long)s.acquire_timeouts,
+            s.acquire_wait_seconds_total);
+}
+
+char *metrics_render(db_engine *engine)
+{
+    route_stats *snap = malloc(sizeof stats);
+    if (!snap)
+        return NULL;
+    pthread_mutex_lock(&lock);
+    memcpy(snap, stats, sizeof stats);
+    pthread_mutex_unlock(&lock);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (f) {
+        render_requests(f, snap);
+        if (engine)
+            render_pool(f, engine);
+        fclose(f);
+    }
+    free(snap);
+    return out;
+}

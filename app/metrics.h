@@ -1,0 +1,17 @@
+/* metrics: Prometheus text exposition for GET /metrics. Requests counted by route template and
+ * status, a latency histogram per route template, and the engine's pool figures.
+ * Thread: metrics_observe from any thread (one uncontended mutex, ~50 ns); metrics_render from any
+ * thread. Unmatched requests are counted under route="unmatched" so scanners cannot blow up the
+ * label set. */
+#ifndef APP_METRICS_H
+#define APP_METRICS_H
+
+#include "db/engine.h"
+
+/* Records one finished request: route index into app_routes (-1: unmatched), status, seconds. */
+void metrics_observe(int route_index, int status, double seconds);
+
+/* Returns the exposition text (malloc'd, caller frees). engine may be NULL (no pool figures). */
+char *metrics_render(db_engine *engine);
+
+#endif

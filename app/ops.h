@@ -1,0 +1,16 @@
+/* ops: the operational endpoints (health, readiness, metrics, OpenAPI, Swagger UI). Handlers with
+ * the signature of router.h; ops_ready runs on a worker (it talks to the database), the rest on the
+ * event loop. */
+#ifndef APP_OPS_H
+#define APP_OPS_H
+
+#include "app/http.h"
+#include "db/engine.h"
+
+int ops_health(const http_request *req, db_session *s, http_response *res);
+int ops_ready(const http_request *req, db_session *s, http_response *res);
+int ops_metrics(const http_request *req, db_session *s, http_response *res);
+int ops_openapi(const http_request *req, db_session *s, http_response *res);
+int ops_docs(const http_request *req, db_session *s, http_response *res);
+
+#endif

@@ -1,0 +1,134 @@
+/* routes: THE route table. Dispatch, 404/405 + Allow, CORS preflight, the 307 trailing-slash
+ * redirect, validation and /openapi.json all read it; nothing else lists routes.
+ *
+ * Adding a resource: one block of entries here, one handler file (like tasks.c), one migration,
+ * one test file. docs/api.md walks through it. */
+#include "app/ops.h"
+#include "app/router.h"
+#include "app/tasks.h"
+
+/* ---- parameters and bodies ---- */
+
+static const char *const status_choices[] = {"all", "pending", "completed", NULL};
+static const char *const sort_choices[] = {"created_at", "updated_at", "title", NULL};
+static const char *const order_choices[] = {"asc", "desc", NULL};
+
+#define USER_ID                                                                                    \
+    {                                                                                              \
+        .name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING, .min_len = 1, .max_len = 255,    \
+        .description = "The user's id: must equal the token's sub"                                 \
+    }
+#define TASK_ID                                                                                    \
+    {                                                                                              \
+        .name = "id", .in = PARAM_PATH, .type = TYPE_INT, .has_ge = true, .ge = 1,                 \
+        .description = "The task's id"                                                             \
+    }
+
+static const param_spec user_params[] = {USER_ID, {0}};
+static const param_spec task_params[] = {USER_ID, TASK_ID, {0}};
+static const param_spec list_params[] = {
+    USER_ID,
+    {.name = "status",
+     .in = PARAM_QUERY,
+     .type = TYPE_STRING,
+     .def = "all",
+     .choices = status_choices,
+     .description = "Filter by completion"},
+    {.name = "search",
+     .in = PARAM_QUERY,
+     .type = TYPE_STRING,
+     .max_len = 100,
+     .description = "Case-insensitive text in title or description (% and _ are literal)"},
+    {.name = "sort",
+     .in = PARAM_QUERY,
+     .type = TYPE_STRING,
+     .def = "created_at",
+     .choices = sort_choices,
+     .description = "Sort key"},
+    {.name = "order",
+     .in = PARAM_QUERY,
+     .type = TYPE_STRING,
+     .def = "desc",
+     .choices = order_choices,
+     .description = "Sort direction"},
+    {.name = "limit",
+     .in = PARAM_QUERY,
+     .type = TYPE_INT,
+     .def = "20",
+     .has_ge = true,
+     .ge = 1,
+     .has_le = true,
+     .le = 100,
+     .description = "Page size"},
+    {.name = "offset",
+     .in = PARAM_QUERY,
+     .type = TYPE_INT,
+     .def = "0",
+     .has_ge = true,
+     .ge = 0,
+     .description = "Tasks to skip"},
+    {0},
+};
+
+#define TITLE                                                                                      \
+    {                                                                                              \
+        .name = "title", .type = TYPE_STRING, .required = true, .min_len = 1, .max_len = 200,      \
+        .not_blank = true, .description = "1 to 200 characters, not blank"                         \
+    }
+#define DESCRIPTION                                                                                \
+    {                                                                                              \
+        .name = "description", .type = TYPE_STRING, .nullable = true, .max_len = 1000,             \
+        .def_json = "null", .description = "At most 1000 characters"                               \
+    }
+#define COMPLETED                                                                                  \
+    {                                                                                              \
+        .name = "completed", .type = TYPE_BOOL, .def_json = "false"                                \
+    }
+
+static const field_spec task_fields[] = {TITLE, DESCRIPTION, COMPLETED, {0}};
+static const body_spec task_create = {"TaskCreate", task_fields};
+static const body_spec task_update = {"TaskUpdate", task_fields};
+
+/* ---- documented error statuses ---- */
+static const int errs_auth[] = {401, 403, 422, 503, 0};
+static const int errs_task[] = {401, 403, 404, 422, 503, 0};
+static const int errs_ready[] = {503, 0};
+
+/* ---- the table ---- */
+const route app_routes[] = {
+    {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
+     .tag = "ops", .status = 200, .response = "Health", .description = "The process is up"},
+    {"GET", "/ready", ops_ready, RUN_WORKER, .operation_id = "ready",
+     .summary = "Readiness: database round trip and schema version", .tag = "ops", .status = 200,
+     .response = "Health", .description = "Ready to serve", .errors = errs_ready},
+    {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics",
+     .summary = "Prometheus metrics", .tag = "ops", .status = 200,
+     .description = "Prometheus text format"},
+    {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
+    {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
+
+    {"GET", "/api/{user_id}/tasks", tasks_list, RUN_READ, .auth = true, .params = list_params,
+     .operation_id = "list_tasks", .summary = "List the user's tasks", .tag = "tasks",
+     .status = 200, .response = "Task[]",
+     .description = "The page of tasks; X-Total-Count has the number of matches",
+     .errors = errs_auth},
+    {"POST", "/api/{user_id}/tasks", tasks_create, RUN_WRITE, .auth = true, .params = user_params,
+     .body = &task_create, .idempotency_key = true, .operation_id = "create_task",
+     .summary = "Create a task", .tag = "tasks", .status = 201, .response = "Task",
+     .description = "The created task (Location has its URL)", .errors = errs_auth},
+    {"GET", "/api/{user_id}/tasks/{id}", tasks_get, RUN_READ, .auth = true, .params = task_params,
+     .operation_id = "get_task", .summary = "Get a task", .tag = "tasks", .status = 200,
+     .response = "Task", .description = "The task", .errors = errs_task},
+    {"PUT", "/api/{user_id}/tasks/{id}", tasks_update, RUN_WRITE, .auth = true,
+     .params = task_params, .body = &task_update, .operation_id = "update_task",
+     .summary = "Replace a task", .tag = "tasks", .status = 200, .response = "Task",
+     .description = "The updated task", .errors = errs_task},
+    {"DELETE", "/api/{user_id}/tasks/{id}", tasks_delete, RUN_WRITE, .auth = true,
+     .params = task_params, .operation_id = "delete_task", .summary = "Delete a task",
+     .tag = "tasks", .status = 204, .description = "Deleted", .errors = errs_task},
+    {"PATCH", "/api/{user_id}/tasks/{id}/complete", tasks_toggle, RUN_WRITE, .auth = true,
+     .params = task_params, .operation_id = "toggle_task",
+     .summary = "Toggle a task's completed flag", .tag = "tasks", .status = 200, .response = "Task",
+     .description = "The updated task", .errors = errs_task},
+};
+const int app_nroutes = sizeof app_routes / sizeof *app_routes;

@@ -1,0 +1,352 @@
+/* server: loops, workers, signals, graceful shutdown. See server.h for the model. */
+#include "app/server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/exchange.h"
+#include "core/log.h"
+
+app_ctx app;
+
+#define FREELIST_MAX 256
+
+typedef struct loop {
+    int index;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct evbuffer *out;
+    struct event *wake; /* activated by workers when `done` goes from empty to non-empty */
+    pthread_mutex_t mu;
+    exchange *done_head, *done_tail;
+    exchange *free; /* recycled exchanges, loop thread only */
+    int nfree;
+    pthread_t thread;
+} loop;
+
+static struct {
+    loop *loops;
+    int nloops;
+    pthread_t *workers;
+    int nworkers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    exchange *head, *tail; /* jobs waiting for a worker */
+    bool stopping;
+    atomic_int inflight; /* jobs handed to workers and not yet replied */
+    double deadline;
+    struct event *drain_timer;
+    bool timed_out;
+} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+exchange *loop_exchange_get(loop *lp)
+{
+    exchange *x = lp->free;
+    if (x) {
+        lp->free = x->next;
+        lp->nfree--;
+        memset(x, 0, sizeof *x);
+        return x;
+    }
+    x = calloc(1, sizeof *x);
+    if (!x) {
+        log_error("out of memory");
+        abort();
+    }
+    return x;
+}
+
+void loop_exchange_put(loop *lp, exchange *x)
+{
+    if (lp->nfree >= FREELIST_MAX) {
+        free(x);
+        return;
+    }
+    x->next = lp->free;
+    lp->free = x;
+    lp->nfree++;
+}
+
+struct evbuffer *loop_buffer(loop *lp)
+{
+    return lp->out;
+}
+
+/* Worker -> loop: queue the finished exchange; wake the loop only when the queue was empty, so a
+ * burst of completions costs one wake-up. */
+static void loop_post(loop *lp, exchange *x)
+{
+    x->next = NULL;
+    pthread_mutex_lock(&lp->mu);
+    bool was_empty = !lp->done_head;
+    if (lp->done_tail)
+        lp->done_tail->next = x;
+    else
+        lp->done_head = x;
+    lp->done_tail = x;
+    pthread_mutex_unlock(&lp->mu);
+    if (was_empty)
+        event_active(lp->wake, EV_READ, 1);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    loop *lp = arg;
+    pthread_mutex_lock(&lp->mu);
+    exchange *x = lp->done_head;
+    lp->done_head = lp->done_tail = NULL;
+    pthread_mutex_unlock(&lp->mu);
+    while (x) {
+        exchange *next = x->next;
+        dispatch_finish(x);
+        atomic_fetch_sub(&S.inflight, 1);
+        x = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&S.mu);
+        while (!S.head && !S.stopping)
+            pthread_cond_wait(&S.cv, &S.mu);
+        exchange *x = S.head;
+        if (!x) { /* stopping and nothing left */
+            pthread_mutex_unlock(&S.mu);
+            return NULL;
+        }
+        S.head = x->next;
+        if (!S.head)
+            S.tail = NULL;
+        pthread_mutex_unlock(&S.mu);
+        dispatch_run(x);
+        loop_post(x->loop, x);
+    }
+}
+
+static void submit(exchange *x)
+{
+    atomic_fetch_add(&S.inflight, 1);
+    x->next = NULL;
+    pthread_mutex_lock(&S.mu);
+    if (S.tail)
+        S.tail->next = x;
+    else
+        S.head = x;
+    S.tail = x;
+    pthread_cond_signal(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    exchange *x = dispatch_request(arg, ev);
+    if (x)
+        submit(x);
+}
+
+static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
+{
+    const app_config *cfg = app.cfg;
+    lp->index = index;
+    pthread_mutex_init(&lp->mu, NULL);
+    lp->base = event_base_new();
+    lp->http = lp->base ? evhttp_new(lp->base) : NULL;
+    if (!lp->http)
+        return -1;
+    lp->out = evbuffer_new();
+    lp->wake = event_new(lp->base, -1, 0, on_wake, lp);
+    struct evconnlistener *l = evconnlistener_new_bind(
+        lp->base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, (struct sockaddr *)sa, sizeof *sa);
+    if (!l)
+        return -1;
+    lp->bound = evhttp_bind_listener(lp->http, l);
+    /* Our own limits answer with JSON 413/431 below these; libevent's hard caps (4x) stop a client
+     * from making us buffer unbounded data before we get to look at it. */
+    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes * 4);
+    evhttp_set_max_headers_size(lp->http, (ev_ssize_t)cfg->max_header_bytes * 4);
+    struct timeval tv = {(time_t)cfg->read_timeout,
+                         (suseconds_t)((cfg->read_timeout - (long)cfg->read_timeout) * 1e6)};
+    evhttp_set_timeout_tv(lp->http, &tv);
+    evhttp_set_allowed_methods(
+        lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
+    evhttp_set_default_content_type(lp->http, "application/json");
+    evhttp_set_flags(lp->http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_gencb(lp->http, on_request, lp);
+    return 0;
+}
+
+static void loop_free(loop *lp)
+{
+    /* replies that came back after the loops stopped: the connections are going away with evhttp */
+    for (exchange *x = lp->done_head, *next; x; x = next) {
+        next = x->next;
+        json_decref(x->req.body);
+        if (x->query_parsed)
+            evhttp_clear_headers(&x->query);
+        router_match_free(&x->match);
+        http_response_reset(&x->res);
+        free(x);
+    }
+    for (exchange *x = lp->free, *next; x; x = next) {
+        next = x->next;
+        free(x);
+    }
+    if (lp->wake)
+        event_free(lp->wake);
+    if (lp->http)
+        evhttp_free(lp->http);
+    if (lp->out)
+        evbuffer_free(lp->out);
+    if (lp->base)
+        event_base_free(lp->base);
+    pthread_mutex_destroy(&lp->mu);
+}
+
+static void *loop_main(void *arg)
+{
+    loop *lp = arg;
+    event_base_dispatch(lp->base);
+    return NULL;
+}
+
+static void stop_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    loop *lp = arg;
+    if (lp->bound)
+        evhttp_del_accept_socket(lp->http, lp->bound);
+    lp->bound = NULL;
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    int left = atomic_load(&S.inflight);
+    if (left > 0 && now_seconds() < S.deadline)
+        return;
+    if (left > 0) {
+        log_error("shutdown timeout: %d request(s) still running, giving up on them", left);
+        S.timed_out = true;
+    }
+    event_del(S.drain_timer);
+    for (int i = 0; i < S.nloops; i++)
+        event_base_loopexit(S.loops[i].base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what, (void)arg;
+    if (S.deadline > 0)
+        return; /* already draining */
+    log_info("received %s: no new connections; finishing %d in-flight request(s) within %gs",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", atomic_load(&S.inflight),
+             app.cfg->shutdown_timeout);
+    S.deadline = now_seconds() + app.cfg->shutdown_timeout;
+    struct timeval zero = {0, 0};
+    for (int i = 0; i < S.nloops; i++)
+        event_base_once(S.loops[i].base, -1, EV_TIMEOUT, stop_accepting, &S.loops[i], &zero);
+    struct timeval tick = {0, 10000};
+    event_add(S.drain_timer, &tick);
+}
+
+static int start_threads(void)
+{
+    S.workers = calloc((size_t)app.cfg->workers, sizeof *S.workers);
+    for (int i = 0; i < app.cfg->workers; i++) {
+        if (pthread_create(&S.workers[i], NULL, worker_main, NULL) != 0)
+            return -1;
+        S.nworkers++;
+    }
+    for (int i = 1; i < S.nloops; i++)
+        if (pthread_create(&S.loops[i].thread, NULL, loop_main, &S.loops[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static void stop_threads(int started_loops)
+{
+    if (S.timed_out) {
+        /* a worker may still be inside a query and will touch its loop when it returns: nothing
+         * can be freed safely, and the kernel closes the sockets and connections for us */
+        log_error("exiting with requests still running");
+        _exit(1);
+    }
+    for (int i = 1; i < started_loops; i++) {
+        event_base_loopexit(S.loops[i].base, NULL);
+        pthread_join(S.loops[i].thread, NULL);
+    }
+    pthread_mutex_lock(&S.mu);
+    S.stopping = true;
+    pthread_cond_broadcast(&S.cv);
+    pthread_mutex_unlock(&S.mu);
+    for (int i = 0; i < S.nworkers; i++)
+        pthread_join(S.workers[i], NULL);
+    free(S.workers);
+}
+
+int server_run(void)
+{
+    const app_config *cfg = app.cfg;
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+        log_error("HOST must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", cfg->host);
+        return 1;
+    }
+    S.nloops = cfg->loops;
+    S.loops = calloc((size_t)S.nloops, sizeof *S.loops);
+    int rc = 0;
+    for (int i = 0; i < S.nloops; i++)
+        if (loop_init(&S.loops[i], i, &sa) < 0) {
+            log_error("could not listen on %s:%d (in use?)", cfg->host, cfg->port);
+            rc = 1;
+        }
+    struct event *term = NULL, *intr = NULL;
+    if (rc == 0) {
+        struct event_base *main_base = S.loops[0].base;
+        term = evsignal_new(main_base, SIGTERM, on_signal, NULL);
+        intr = evsignal_new(main_base, SIGINT, on_signal, NULL);
+        S.drain_timer = event_new(main_base, -1, EV_PERSIST, on_drain_tick, NULL);
+        event_add(term, NULL);
+        event_add(intr, NULL);
+        if (start_threads() < 0) {
+            log_error("could not start threads");
+            rc = 1;
+        } else {
+            log_info("listening on http://%s:%d (%d loop(s), %d worker(s))", cfg->host, cfg->port,
+                     S.nloops, cfg->workers);
+            event_base_dispatch(main_base);
+        }
+    }
+    stop_threads(rc == 0 ? S.nloops : 1);
+    if (term)
+        event_free(term);
+    if (intr)
+        event_free(intr);
+    if (S.drain_timer)
+        event_free(S.drain_timer);
+    for (int i = 0; i < S.nloops; i++)
+        loop_free(&S.loops[i]);
+    free(S.loops);
+    return rc ? rc : S.timed_out ? 1 : 0;
+}

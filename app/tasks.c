@@ -1,0 +1,297 @@
+/* tasks: the Todo API. The only file with Task SQL; every statement is parameterized and every one
+ * filters on user_id, so another user's task is indistinguishable from a missing one (404). */
+#include "app/tasks.h"
+
+#include <event2/http.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+/* Timestamps leave PostgreSQL as UTC text ("2026-11-26 19:40:00.123456") and become ISO 8601 here:
+ * cheaper than to_char() on the server, and independent of the session's TimeZone. */
+#define TASK_COLS                                                                                  \
+    "id, user_id, title, description, completed, created_at at time zone 'UTC', "                  \
+    "updated_at at time zone 'UTC'"
+
+static json_t *iso_time(const char *pg)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "%sZ", pg);
+    char *space = strchr(buf, ' ');
+    if (space)
+        *space = 'T';
+    return json_string(buf);
+}
+
+/* Row `row` of a result with TASK_COLS from column `c` on, as the API's Task object. */
+static json_t *task_json_at(const PGresult *r, int row, int c)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "id", json_integer(strtoll(PQgetvalue(r, row, c + 0), NULL, 10)));
+    json_object_set_new(t, "user_id", json_string(PQgetvalue(r, row, c + 1)));
+    json_object_set_new(t, "title", json_string(PQgetvalue(r, row, c + 2)));
+    json_object_set_new(t, "description",
+                        PQgetisnull(r, row, c + 3) ? json_null()
+                                                   : json_string(PQgetvalue(r, row, c + 3)));
+    json_object_set_new(t, "completed", json_boolean(PQgetvalue(r, row, c + 4)[0] == 't'));
+    json_object_set_new(t, "created_at", iso_time(PQgetvalue(r, row, c + 5)));
+    json_object_set_new(t, "updated_at", iso_time(PQgetvalue(r, row, c + 6)));
+    return t;
+}
+
+static json_t *task_json(const PGresult *r, int row)
+{
+    return task_json_at(r, row, 0);
+}
+
+static int db_fail(http_response *res, const http_request *req, const db_error *err)
+{
+    if (err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, "23514")) /* a CHECK the API missed */
+        return http_reply_detail(res, 422, "The task violates a database constraint");
+    return http_reply_db_error(res, req, err);
+}
+
+/* Replies with the single task of r (or 404 when the statement matched no row). Clears r. */
+static int reply_task(http_response *res, PGresult *r, int status)
+{
+    int rc = PQntuples(r) ? http_reply_json(res, status, task_json(r, 0))
+                          : http_reply_detail(res, 404, "Task not found");
+    PQclear(r);
+    return rc;
+}
+
+static void add_location(http_response *res, const char *user_id, const char *id)
+{
+    char *enc = evhttp_uriencode(user_id, -1, 0);
+    http_header_add(res, "Location", "/api/%s/tasks/%s", enc ? enc : "", id);
+    free(enc);
+}
+
+/* ILIKE pattern matching `search` literally: \ % _ escaped, wrapped in %...%. malloc'd. */
+static char *like_pattern(const char *search)
+{
+    char *out = malloc(strlen(search) * 2 + 3), *p = out;
+    if (!out)
+        return NULL;
+    *p++ = '%';
+    for (const char *s = search; *s; s++) {
+        if (*s == '\\' || *s == '%' || *s == '_')
+            *p++ = '\\';
+        *p++ = *s;
+    }
+    *p++ = '%';
+    *p = '\0';
+    return out;
+}
+
+int tasks_list(const http_request *req, db_session *s, http_response *res)
+{
+    const char *status = http_param(req, "status")->str;
+    const char *search = http_param(req, "search")->str;
+    const char *sort = http_param(req, "sort")->str; /* one of three literals (validated) */
+    const char *order = !strcmp(http_param(req, "order")->str, "asc") ? "asc" : "desc";
+    char *pattern = search && *search ? like_pattern(search) : NULL;
+    const char *completed = !strcmp(status, "completed") ? "true"
+                            : !strcmp(status, "pending") ? "false"
+                                                         : NULL;
+    const char *params[] = {req->user_id, pattern, completed, http_param(req, "limit")->str,
+                            http_param(req, "offset")->str};
+#define MATCHES                                                                                    \
+    "user_id = $1 and ($3::boolean is null or completed = $3) and ($2::text is null or "           \
+    "title ilike $2 or description ilike $2)"
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "select c.total, t.* from (select count(*) from tasks where " MATCHES ") c(total) "
+             "left join lateral (select " TASK_COLS " from tasks where " MATCHES
+             " order by %s %s, id %s limit $4 offset $5) t on true",
+             !strcmp(sort, "title")        ? "title"
+             : !strcmp(sort, "updated_at") ? "updated_at"
+                                           : "created_at",
+             order, order);
+#undef MATCHES
+    db_error err;
+    PGresult *r = db_query(s, sql, 5, params, &err);
+    free(pattern);
+    if (!r)
+        return db_fail(res, req, &err);
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetisnull(r, i, 1))
+            continue; /* the count row when the page is empty */
+        json_array_append_new(list, task_json_at(r, i, 1));
+    }
+    http_header_add(res, "X-Total-Count", "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "0");
+    PQclear(r);
+    return http_reply_json(res, 200, list);
+}
+
+int tasks_get(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id};
+    db_error err;
+    PGresult *r = db_query(s, "select " TASK_COLS " from tasks where id = $1 and user_id = $2", 2,
+                           params, &err);
+    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+}
+
+static const char *body_str(const http_request *req, const char *name)
+{
+    return json_string_value(json_object_get(req->body, name)); /* NULL when absent or null */
+}
+
+static const char *body_bool(const http_request *req, const char *name)
+{
+    return json_is_true(json_object_get(req->body, name)) ? "true" : "false";
+}
+
+/* PUT replaces the task: what the body leaves out takes its create-time default. */
+int tasks_update(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id, body_str(req, "title"),
+                            body_str(req, "description"), body_bool(req, "completed")};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "update tasks set title = $3, description = $4, completed = $5, "
+                           "updated_at = now() where id = $1 and user_id = $2 returning " TASK_COLS,
+                           5, params, &err);
+    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+}
+
+int tasks_toggle(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "update tasks set completed = not completed, updated_at = now() "
+                           "where id = $1 and user_id = $2 returning " TASK_COLS,
+                           2, params, &err);
+    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+}
+
+int tasks_delete(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id};
+    db_error err;
+    PGresult *r = db_query(s, "delete from tasks where id = $1 and user_id = $2", 2, params, &err);
+    if (!r)
+        return db_fail(res, req, &err);
+    bool deleted = atoi(PQcmdTuples(r)) > 0;
+    PQclear(r);
+    return deleted ? http_reply_empty(res, 204) : http_reply_detail(res, 404, "Task not found");
+}
+
+#define INSERT_TASK                                                                                \
+    "insert into tasks (user_id, title, description, completed) values ($1, $2, $3, $4) "          \
+    "returning " TASK_COLS
+
+/* Inserts the task; on success fills res (201 + Location) and returns the result (caller clears).
+ */
+static PGresult *insert_task(const http_request *req, db_session *s, http_response *res,
+                             db_error *err)
+{
+    const char *params[] = {req->user_id, body_str(req, "title"), body_str(req, "description"),
+                            body_bool(req, "completed")};
+    PGresult *r = db_query(s, INSERT_TASK, 4, params, err);
+    if (r) {
+        add_location(res, req->user_id, PQgetvalue(r, 0, 0));
+        http_reply_json(res, 201, task_json(r, 0));
+    }
+    return r;
+}
+
+/* Hex SHA-256 of the body as validated (keys sorted, compact): the same JSON written with other
+ * spacing or key order is the same request. */
+static void request_hash(const http_request *req, char out[65])
+{
+    char *canon = json_dumps(req->body, JSON_COMPACT | JSON_SORT_KEYS);
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(canon ? canon : "", canon ? strlen(canon) : 0, md, &n, EVP_sha256(), NULL);
+    free(canon);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The first response for this key: replayed when the body matches, 422 when it does not. */
+static int replay(const http_request *req, db_session *s, http_response *res, const char *hash)
+{
+    const char *params[] = {req->user_id, req->idempotency_key};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "select request_hash, status, body from idempotency_keys "
+                           "where user_id = $1 and key = $2",
+                           2, params, &err);
+    if (!r)
+        return db_fail(res, req, &err);
+    int rc;
+    if (!PQntuples(r) || PQgetisnull(r, 0, 2)) {
+        rc = http_reply_detail(res, 409, "A request with this Idempotency-Key is in progress");
+    } else if (strcmp(PQgetvalue(r, 0, 0), hash)) {
+        rc = http_reply_detail(res, 422,
+                               "Idempotency-Key was already used with a different request body");
+    } else {
+        json_t *task = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+        json_t *id = json_object_get(task, "id");
+        if (json_is_integer(id)) {
+            char idbuf[24];
+            snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(id));
+            add_location(res, req->user_id, idbuf);
+        }
+        http_header_add(res, "Idempotent-Replayed", "true");
+        rc = http_reply_json(res, atoi(PQgetvalue(r, 0, 1)), task);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* With an Idempotency-Key, one transaction claims the key (a concurrent retry waits on its row),
+ * creates the task and stores the response; a retry finds the key and replays the response. */
+static int create_once(const http_request *req, db_session *s, http_response *res)
+{
+    char hash[65];
+    request_hash(req, hash);
+    const char *claim[] = {req->user_id, req->idempotency_key, hash};
+    db_error err;
+    if (db_begin(s, &err) < 0)
+        return db_fail(res, req, &err);
+    PGresult *r = db_query(s,
+                           "insert into idempotency_keys (user_id, key, request_hash) "
+                           "values ($1, $2, $3) on conflict do nothing returning 1",
+                           3, claim, &err);
+    if (!r)
+        return db_fail(res, req, &err);
+    bool claimed = PQntuples(r) == 1;
+    PQclear(r);
+    if (!claimed) {
+        db_rollback(s, &err);
+        return replay(req, s, res, hash);
+    }
+    if (!(r = insert_task(req, s, res, &err)))
+        return db_fail(res, req, &err);
+    PQclear(r);
+    const char *store[] = {req->user_id, req->idempotency_key, res->body};
+    if (db_exec(s,
+                "update idempotency_keys set status = 201, body = $3 "
+                "where user_id = $1 and key = $2",
+                3, store, &err) < 0 ||
+        db_commit(s, &err) < 0) {
+        http_response_reset(res);
+        return db_fail(res, req, &err);
+    }
+    return 0;
+}
+
+int tasks_create(const http_request *req, db_session *s, http_response *res)
+{
+    if (req->idempotency_key)
+        return create_once(req, s, res);
+    db_error err;
+    PGresult *r = insert_task(req, s, res, &err);
+    if (!r)
+        return db_fail(res, req, &err);
+    PQclear(r);
+    return 0;
+}

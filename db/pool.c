@@ -1,0 +1,405 @@
+/* pool: see pool.h. Connections are opened and closed outside the lock; the lock only guards
+ * counters and lists, so a slow connect (a Neon cold start) never blocks other borrowers. */
+#include "db/pool.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "db/connect.h"
+
+enum { W_WAITING, W_CONN, W_SLOT, W_CLOSED };
+
+struct db_waiter {
+    pthread_cond_t cond;
+    int outcome;
+    db_conn *conn;
+    db_waiter *next;
+};
+
+double db_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int db_pool_init(db_pool *p, const char *url, const char *label, const db_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->url = strdup(url);
+    if (!p->url)
+        return -1;
+    p->label = label;
+    p->cfg = cfg;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->drained, &a);
+    pthread_condattr_destroy(&a);
+    return 0;
+}
+
+static struct timespec abs_mono(double t)
+{
+    struct timespec ts = {(time_t)t, (long)((t - floor(t)) * 1e9)};
+    return ts;
+}
+
+/* Hands a freed slot to the first waiter, or gives it up. Locked. */
+static void slot_freed_locked(db_pool *p)
+{
+    db_waiter *w = p->whead;
+    if (!w) {
+        p->open--;
+        return;
+    }
+    p->whead = w->next;
+    if (!p->whead)
+        p->wtail = NULL;
+    w->outcome = W_SLOT;
+    p->in_use++;
+    pthread_cond_signal(&w->cond);
+}
+
+static void unlink_waiter_locked(db_pool *p, db_waiter *w)
+{
+    db_waiter **pp = &p->whead, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->wtail == w)
+        p->wtail = prev;
+}
+
+/* Queues the calling thread until it is handed a connection or a slot, the deadline passes or the
+ * pool closes. Locked (the wait releases the lock). Returns the waiter's outcome. */
+static int wait_turn_locked(db_pool *p, double deadline, db_conn **conn)
+{
+    db_waiter w = {.outcome = W_WAITING};
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cond, &a);
+    pthread_condattr_destroy(&a);
+    if (p->wtail)
+        p->wtail->next = &w;
+    else
+        p->whead = &w;
+    p->wtail = &w;
+    p->waiting++;
+    struct timespec ts = abs_mono(deadline);
+    while (w.outcome == W_WAITING) {
+        if (pthread_cond_timedwait(&w.cond, &p->mu, &ts) == ETIMEDOUT && w.outcome == W_WAITING) {
+            unlink_waiter_locked(p, &w);
+            break;
+        }
+    }
+    p->waiting--;
+    pthread_cond_destroy(&w.cond);
+    *conn = w.conn;
+    return w.outcome;
+}
+
+static db_conn *open_conn(db_pool *p, db_error *err)
+{
+    const db_config *cfg = p->cfg;
+    db_connect_opts o = {.application_name = cfg->application_name,
+                         .connect_timeout = cfg->connect_timeout,
+                         .budget = cfg->connect_timeout,
+                         .log_label = p->label};
+    PGconn *pg = db_connect(p->url, &o, err);
+    db_conn *c = pg ? calloc(1, sizeof *c) : NULL;
+    pthread_mutex_lock(&p->mu);
+    if (c)
+        p->connects++;
+    else
+        p->connect_failures++;
+    pthread_mutex_unlock(&p->mu);
+    if (!c) {
+        if (pg) {
+            PQfinish(pg);
+            db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
+        }
+        return NULL;
+    }
+    c->pg = pg;
+    c->created = c->last_used = db_now();
+    /* up to 20% earlier than the maximum, so connections opened together do not expire together */
+    c->expires = c->created + cfg->max_lifetime * (1.0 - 0.2 * ((double)rand() / RAND_MAX));
+    return c;
+}
+
+static void close_conn(db_conn *c)
+{
+    if (c) {
+        PQfinish(c->pg);
+        free(c);
+    }
+}
+
+/* A connection the server has already dropped (terminated backend, restart) has something to
+ * read while idle: an error message or EOF. A zero-timeout poll() sees that without a round trip.
+ */
+static bool looks_dead(PGconn *pg)
+{
+    struct pollfd fd = {PQsocket(pg), POLLIN, 0};
+    if (PQstatus(pg) != CONNECTION_OK || fd.fd < 0)
+        return true;
+    if (poll(&fd, 1, 0) <= 0)
+        return false;
+    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK ||
+           PQtransactionStatus(pg) != PQTRANS_IDLE;
+}
+
+static bool ping(db_pool *p, PGconn *pg)
+{
+    bool sent, timed_out;
+    PGresult *r = db_exec_wait(pg, "", 0, NULL, p->cfg->connect_timeout, &sent, &timed_out);
+    bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY && !timed_out;
+    PQclear(r);
+    return ok;
+}
+
+/* Checks an idle connection before it is handed out; replaces it when it is dead or too old. */
+static db_conn *check_idle(db_pool *p, db_conn *c, db_error *err)
+{
+    double now = db_now();
+    const char *why = NULL;
+    if (now >= c->expires)
+        return db_pool_reconnect(p, c, err); /* recycled at its lifetime: not counted as broken */
+    if (looks_dead(c->pg))
+        why = "closed by the server";
+    else if (now - c->last_used >= p->cfg->preping_after && !ping(p, c->pg))
+        why = "failed its pre-ping";
+    else
+        return c;
+    log_info("discarding a pooled connection that %s", why);
+    pthread_mutex_lock(&p->mu);
+    p->discarded++;
+    pthread_mutex_unlock(&p->mu);
+    return db_pool_reconnect(p, c, err);
+}
+
+int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err)
+{
+    double t0 = db_now();
+    db_conn *c = NULL;
+    int got = W_WAITING;
+    pthread_mutex_lock(&p->mu);
+    p->acquires++;
+    if (p->closing) {
+        got = W_CLOSED;
+    } else if (!p->whead && p->idle) {
+        c = p->idle;
+        p->idle = c->next;
+        p->nidle--;
+        p->in_use++;
+        got = W_CONN;
+    } else if (!p->whead && p->open < p->cfg->pool_max) {
+        p->open++;
+        p->in_use++;
+        got = W_SLOT;
+    } else {
+        got = wait_turn_locked(p, deadline, &c);
+    }
+    if (got == W_WAITING)
+        p->acquire_timeouts++;
+    p->wait_total += db_now() - t0;
+    pthread_mutex_unlock(&p->mu);
+
+    switch (got) {
+    case W_CLOSED:
+        db_error_set(err, DB_ERR_CLOSED, NULL, "the database engine is shut down");
+        return -1;
+    case W_WAITING:
+        db_error_set(err, DB_ERR_POOL_TIMEOUT, NULL,
+                     "no database connection became free within %g s (%d in use)",
+                     p->cfg->acquire_timeout, p->cfg->pool_max);
+        snprintf(err->hint, sizeof err->hint,
+                 "retry later; if this persists raise DB_POOL_MAX or DB_ACQUIRE_TIMEOUT, or "
+                 "shorten transactions");
+        return -1;
+    case W_CONN:
+        c->next = NULL;
+        *out = check_idle(p, c, err);
+        return *out ? 0 : -1;
+    default: /* W_SLOT */
+        *out = open_conn(p, err);
+        if (*out)
+            return 0;
+        pthread_mutex_lock(&p->mu);
+        p->in_use--;
+        slot_freed_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        return -1;
+    }
+}
+
+void db_pool_release(db_pool *p, db_conn *c, bool broken)
+{
+    if (!c)
+        return;
+    double now = db_now();
+    bool discard = broken || PQstatus(c->pg) != CONNECTION_OK ||
+                   p->cfg->mode == DB_POOL_MODE_PER_REQUEST || now >= c->expires;
+    pthread_mutex_lock(&p->mu);
+    if (broken)
+        p->discarded++;
+    if (discard || p->closing) {
+        p->in_use--;
+        slot_freed_locked(p);
+        discard = true;
+    } else if (p->whead) {
+        db_waiter *w = p->whead; /* in_use passes to the waiter unchanged */
+        p->whead = w->next;
+        if (!p->whead)
+            p->wtail = NULL;
+        c->last_used = now;
+        w->conn = c;
+        w->outcome = W_CONN;
+        pthread_cond_signal(&w->cond);
+    } else {
+        p->in_use--;
+        c->last_used = now;
+        c->next = p->idle;
+        p->idle = c;
+        p->nidle++;
+    }
+    if (p->closing && p->in_use == 0)
+        pthread_cond_broadcast(&p->drained);
+    pthread_mutex_unlock(&p->mu);
+    if (discard)
+        close_conn(c);
+}
+
+db_conn *db_pool_reconnect(db_pool *p, db_conn *c, db_error *err)
+{
+    db_conn *fresh = open_conn(p, err);
+    close_conn(c);
+    if (!fresh) {
+        pthread_mutex_lock(&p->mu);
+        p->in_use--;
+        slot_freed_locked(p);
+        if (p->closing && p->in_use == 0)
+            pthread_cond_broadcast(&p->drained);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return fresh;
+}
+
+void db_pool_maintain(db_pool *p)
+{
+    const db_config *cfg = p->cfg;
+    double now = db_now();
+    db_conn *doomed = NULL;
+    bool fill = false;
+    pthread_mutex_lock(&p->mu);
+    /* the list is most recently used first: walk it and drop what aged out */
+    int keep = 0;
+    for (db_conn **pp = &p->idle; *pp;) {
+        db_conn *c = *pp;
+        bool idle_too_long = now - c->last_used >= cfg->idle_timeout && keep >= cfg->pool_min_idle;
+        if (idle_too_long || now >= c->expires) {
+            *pp = c->next;
+            c->next = doomed;
+            doomed = c;
+            p->nidle--;
+            p->open--;
+        } else {
+            keep++;
+            pp = &c->next;
+        }
+    }
+    if (!p->closing && !p->whead && p->nidle + p->in_use < cfg->pool_min_idle &&
+        p->open < cfg->pool_max) {
+        p->open++;
+        fill = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (doomed) {
+        db_conn *next = doomed->next;
+        close_conn(doomed);
+        doomed = next;
+    }
+    if (!fill)
+        return;
+    db_error err;
+    db_conn *c = open_conn(p, &err);
+    pthread_mutex_lock(&p->mu);
+    p->in_use++; /* so that release() files it as idle (or hands it to a waiter) */
+    pthread_mutex_unlock(&p->mu);
+    if (c) {
+        db_pool_release(p, c, false);
+    } else {
+        pthread_mutex_lock(&p->mu);
+        p->in_use--;
+        slot_freed_locked(p);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+bool db_pool_close(db_pool *p, double wait)
+{
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    for (db_waiter *w = p->whead; w; w = w->next) {
+        w->outcome = W_CLOSED;
+        pthread_cond_signal(&w->cond);
+    }
+    p->whead = p->wtail = NULL;
+    struct timespec ts = abs_mono(db_now() + wait);
+    while (p->in_use > 0 && pthread_cond_timedwait(&p->drained, &p->mu, &ts) != ETIMEDOUT)
+        ;
+    db_conn *idle = p->idle;
+    p->idle = NULL;
+    p->open -= p->nidle;
+    p->nidle = 0;
+    int left = p->in_use;
+    /* waiters woken above may still be reading their outcome under this lock */
+    while (p->waiting > 0) {
+        pthread_mutex_unlock(&p->mu);
+        sched_yield();
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    while (idle) {
+        db_conn *next = idle->next;
+        close_conn(idle);
+        idle = next;
+    }
+    if (left) {
+        log_warn("database pool %s closed with %d connection(s) still borrowed", p->label, left);
+        return false;
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->drained);
+    free(p->url);
+    return true;
+}
+
+void db_pool_stats_add(db_pool *p, db_stats *out)
+{
+    pthread_mutex_lock(&p->mu);
+    out->open += p->open;
+    out->idle += p->nidle;
+    out->in_use += p->in_use;
+    out->waiting += p->waiting;
+    out->connects += p->connects;
+    out->connect_failures += p->connect_failures;
+    out->discarded += p->discarded;
+    out->acquires += p->acquires;
+    out->acquire_timeouts += p->acquire_timeouts;
+    out->acquire_wait_seconds_total += p->wait_total;
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,80 @@
+/* pool: one URL's connections, shared by the engine (engine.c) and sessions (session.c). Internal
+ * to db/: the app and migrate code use engine.h only.
+ *
+ * Accounting: `open` counts slots, that is live connections plus connections being opened (a
+ * slot is reserved under the lock, the connect happens outside it), and never exceeds max.
+ * Waiters queue FIFO, each on its own condition variable: a released connection, or a freed slot,
+ * is handed to the first waiter directly, so a newcomer cannot overtake a thread that has waited
+ * longer. All fields are guarded by `mu`. */
+#ifndef DB_POOL_H
+#define DB_POOL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db/engine.h"
+#include "db/error.h"
+
+typedef struct db_conn {
+    PGconn *pg;
+    double created, last_used,
+        expires;          /* monotonic seconds; expires = created + jittered lifetime */
+    struct db_conn *next; /* idle list link */
+} db_conn;
+
+typedef struct db_waiter db_waiter;
+
+typedef struct db_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t drained; /* signalled when in_use drops to 0 while closing */
+    char *url;              /* owned */
+    const char *label;      /* "rw" or "ro", for logs */
+    const db_config *cfg;   /* the engine's copy */
+    int open, in_use, nidle, waiting;
+    db_conn *idle; /* most recently used first: the cold end ages out by idle timeout */
+    db_waiter *whead, *wtail;
+    bool closing;
+    uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
+    double wait_total;
+} db_pool;
+
+/* Monotonic clock in seconds. */
+double db_now(void);
+
+/* Initialises p for `url` (copied). Returns 0 or -1 (out of memory). */
+int db_pool_init(db_pool *p, const char *url, const char *label, const db_config *cfg);
+
+/* Borrows a connection until `deadline` (db_now() clock): idle (checked, see pool.c) or new.
+ * Returns 0 and *out, or -1 with err (POOL_TIMEOUT, CLOSED, TRANSIENT, CONFIG). */
+int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err);
+
+/* Gives c back; broken (or expired, or per_request mode) connections are closed and their slot
+ * handed on. */
+void db_pool_release(db_pool *p, db_conn *c, bool broken);
+
+/* Replaces the dead connection of borrowed c with a new one on the same slot. Returns c, or NULL
+ * with err when connecting failed (c is then freed and its slot given back). */
+db_conn *db_pool_reconnect(db_pool *p, db_conn *c, db_error *err);
+
+/* Closes idle connections past the idle timeout (down to min idle) or past their lifetime, and
+ * opens one connection when fewer than min idle exist. Called by the engine's reaper thread. */
+void db_pool_maintain(db_pool *p);
+
+/* Wakes waiters with DB_ERR_CLOSED, waits up to `wait` seconds for borrowed connections, closes
+ * all. Returns true when nothing is still borrowed (p may then be freed). */
+bool db_pool_close(db_pool *p, double wait);
+
+/* Adds p's figures to out. */
+void db_pool_stats_add(db_pool *p, db_stats *out);
+
+/* Sends a statement and waits for its result, cancelling it after `timeout` seconds (0: no
+ * limit) and waiting a bounded while for the cancel to land (exec.c). Returns the result that
+ * decides the outcome (the first error, else the last result; the caller PQclear()s it), or NULL
+ * when the connection failed or stayed silent after the cancel. *sent tells whether the statement
+ * left this process; *timed_out whether it was cancelled. */
+PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *const *params,
+                       double timeout, bool *sent, bool *timed_out);
+
+#endif

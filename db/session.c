@@ -1,0 +1,179 @@
+/* session: one request's borrowed connection, its transactions and statements (see engine.h).
+ *
+ * A warm session with one statement costs exactly one round trip: no BEGIN/ROLLBACK around it, no
+ * ping (pool.c pings only connections idle longer than DB_PREPING_AFTER), and the statement
+ * timeout is enforced client-side (exec.c) instead of with SET. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "db/engine_internal.h"
+
+/* ROLLBACK when a session is closed with a transaction left open gets this long at most. */
+#define CLOSE_ROLLBACK_TIMEOUT 5.0
+
+int db_session_open(db_engine *e, db_access access, db_session **out, db_error *err)
+{
+    *out = NULL;
+    db_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
+        return -1;
+    }
+    s->engine = e;
+    s->access = access;
+    s->pool = access == DB_READ_ONLY && e->has_ro ? &e->ro : &e->rw;
+    if (db_pool_acquire(s->pool, db_now() + e->cfg.acquire_timeout, &s->conn, err) < 0) {
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void db_session_close(db_session *s)
+{
+    if (!s)
+        return;
+    if (s->conn && !s->broken) {
+        PGTransactionStatusType ts = PQtransactionStatus(s->conn->pg);
+        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+            bool sent, timed_out;
+            PGresult *r = db_exec_wait(s->conn->pg, "ROLLBACK", 0, NULL, CLOSE_ROLLBACK_TIMEOUT,
+                                       &sent, &timed_out);
+            s->broken = !r || PQresultStatus(r) != PGRES_COMMAND_OK || timed_out;
+            PQclear(r);
+        } else if (ts != PQTRANS_IDLE) {
+            s->broken = true; /* a statement still running, or the connection is gone */
+        }
+    }
+    if (s->conn)
+        db_pool_release(s->pool, s->conn, s->broken);
+    free(s);
+}
+
+PGconn *db_session_conn(db_session *s)
+{
+    return s && s->conn ? s->conn->pg : NULL;
+}
+
+static bool conn_lost(PGconn *pg, const char *sqlstate)
+{
+    return PQstatus(pg) == CONNECTION_BAD || !strncmp(sqlstate, "08", 2) ||
+           !strcmp(sqlstate, "57P01") || !strcmp(sqlstate, "57P02");
+}
+
+/* What to tell the caller when the connection died under a statement that may not be re-sent. */
+static void lost_outcome(db_error *err, bool in_tx, bool is_commit, bool sent)
+{
+    if (in_tx && !is_commit) {
+        /* the server rolls back what a lost connection leaves open: the outcome is known */
+        snprintf(err->hint, sizeof err->hint,
+                 "the connection was lost and the transaction rolled back; run it again");
+        err->kind = DB_ERR_TRANSIENT;
+    } else if (sent) {
+        err->kind = DB_ERR_UNKNOWN_OUTCOME;
+        snprintf(err->hint, sizeof err->hint,
+                 "the connection was lost before the result arrived: the write may or may not "
+                 "have committed; check before retrying, or retry with an idempotency key");
+    }
+}
+
+/* Runs one statement; `retry_ok` says whether it may be re-sent on a fresh connection when its
+ * connection turns out dead. */
+static PGresult *run(db_session *s, const char *sql, int nparams, const char *const *params,
+                     bool retry_ok, bool is_commit, db_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        if (!s->conn) {
+            db_error_set(err, DB_ERR_TRANSIENT, "08003",
+                         "this session lost its database connection; open a new session");
+            return NULL;
+        }
+        PGconn *pg = s->conn->pg;
+        bool in_tx = PQtransactionStatus(pg) != PQTRANS_IDLE, sent, timed_out;
+        PGresult *r = db_exec_wait(pg, sql, nparams, params, s->engine->cfg.statement_timeout,
+                                   &sent, &timed_out);
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            return r;
+        bool answered = r != NULL;
+        db_error_from_result(err, pg, r);
+        PQclear(r);
+        if (timed_out && !answered) { /* the cancel got no answer: give the connection up */
+            s->broken = true;
+            db_error_set(err, DB_ERR_STATEMENT_TIMEOUT, "57014",
+                         "statement exceeded DB_STATEMENT_TIMEOUT (%g s) and the server did not "
+                         "answer the cancel",
+                         s->engine->cfg.statement_timeout);
+            return NULL;
+        }
+        if (!conn_lost(pg, err->sqlstate))
+            return NULL;
+        s->broken = true;
+        if (in_tx || !retry_ok || attempt > 0 || (s->access == DB_READ_WRITE && sent)) {
+            lost_outcome(err, in_tx, is_commit, sent);
+            return NULL;
+        }
+        log_info("re-running a read-only statement on a fresh connection after: %s", err->message);
+        pthread_mutex_lock(&s->pool->mu);
+        s->pool->discarded++;
+        pthread_mutex_unlock(&s->pool->mu);
+        s->conn = db_pool_reconnect(s->pool, s->conn, err);
+        s->broken = false;
+        if (!s->conn)
+            return NULL;
+    }
+}
+
+PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
+                   db_error *err)
+{
+    return run(s, sql, nparams, params, s->access == DB_READ_ONLY, false, err);
+}
+
+int db_exec(db_session *s, const char *sql, int nparams, const char *const *params, db_error *err)
+{
+    PGresult *r = db_query(s, sql, nparams, params, err);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+int db_begin(db_session *s, db_error *err)
+{
+    if (s->conn && PQtransactionStatus(s->conn->pg) != PQTRANS_IDLE) {
+        db_error_set(err, DB_ERR_QUERY, "25001", "a transaction is already open in this session");
+        return -1;
+    }
+    /* BEGIN changes nothing, so it may be re-sent whatever the session's access */
+    const char *sql = s->access == DB_READ_ONLY ? "BEGIN READ ONLY" : "BEGIN";
+    PGresult *r = run(s, sql, 0, NULL, true, false, err);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+int db_commit(db_session *s, db_error *err)
+{
+    PGresult *r = run(s, "COMMIT", 0, NULL, false, true, err);
+    if (!r)
+        return -1;
+    /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK */
+    bool rolled_back = !strcmp(PQcmdStatus(r), "ROLLBACK");
+    PQclear(r);
+    if (rolled_back) {
+        db_error_set(err, DB_ERR_QUERY, "25P02",
+                     "the transaction was rolled back because a statement in it failed");
+        return -1;
+    }
+    return 0;
+}
+
+int db_rollback(db_session *s, db_error *err)
+{
+    PGresult *r = run(s, "ROLLBACK", 0, NULL, false, false, err);
+    PQclear(r);
+    /* a connection lost during the transaction took the transaction with it: nothing to undo */
+    if (!r && s->broken)
+        return 0;
+    return r ? 0 : -1;
+}
