@@ -1,0 +1,229 @@
+/* apply: see apply.h. */
+#include "migrate/apply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "migrate/history.h"
+#include "migrate/split.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Appends formatted text to err (which always stays NUL-terminated). */
+static void add(char *err, size_t errlen, const char *fmt, ...)
+{
+    size_t n = strlen(err);
+    if (n + 1 >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+}
+
+static int simple(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static int set_lock_timeout(PGconn *c, const char *value, bool local, char *err, size_t errlen,
+                            const char *label)
+{
+    const char *p[] = {value, local ? "t" : "f"};
+    PGresult *r = PQexecParams(c, "SELECT set_config('lock_timeout', $1, $2::boolean)", 2, NULL, p,
+                               NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorMessage(r);
+        snprintf(err, errlen, "%s: invalid lock timeout \"%s\": %.*s", label, value,
+                 (int)strcspn(m, "\n"), m);
+        PQclear(r);
+        return -1;
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* The line within the statement of PostgreSQL's error position (a 1-based character count). */
+static int error_line(const PGresult *r, const mig_stmt *s)
+{
+    const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+    int line = s->line;
+    if (!pos)
+        return line;
+    long chars = atol(pos);
+    for (const unsigned char *p = (const unsigned char *)s->sql; *p && chars > 1; p++) {
+        if ((*p & 0xC0) != 0x80)
+            chars--;
+        if (*p == '\n')
+            line++;
+    }
+    return line;
+}
+
+static void describe_failure(const mig_step *st, const mig_stmt *s, size_t index, const PGresult *r,
+                             PGconn *c, char *err, size_t errlen)
+{
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL;
+    if (!msg) {
+        const char *m = PQerrorMessage(c);
+        add(err, errlen, "%s:%d: statement %zu failed: %.*s", st->label, error_line(r, s),
+            index + 1, (int)strcspn(m, "\n"), m);
+    } else {
+        add(err, errlen, "%s:%d: statement %zu failed: %s (SQLSTATE %s)", st->label,
+            error_line(r, s), index + 1, msg, state ? state : "?");
+    }
+    if (detail)
+        add(err, errlen, "\ndetail: %s", detail);
+    if (hint)
+        add(err, errlen, "\nhint: %s", hint);
+    else if (state && !strcmp(state, "25001"))
+        add(err, errlen,
+            "\nhint: this statement cannot run inside a transaction: add a line "
+            "\"-- migrate:no-transaction\" to the file");
+    else if (state && !strcmp(state, "55P03"))
+        add(err, errlen,
+            "\nhint: a lock was not granted within lock_timeout, so the migration "
+            "stopped instead of stalling traffic queued behind it; retry when the "
+            "table is quieter, or raise it (-- migrate:lock-timeout, --pg-lock-timeout)");
+}
+
+static int run_transactional(PGconn *c, const mig_step *st, const mig_stmts *stmts,
+                             const char *lock_timeout, char *err, size_t errlen)
+{
+    double t0 = now_ms();
+    if (simple(c, "BEGIN") < 0) {
+        snprintf(err, errlen, "%s: BEGIN failed: %s", st->label, PQerrorMessage(c));
+        return -1;
+    }
+    int rc = set_lock_timeout(c, lock_timeout, true, err, errlen, st->label);
+    for (size_t i = 0; rc == 0 && i < stmts->count; i++) {
+        PGresult *r = PQexec(c, stmts->items[i].sql);
+        ExecStatusType s = PQresultStatus(r);
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY) {
+            describe_failure(st, &stmts->items[i], i, r, c, err, errlen);
+            add(err, errlen, "\nnothing was changed: the transaction was rolled back");
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    char herr[MIG_ERR_LEN];
+    if (rc == 0) {
+        rc = st->file ? mig_history_insert(c, st->file, (long)(now_ms() - t0 + 0.5), false, herr)
+                      : mig_history_delete(c, st->version, herr);
+        if (rc < 0)
+            snprintf(err, errlen, "%s: %s", st->label, herr);
+    }
+    if (rc < 0) {
+        simple(c, "ROLLBACK");
+        return -1;
+    }
+    if (simple(c, "COMMIT") < 0) {
+        snprintf(err, errlen, "%s: COMMIT failed: %s", st->label, PQerrorMessage(c));
+        return -1;
+    }
+    return 0;
+}
+
+static void report_partial(PGconn *c, const mig_stmts *stmts, size_t failed, char *err,
+                           size_t errlen)
+{
+    if (failed == 0)
+        add(err, errlen, "\nno statement of this file ran before the failure");
+    for (size_t i = 0; i < failed; i++)
+        add(err, errlen, "\nstatement %zu (line %d) ran and stays applied", i + 1,
+            stmts->items[i].line);
+    if (failed + 1 < stmts->count)
+        add(err, errlen, "\nstatements %zu to %zu did not run", failed + 2, stmts->count);
+    char inv[1024];
+    if (mig_invalid_indexes(c, inv, sizeof inv) > 0)
+        add(err, errlen,
+            "\nINVALID index left behind: %s (a failed CREATE INDEX CONCURRENTLY; IF NOT EXISTS "
+            "would keep it): DROP INDEX CONCURRENTLY it before running up again",
+            inv);
+    add(err, errlen,
+        "\nthe migration is not recorded as applied; make its statements idempotent "
+        "(IF NOT EXISTS) or undo those that ran, then run up again");
+}
+
+static int run_autocommit(PGconn *c, const mig_step *st, const mig_stmts *stmts,
+                          const char *lock_timeout, char *err, size_t errlen)
+{
+    double t0 = now_ms();
+    if (set_lock_timeout(c, lock_timeout, false, err, errlen, st->label) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < stmts->count; i++) {
+        PGresult *r = PQexec(c, stmts->items[i].sql);
+        ExecStatusType s = PQresultStatus(r);
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY) {
+            describe_failure(st, &stmts->items[i], i, r, c, err, errlen);
+            report_partial(c, stmts, i, err, errlen);
+            rc = -1;
+        }
+        PQclear(r);
+    }
+    char herr[MIG_ERR_LEN];
+    if (rc == 0) {
+        rc = st->file ? mig_history_insert(c, st->file, (long)(now_ms() - t0 + 0.5), false, herr)
+                      : mig_history_delete(c, st->version, herr);
+        if (rc < 0)
+            snprintf(err, errlen, "%s: every statement ran but %s", st->label, herr);
+    }
+    simple(c, "RESET lock_timeout");
+    return rc;
+}
+
+int mig_apply(PGconn *c, const mig_step *st, const char *default_lock_timeout, long *elapsed_ms,
+              char *err, size_t errlen)
+{
+    err[0] = '\0';
+    mig_stmts stmts;
+    char serr[256];
+    if (mig_split(st->sql, st->first_line, &stmts, serr, sizeof serr) < 0) {
+        snprintf(err, errlen, "%s: %s", st->label, serr);
+        mig_stmts_free(&stmts);
+        return -1;
+    }
+    const char *lt = st->lock_timeout ? st->lock_timeout : default_lock_timeout;
+    double t0 = now_ms();
+    int rc = st->no_transaction ? run_autocommit(c, st, &stmts, lt, err, errlen)
+                                : run_transactional(c, st, &stmts, lt, err, errlen);
+    *elapsed_ms = (long)(now_ms() - t0 + 0.5);
+    mig_stmts_free(&stmts);
+    return rc;
+}
+
+int mig_invalid_indexes(PGconn *c, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) FROM pg_index i "
+        "JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace "
+        "WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1",
+        0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++)
+        add(out, outlen, "%s%s", i ? ", " : "", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return n;
+}
