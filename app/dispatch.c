@@ -139,7 +139,7 @@ static bool authenticate(exchange *x, struct evkeyvalq *in)
 {
     const char *why;
     const char *authz = evhttp_find_header(in, "Authorization");
-    if (auth_verify(authz, x->user_id, &why) < 0) {
+    if (auth_verify(loop_auth_cache(x->loop), authz, x->user_id, &why) < 0) {
         log_set_request_id(x->request_id);
         log_info("authentication failed: %s", why);
         log_set_request_id(NULL);

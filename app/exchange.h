@@ -24,6 +24,7 @@ typedef struct exchange {
     struct evhttp_request *ev;
     struct loop *loop;
     double t0;
+    double t_queued, t_started, t_posted; /* hand-off timing (worker routes) */
     const char *method;
     struct evkeyvalq query;
     bool query_parsed;
@@ -48,6 +49,8 @@ void dispatch_finish(exchange *x);
 /* Per-loop exchange recycling (loop thread only; server.c). */
 exchange *loop_exchange_get(struct loop *lp);
 void loop_exchange_put(struct loop *lp, exchange *x);
+/* The loop's cache of verified tokens (loop thread only). */
+auth_cache *loop_auth_cache(struct loop *lp);
 /* The loop's reusable output buffer (loop thread only). */
 struct evbuffer *loop_buffer(struct loop *lp);
 

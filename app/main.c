@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "app/auth.h"
@@ -13,6 +15,7 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "db/engine.h"
+#include "db/schema_version.h"
 #include "db/url.h"
 
 /* Development without a secret: the generated one is useless without a token, so print one. */
@@ -27,6 +30,32 @@ static void print_dev_token(const app_config *cfg)
            token, token, cfg->host, cfg->port);
     fflush(stdout);
     free(token);
+}
+
+/* Startup check, off the critical path (a Neon compute may take seconds to wake): warn when the
+ * database is behind the migrations this binary was built with. The app never migrates itself. */
+static void *check_schema(void *arg)
+{
+    (void)arg;
+    db_session *s;
+    db_error err;
+    char version[64] = "";
+    if (db_session_open(app.engine, DB_READ_ONLY, &s, &err) < 0) {
+        log_warn("schema check skipped: %s", err.message);
+        return NULL;
+    }
+    db_schema_status st = db_schema_version(db_session_conn(s), version, sizeof version, &err);
+    db_session_close(s);
+    const char *want = db_schema_expected();
+    if (st == DB_SCHEMA_ERROR)
+        log_warn("schema check failed: %s", err.message);
+    else if (db_schema_version_cmp(version, want) < 0)
+        log_warn("database schema is behind: at %s, this build expects %s; run `migrate up` "
+                 "(/ready answers 503 until then)",
+                 st == DB_SCHEMA_NONE ? "none" : version, want);
+    else
+        log_info("database schema at %s (expected %s)", version, want);
+    return NULL;
 }
 
 static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
@@ -71,7 +100,11 @@ int main(void)
     }
     if (cfg.jwt_generated)
         print_dev_token(&cfg);
+    pthread_t checker;
+    bool checking = pthread_create(&checker, NULL, check_schema, NULL) == 0;
     int rc = server_run();
+    if (checking)
+        pthread_join(checker, NULL);
     db_engine_close(app.engine);
     free(app.openapi_json);
     auth_configure("", 0);

@@ -25,6 +25,19 @@ typedef struct {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static route_stats stats[MAX_ROUTES + 1]; /* last slot: unmatched */
+static struct {
+    unsigned long count;
+    double to_worker, to_loop;
+} handoff;
+
+void metrics_handoff(double to_worker, double to_loop)
+{
+    pthread_mutex_lock(&lock);
+    handoff.count++;
+    handoff.to_worker += to_worker;
+    handoff.to_loop += to_loop;
+    pthread_mutex_unlock(&lock);
+}
 
 void metrics_observe(int route_index, int status, double seconds)
 {
@@ -121,12 +134,22 @@ char *metrics_render(db_engine *engine)
         return NULL;
     pthread_mutex_lock(&lock);
     memcpy(snap, stats, sizeof stats);
+    unsigned long hcount = handoff.count;
+    double to_worker = handoff.to_worker, to_loop = handoff.to_loop;
     pthread_mutex_unlock(&lock);
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     if (f) {
         render_requests(f, snap);
+        fprintf(f,
+                "# HELP http_handoff_seconds Time jobs wait between the event loop and a worker.\n"
+                "# TYPE http_handoff_seconds summary\n"
+                "http_handoff_seconds_sum{direction=\"to_worker\"} %.6f\n"
+                "http_handoff_seconds_count{direction=\"to_worker\"} %lu\n"
+                "http_handoff_seconds_sum{direction=\"to_loop\"} %.6f\n"
+                "http_handoff_seconds_count{direction=\"to_loop\"} %lu\n",
+                to_worker, hcount, to_loop, hcount);
         if (engine)
             render_pool(f, engine);
         fclose(f);

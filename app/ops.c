@@ -1,12 +1,14 @@
 /* ops: health, readiness, metrics, the OpenAPI document and Swagger UI. */
 #include "app/ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/metrics.h"
 #include "app/server.h"
 #include "core/log.h"
+#include "db/schema_version.h"
 
 int ops_health(const http_request *req, db_session *s, http_response *res)
 {
@@ -30,15 +32,29 @@ int ops_ready(const http_request *req, db_session *unused, http_response *res)
     db_error err;
     if (db_session_open(app.engine, DB_READ_ONLY, &s, &err) < 0)
         return not_ready(res, err.message);
-    PGresult *r = db_query(s, "select 1", 0, NULL, &err);
-    int rc;
-    if (!r)
-        rc = not_ready(res, err.message);
-    else
-        rc = http_reply_raw(res, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    PQclear(r);
+    char version[64] = "";
+    db_schema_status st = db_schema_version(db_session_conn(s), version, sizeof version, &err);
     db_session_close(s);
-    return rc;
+    const char *want = db_schema_expected();
+    char reason[256];
+    if (st == DB_SCHEMA_ERROR)
+        return not_ready(res, err.message);
+    if (st == DB_SCHEMA_NONE && *want) {
+        snprintf(reason, sizeof reason,
+                 "schema not migrated: expected version %s, none applied; "
+                 "run `migrate up`",
+                 want);
+        return not_ready(res, reason);
+    }
+    if (db_schema_version_cmp(version, want) < 0) {
+        snprintf(reason, sizeof reason,
+                 "schema behind: expected version %s, database at %s; "
+                 "run `migrate up`",
+                 want, version);
+        return not_ready(res, reason);
+    }
+    return http_reply_json(res, 200,
+                           json_pack("{ss ss}", "status", "ok", "schema_version", version));
 }
 
 int ops_metrics(const http_request *req, db_session *s, http_response *res)

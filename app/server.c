@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "app/exchange.h"
+#include "app/metrics.h"
 #include "core/log.h"
 
 app_ctx app;
@@ -29,6 +30,7 @@ typedef struct loop {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     struct evbuffer *out;
+    auth_cache *tokens;
     struct event *wake; /* activated by workers when `done` goes from empty to non-empty */
     pthread_mutex_t mu;
     exchange *done_head, *done_tail;
@@ -80,6 +82,11 @@ void loop_exchange_put(loop *lp, exchange *x)
     lp->nfree++;
 }
 
+auth_cache *loop_auth_cache(loop *lp)
+{
+    return lp->tokens;
+}
+
 struct evbuffer *loop_buffer(loop *lp)
 {
     return lp->out;
@@ -112,6 +119,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&lp->mu);
     while (x) {
         exchange *next = x->next;
+        metrics_handoff(x->t_started - x->t_queued, now_seconds() - x->t_posted);
         dispatch_finish(x);
         atomic_fetch_sub(&S.inflight, 1);
         x = next;
@@ -134,7 +142,9 @@ static void *worker_main(void *arg)
         if (!S.head)
             S.tail = NULL;
         pthread_mutex_unlock(&S.mu);
+        x->t_started = now_seconds();
         dispatch_run(x);
+        x->t_posted = now_seconds();
         loop_post(x->loop, x);
     }
 }
@@ -142,6 +152,7 @@ static void *worker_main(void *arg)
 static void submit(exchange *x)
 {
     atomic_fetch_add(&S.inflight, 1);
+    x->t_queued = now_seconds();
     x->next = NULL;
     pthread_mutex_lock(&S.mu);
     if (S.tail)
@@ -165,11 +176,16 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     const app_config *cfg = app.cfg;
     lp->index = index;
     pthread_mutex_init(&lp->mu, NULL);
-    lp->base = event_base_new();
+    /* the changelist folds the add/del pairs evhttp makes per request into one epoll_ctl */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    lp->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     lp->http = lp->base ? evhttp_new(lp->base) : NULL;
     if (!lp->http)
         return -1;
     lp->out = evbuffer_new();
+    lp->tokens = auth_cache_new();
     lp->wake = event_new(lp->base, -1, 0, on_wake, lp);
     struct evconnlistener *l = evconnlistener_new_bind(
         lp->base, NULL, NULL,
@@ -216,6 +232,7 @@ static void loop_free(loop *lp)
         evhttp_free(lp->http);
     if (lp->out)
         evbuffer_free(lp->out);
+    auth_cache_free(lp->tokens);
     if (lp->base)
         event_base_free(lp->base);
     pthread_mutex_destroy(&lp->mu);

@@ -148,18 +148,17 @@ static void close_conn(db_conn *c)
     }
 }
 
-/* A connection the server has already dropped (terminated backend, restart) has something to
- * read while idle: an error message or EOF. A zero-timeout poll() sees that without a round trip.
- */
+/* A connection the server has already dropped (terminated backend, restart, Neon suspend) has
+ * something to read while idle: the goodbye error message and then EOF. Nothing else arrives on an
+ * idle connection of ours (no LISTEN, and PgBouncer sends nothing to idle clients), so readable
+ * means dead; a zero-timeout poll() sees that without a round trip. libpq alone would not tell:
+ * PQconsumeInput() happily buffers the goodbye and reports the connection as fine. */
 static bool looks_dead(PGconn *pg)
 {
     struct pollfd fd = {PQsocket(pg), POLLIN, 0};
     if (PQstatus(pg) != CONNECTION_OK || fd.fd < 0)
         return true;
-    if (poll(&fd, 1, 0) <= 0)
-        return false;
-    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK ||
-           PQtransactionStatus(pg) != PQTRANS_IDLE;
+    return poll(&fd, 1, 0) != 0;
 }
 
 static bool ping(db_pool *p, PGconn *pg)

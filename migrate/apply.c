@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "migrate/history.h"
@@ -101,10 +102,41 @@ static void describe_failure(const mig_step *st, const mig_stmt *s, size_t index
             "table is quieter, or raise it (-- migrate:lock-timeout, --pg-lock-timeout)");
 }
 
+/* A BEGIN/COMMIT/ROLLBACK inside a transactional file would end migrate's transaction early and
+ * commit half a migration without its history row. Returns the offending statement or NULL. */
+static const mig_stmt *transaction_control(const mig_stmts *stmts)
+{
+    static const char *const words[] = {"begin", "commit",    "rollback", "end",    "abort",
+                                        "start", "savepoint", "release",  "prepare"};
+    for (size_t i = 0; i < stmts->count; i++) {
+        const char *sql = stmts->items[i].sql;
+        size_t n = strspn(sql, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
+        for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+            if (n != strlen(words[w]) || strncasecmp(sql, words[w], n))
+                continue;
+            /* START TRANSACTION only; PREPARE TRANSACTION only (PREPARE name AS ... is fine) */
+            if ((w == 5 || w == 8) &&
+                strncasecmp(sql + n + strspn(sql + n, " \t\r\n"), "transaction", 11))
+                continue;
+            return &stmts->items[i];
+        }
+    }
+    return NULL;
+}
+
 static int run_transactional(PGconn *c, const mig_step *st, const mig_stmts *stmts,
                              const char *lock_timeout, char *err, size_t errlen)
 {
     double t0 = now_ms();
+    const mig_stmt *tc = transaction_control(stmts);
+    if (tc) {
+        snprintf(err, errlen,
+                 "%s:%d: \"%.40s\" would end the migration's transaction early; remove it (each "
+                 "file already runs in one transaction) or mark the file "
+                 "\"-- migrate:no-transaction\"",
+                 st->label, tc->line, tc->sql);
+        return -1;
+    }
     if (simple(c, "BEGIN") < 0) {
         snprintf(err, errlen, "%s: BEGIN failed: %s", st->label, PQerrorMessage(c));
         return -1;

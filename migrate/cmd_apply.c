@@ -26,7 +26,10 @@ static size_t count_statements(const char *sql)
     return n;
 }
 
-static int apply_file(mig_session *s, const mig_file *f)
+/* Applies one file. When the connection died during a transactional file, nothing of it can have
+ * committed except possibly everything (a lost COMMIT reply): *lost is set and the caller
+ * reconnects, looks at the history and retries. */
+static int apply_file(mig_session *s, const mig_file *f, bool *lost)
 {
     mig_step st = {.label = f->path,
                    .version = f->version,
@@ -39,15 +42,45 @@ static int apply_file(mig_session *s, const mig_file *f)
     long ms = 0;
     if (!err)
         return MIG_EXIT_ERROR;
+    *lost = false;
     mig_say(s, "applying %s%s\n", base_name(f->path),
             f->no_transaction ? " (no transaction: one statement at a time)" : "");
     int rc = mig_apply(s->conn, &st, s->o->pg_lock_timeout, &ms, err, ERRBUF);
-    if (rc < 0)
+    if (rc < 0 && PQstatus(s->conn) == CONNECTION_BAD && !f->no_transaction) {
+        *lost = true;
+        fprintf(stderr, "migrate: the connection was lost while applying %s (%.*s); reconnecting\n",
+                base_name(f->path), (int)strcspn(err, "\n"), err);
+    } else if (rc < 0) {
         mig_fail("%s", err);
-    else
+    } else {
         mig_say(s, "applied  %s in %ld ms\n", base_name(f->path), ms);
+    }
     free(err);
     return rc < 0 ? MIG_EXIT_ERROR : MIG_EXIT_OK;
+}
+
+/* Applies f, reconnecting and retrying (up to 3 times) when the connection dies under a
+ * transactional file: a safe point, since its transaction either committed with its history row
+ * or left nothing behind. */
+static int apply_with_retry(mig_session *s, const mig_file *f)
+{
+    for (int attempt = 0;; attempt++) {
+        bool lost;
+        int rc = apply_file(s, f, &lost);
+        if (rc == MIG_EXIT_OK || !lost)
+            return rc;
+        if (attempt == 3) {
+            mig_fail("%s: the connection was lost %d times; giving up", f->path, attempt + 1);
+            return MIG_EXIT_ERROR;
+        }
+        rc = mig_session_reconnect(s);
+        if (rc != MIG_EXIT_OK)
+            return rc;
+        if (mig_history_find(&s->hist, f->version)) {
+            mig_say(s, "applied  %s (its COMMIT had gone through)\n", base_name(f->path));
+            return MIG_EXIT_OK;
+        }
+    }
 }
 
 static void warn_invalid_indexes(mig_session *s)
@@ -107,7 +140,7 @@ int mig_cmd_up(const mig_opts *o)
         if (o->dry_run)
             dry_run(&s, f);
         else
-            rc = apply_file(&s, f);
+            rc = apply_with_retry(&s, f);
         done++;
     }
     if (rc == MIG_EXIT_OK && done == 0) {
@@ -196,7 +229,7 @@ int mig_cmd_redo(const mig_opts *o)
     if (rc == MIG_EXIT_OK)
         rc = revert(&s, a);
     if (rc == MIG_EXIT_OK)
-        rc = apply_file(&s, f);
+        rc = apply_with_retry(&s, f);
     mig_session_close(&s);
     return rc;
 }

@@ -90,14 +90,6 @@ PGconn *mig_connect(const char *url, double budget, db_errkind *kind)
     PGconn *c = db_connect(url, &opts, &e);
     if (kind)
         *kind = c ? DB_OK : e.kind;
-    if (!c) {
-        char *masked = db_url_mask(url);
-        fprintf(stderr, "migrate: error: could not connect to %s: %s\n", masked ? masked : "?",
-                e.message);
-        if (e.hint[0])
-            fprintf(stderr, "hint: %s\n", e.hint);
-        free(masked);
-        return NULL;
-    }
+    /* db_connect has logged the failure (host, SQLSTATE, hint; never the password) */
     return c;
 }

@@ -296,7 +296,8 @@ int mig_files_load(const char *dir, mig_files *out, char err[MIG_ERR_LEN])
     closedir(d);
     if (rc < 0)
         return -1;
-    qsort(out->items, out->count, sizeof *out->items, by_version);
+    if (out->count > 1)
+        qsort(out->items, out->count, sizeof *out->items, by_version);
     for (size_t i = 1; i < out->count; i++)
         if (!mig_version_cmp(out->items[i - 1].version, out->items[i].version)) {
             snprintf(err, MIG_ERR_LEN, "%s and %s have the same version %s: renumber one of them",

@@ -108,7 +108,8 @@ int mig_history_load(PGconn *c, mig_history *h, char err[MIG_ERR_LEN])
         h->count++;
     }
     PQclear(r);
-    qsort(h->items, h->count, sizeof *h->items, by_version);
+    if (h->count > 1)
+        qsort(h->items, h->count, sizeof *h->items, by_version);
     return 0;
 }
 

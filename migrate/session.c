@@ -106,13 +106,13 @@ int mig_session_open(mig_session *s, const mig_opts *o, int needs)
     memset(s, 0, sizeof *s);
     s->o = o;
     char err[MIG_ERR_LEN];
+    int rc = connect_session(s);
+    if (rc != MIG_EXIT_OK)
+        return rc;
     if ((needs & MIG_NEED_FILES) && mig_files_load(o->dir, &s->files, err) < 0) {
         mig_fail("%s", err);
         return MIG_EXIT_USAGE;
     }
-    int rc = connect_session(s);
-    if (rc != MIG_EXIT_OK)
-        return rc;
     if (needs & MIG_NEED_LOCK) {
         int l = mig_lock_acquire(s->conn, o->lock_timeout, o->quiet, err);
         if (l != 0) {
@@ -128,6 +128,24 @@ int mig_session_open(mig_session *s, const mig_opts *o, int needs)
     if (needs & MIG_NEED_HISTORY)
         return mig_session_reload(s);
     return MIG_EXIT_OK;
+}
+
+int mig_session_reconnect(mig_session *s)
+{
+    PQfinish(s->conn);
+    s->conn = NULL;
+    s->locked = false;
+    int rc = connect_session(s);
+    if (rc != MIG_EXIT_OK)
+        return rc;
+    char err[MIG_ERR_LEN];
+    int l = mig_lock_acquire(s->conn, s->o->lock_timeout, s->o->quiet, err);
+    if (l != 0) {
+        mig_fail("%s", err);
+        return l > 0 ? MIG_EXIT_TIMEOUT : MIG_EXIT_ERROR;
+    }
+    s->locked = true;
+    return mig_session_reload(s);
 }
 
 void mig_session_close(mig_session *s)

@@ -41,6 +41,11 @@ void mig_session_close(mig_session *s);
 /* Re-reads the history (after changes). Returns MIG_EXIT_OK or MIG_EXIT_ERROR (printed). */
 int mig_session_reload(mig_session *s);
 
+/* After the connection died (a Neon compute restarted, a network blip): connects again with the
+ * usual retries, takes the migration lock again and re-reads the history. Returns MIG_EXIT_OK or
+ * the exit code after printing the error. */
+int mig_session_reconnect(mig_session *s);
+
 /* Integrity problems between files and history, each printed to `out` as one line naming the file:
  * an applied migration whose file changed (checksum) or is gone, and a pending file older than the
  * newest applied migration. Counts go to the out-params (any may be NULL). Returns the total. */

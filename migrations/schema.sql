@@ -1,7 +1,7 @@
 -- schema.sql: the schema the migrations produce, written by `migrate dump` from the
 -- system catalogs (schema_migrations left out). Do not edit: `migrate check` compares
 -- the database with it.
--- migrations applied: 0001
+-- migrations applied: 0002
 
 -- functions
 
@@ -17,6 +17,15 @@ $function$;
 
 -- tables
 
+CREATE TABLE public.idempotency_keys (
+    user_id text NOT NULL,
+    key text NOT NULL,
+    request_hash text NOT NULL,
+    status integer,
+    body text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.tasks (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     user_id text NOT NULL,
@@ -29,13 +38,19 @@ CREATE TABLE public.tasks (
 
 -- constraints
 
+ALTER TABLE public.idempotency_keys ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (user_id, key);
+
 ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+
+ALTER TABLE public.idempotency_keys ADD CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)));
 
 ALTER TABLE public.tasks ADD CONSTRAINT tasks_description_check CHECK ((char_length(description) <= 1000));
 
 ALTER TABLE public.tasks ADD CONSTRAINT tasks_title_check CHECK ((btrim((title)::text) <> ''::text));
 
 -- indexes
+
+CREATE INDEX idempotency_keys_created_at_idx ON public.idempotency_keys USING btree (created_at);
 
 CREATE INDEX tasks_user_id_completed_idx ON public.tasks USING btree (user_id, completed);
 

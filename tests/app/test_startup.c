@@ -1,5 +1,5 @@
-/* The real `api` binary: bad configuration exits non-zero with one line naming the variable and never
- * a password; good configuration serves /health. */
+/* The real `api` binary: bad configuration exits non-zero with one line naming the variable and
+ * never a password; good configuration serves /health. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +11,9 @@
 static int run_api(const char *env, char **out)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd /tmp && env -i PATH=/usr/bin:/bin LOG_FORMAT=text %s timeout 10 %s",
-             env, pgtest_bin("api"));
+    snprintf(cmd, sizeof cmd,
+             "cd /tmp && env -i PATH=/usr/bin:/bin LOG_FORMAT=text %s timeout 10 %s", env,
+             pgtest_bin("api"));
     return pgtest_run(cmd, out);
 }
 

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# api.sh: the API's throughput against the database's own limit, on one machine, in one go.
+#
+#   bench/api.sh [RUNS=3] [DURATION=8] [CONNECTIONS=32]      (env: BUILD, WORKERS, DB_POOL_MAX, LOOPS)
+#
+# Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
+# by 100 users, then per run:
+#   1. pgbench -M extended with the handler's exact SELECT at the same concurrency (the limit for
+#      one query per round trip);
+#   2. starts bin/api as in production (access log, metrics, request ids), timing spawn to the
+#      first 200 on /health;
+#   3. wrk against GET /api/{user_id}/tasks/{id} with valid tokens for random users and ids;
+#   4. server CPU per request (utime+stime from /proc/<pid>/stat), peak RSS (VmHWM).
+# Prints each run and the median of the runs. Everything it started is stopped on exit; the whole
+# thing is bounded by `timeout`s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+DURATION=${2:-8}
+CONNS=${3:-32}
+BUILD=${BUILD:-build/release}
+USERS=100
+ROWS=10000
+SECRET=bench-secret-0123456789abcdef0123456789abcdef
+
+for tool in pgbench wrk python3 psql; do
+  command -v $tool >/dev/null || { echo "api.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
+done
+if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build "$BUILD" -j "$(nproc)" >/dev/null
+fi
+API=$(realpath "$BUILD/bin/api")
+
+tmp=$(mktemp -d /tmp/bench-api.XXXXXX)
+chmod 755 "$tmp"
+api_pid=""
+cleanup() {
+  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
+  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
+trap cleanup EXIT
+
+url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
+"$BUILD/bin/migrate" -q up --url "$url" --dir migrations
+psql "$url" -qX -v ON_ERROR_STOP=1 <<SQL
+insert into tasks (user_id, title, description, completed)
+select (i % $USERS)::text, 'task ' || i, case when i % 3 = 0 then null else 'details of task ' || i end, i % 2 = 0
+from generate_series(1, $ROWS) i;
+vacuum analyze tasks;
+SQL
+
+# the handler's statement (app/tasks.c, tasks_get), parameters as the server sends them
+cat > "$tmp/select.sql" <<'SQL'
+\set id random(1, 10000)
+\set uid :id % 100
+select id, user_id, title, description, completed, created_at at time zone 'UTC', updated_at at time zone 'UTC' from tasks where id = :id and user_id = :uid;
+SQL
+python3 bench/api_tokens.py "$SECRET" $USERS $ROWS > "$tmp/get.lua"
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+results=()
+for run in $(seq 1 "$RUNS"); do
+  pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
+       awk '/^tps = / {print $3}')
+
+  read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
+      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-4}" LOOPS="${LOOPS:-1}" \
+      DB_POOL_MAX="${DB_POOL_MAX:-4}" python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
+  # warm the pool, then measure
+  timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$port" >/dev/null
+  c0=$(cpu_ticks "$api_pid")
+  out=$(timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/get.lua" "http://127.0.0.1:$port")
+  c1=$(cpu_ticks "$api_pid")
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status")
+  kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""
+
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {printf "%s ", $0}')
+  [ -n "$errs" ] && echo "run $run: $errs" >&2
+  line=$(awk -v pg="$pg" -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" \
+             -v p50="$p50" -v p99="$p99" -v hwm="$hwm" -v st="$start_ms" \
+             'BEGIN { printf "%.0f %.0f %.1f %.1f %s %s %.1f %.1f", pg, rps, 100 * rps / pg,
+                      dt / tck / reqs * 1e6, p50, p99, hwm / 1024, st }')
+  results+=("$line")
+  printf 'run %d: pgbench %s tps | api %s req/s (%s%% of pgbench) | cpu %s us/req | p50 %s p99 %s | peak RSS %s MB | start->200 %s ms\n' \
+    "$run" $line
+done
+
+echo
+echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-4} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
+for col in 1 2 3 4 7 8; do
+  printf '%s\n' "${results[@]}" | awk -v c=$col '{print $c}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+done | paste -sd' ' | awk '{printf "  pgbench %s tps\n  api %s req/s = %s%% of pgbench\n  server CPU %s us/request\n  peak RSS %s MB\n  start to first 200 on /health %s ms\n", $1, $2, $3, $4, $5, $6}'
+echo "  latency p50/p99 per run: $(printf '%s\n' "${results[@]}" | awk '{printf "%s/%s ", $5, $6}')"

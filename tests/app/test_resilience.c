@@ -1,0 +1,229 @@
+/* The server under trouble: a slow request (a row lock) must not stall /health or other reads;
+ * SIGTERM lets an in-flight request finish and exits 0; a database that goes away gives 503 and
+ * comes back without a restart; /ready reports a schema that is behind. Bounds are loose: these are
+ * properties, the figures are in bench/. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/app/apiclient.h"
+#include "tests/support/pgtest.h"
+
+TestSuite(resilience, .timeout = 90);
+
+#define EXPECT(r, code) cr_assert_eq((r)->status, code, "%s\n%s", (r)->head, (r)->body)
+
+static long long create(int port, const char *user, const char *title)
+{
+    char p[256], body[256];
+    snprintf(p, sizeof p, "/api/%s/tasks", user);
+    snprintf(body, sizeof body, "{\"title\":\"%s\"}", title);
+    api_response *r = api_as(port, user, "POST", p, body);
+    EXPECT(r, 201);
+    long long id = atoll(strstr(r->body, "\"id\":") + 5);
+    api_response_free(r);
+    return id;
+}
+
+typedef struct {
+    int port;
+    const char *user;
+    long long id;
+    int status;
+    double ms;
+} slow_call;
+
+static void *put_task(void *arg)
+{
+    slow_call *c = arg;
+    char p[256];
+    snprintf(p, sizeof p, "/api/%s/tasks/%lld", c->user, c->id);
+    api_response *r = api_as(c->port, c->user, "PUT", p, "{\"title\":\"after the lock\"}");
+    c->status = r->status;
+    c->ms = r->ms;
+    api_response_free(r);
+    return NULL;
+}
+
+/* Waits (10 s at most) until `n` backends wait on a lock: the parked requests are really in flight.
+ */
+static void wait_for_lock_waiters(PGconn *c, int n)
+{
+    double t0 = pgtest_now_ms();
+    for (;;) {
+        char *got =
+            pgtest_query(c, "select count(*) from pg_stat_activity "
+                            "where wait_event_type = 'Lock' and datname = current_database()");
+        int waiting = atoi(got);
+        free(got);
+        if (waiting >= n)
+            return;
+        cr_assert_lt(pgtest_now_ms() - t0, 10000, "only %d request(s) reached the lock", waiting);
+        usleep(20000);
+    }
+}
+
+/* Holds a row lock on task `id` in an open transaction on a direct connection. */
+static PGconn *lock_task(long long id)
+{
+    PGconn *c = pgtest_connect();
+    char sql[128];
+    snprintf(sql, sizeof sql, "begin; select id from tasks where id = %lld for update", id);
+    free(pgtest_query(c, sql));
+    return c;
+}
+
+Test(resilience, slow_requests_do_not_stall_others)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "WORKERS=6 DB_POOL_MAX=5");
+    free(app);
+    char *u = api_user("slow");
+    long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
+    PGconn *holder = lock_task(locked);
+    slow_call calls[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        calls[i] = (slow_call){.port = srv.port, .user = u, .id = locked};
+        pthread_create(&th[i], NULL, put_task, &calls[i]);
+    }
+    /* the three PUTs now wait on the lock, holding 3 workers and 3 connections */
+    PGconn *watch = pgtest_connect();
+    wait_for_lock_waiters(watch, 3);
+    PQfinish(watch);
+    char p[256];
+    snprintf(p, sizeof p, "/api/%s/tasks/%lld", u, other);
+    double worst = 0;
+    for (int i = 0; i < 20; i++) {
+        api_response *h = api_call(srv.port, "GET", "/health", NULL, NULL);
+        api_response *g = api_as(srv.port, u, "GET", p, NULL);
+        EXPECT(h, 200);
+        EXPECT(g, 200);
+        worst = h->ms > worst ? h->ms : worst;
+        worst = g->ms > worst ? g->ms : worst;
+        api_response_free(h);
+        api_response_free(g);
+    }
+    cr_assert_lt(worst, 500, "a request took %.0f ms while others waited on a lock", worst);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(calls[i].status, 0, "PUT %d finished while the row was locked", i);
+    free(pgtest_query(holder, "commit"));
+    PQfinish(holder);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(calls[i].status, 200, "PUT %d: %d", i, calls[i].status);
+    }
+    cr_assert_eq(api_stop(&srv), 0);
+    free(u);
+}
+
+Test(resilience, sigterm_finishes_in_flight_request)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "SHUTDOWN_TIMEOUT=10");
+    free(app);
+    char *u = api_user("term");
+    long long id = create(srv.port, u, "in flight");
+    PGconn *holder = lock_task(id);
+    slow_call call = {.port = srv.port, .user = u, .id = id};
+    pthread_t th;
+    pthread_create(&th, NULL, put_task, &call);
+    PGconn *watch = pgtest_connect();
+    wait_for_lock_waiters(watch, 1);
+    PQfinish(watch);
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    usleep(300000);
+    api_response *r = api_call(srv.port, "GET", "/health", NULL, NULL);
+    cr_assert_eq(r->status, 0, "still accepting after SIGTERM: %s", r->head);
+    api_response_free(r);
+    cr_assert_eq(call.status, 0, "the PUT finished before the lock was released");
+    free(pgtest_query(holder, "commit"));
+    PQfinish(holder);
+    pthread_join(th, NULL);
+    cr_assert_eq(call.status, 200, "the in-flight PUT got %d", call.status);
+    int st;
+    cr_assert_eq(waitpid(srv.pid, &st, 0), srv.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    srv.pid = 0;
+    char *log = api_log(&srv);
+    cr_assert(strstr(log, "SIGTERM") && strstr(log, "stopped"), "%s", log);
+    free(log);
+    free(u);
+}
+
+static void migrate_to(const char *url, const char *to)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "%s -q up %s%s --url '%s' --dir '%s'", pgtest_bin("migrate"),
+             to ? "--to " : "", to ? to : "", url, pgtest_source_path("migrations"));
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    free(out);
+}
+
+static int status_of(int port, const char *user, const char *path)
+{
+    api_response *r =
+        user ? api_as(port, user, "GET", path, NULL) : api_call(port, "GET", path, NULL, NULL);
+    int s = r->status;
+    if (s == 503) {
+        char *ra = api_header(r, "Retry-After");
+        cr_assert(ra, "503 without Retry-After: %s", r->head);
+        cr_assert(strstr(r->body, "\"detail\""), "%s", r->body);
+        free(ra);
+    }
+    api_response_free(r);
+    return s;
+}
+
+Test(resilience, schema_behind_then_database_down_and_back)
+{
+    pgtest_cluster c;
+    pgtest_cluster_start(&c);
+    migrate_to(c.url, "0001");
+    api_server srv;
+    api_start(&srv, c.url, "DB_CONNECT_TIMEOUT=1 DB_ACQUIRE_TIMEOUT=1");
+    api_response *r = api_call(srv.port, "GET", "/ready", NULL, NULL);
+    EXPECT(r, 503);
+    cr_assert(strstr(r->body, "schema behind"), "%s", r->body);
+    api_response_free(r);
+    char *log = api_log(&srv);
+    cr_assert(strstr(log, "schema is behind"), "no startup warning: %s", log);
+    free(log);
+    migrate_to(c.url, NULL);
+    cr_assert_eq(status_of(srv.port, NULL, "/ready"), 200);
+
+    char *u = api_user("outage"), p[256];
+    long long id = create(srv.port, u, "survives");
+    snprintf(p, sizeof p, "/api/%s/tasks/%lld", u, id);
+    cr_assert_eq(status_of(srv.port, u, p), 200);
+
+    pgtest_cluster_stop(&c);
+    cr_assert_eq(status_of(srv.port, u, p), 503);
+    cr_assert_eq(status_of(srv.port, NULL, "/health"), 200);
+    cr_assert_eq(status_of(srv.port, NULL, "/ready"), 503);
+
+    pgtest_cluster_restart(&c);
+    int s = 0;
+    double t0 = pgtest_now_ms();
+    while ((s = status_of(srv.port, u, p)) != 200 && pgtest_now_ms() - t0 < 15000)
+        usleep(200000);
+    cr_assert_eq(s, 200, "still %d after the database came back", s);
+    cr_assert_eq(status_of(srv.port, NULL, "/ready"), 200);
+    cr_assert_eq(api_stop(&srv), 0);
+    pgtest_cluster_destroy(&c);
+    free(u);
+}

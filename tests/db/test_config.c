@@ -1,0 +1,119 @@
+/* db_config_from_env: defaults for Neon, and one-line errors naming the variable. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/engine.h"
+
+static const char *const vars[] = {"DATABASE_URL",         "DATABASE_URL_RW",
+                                   "DATABASE_URL_RO",      "DB_APPLICATION_NAME",
+                                   "DB_POOL_MODE",         "DB_POOL_MAX",
+                                   "DB_POOL_MIN_IDLE",     "DB_POOL_IDLE_TIMEOUT",
+                                   "DB_POOL_MAX_LIFETIME", "DB_ACQUIRE_TIMEOUT",
+                                   "DB_CONNECT_TIMEOUT",   "DB_STATEMENT_TIMEOUT",
+                                   "DB_PREPING_AFTER",     NULL};
+
+static void clean_env(void)
+{
+    for (int i = 0; vars[i]; i++)
+        unsetenv(vars[i]);
+    setenv("DATABASE_URL", "postgresql://u:secret@127.0.0.1:5432/todo", 1);
+}
+
+TestSuite(config, .init = clean_env);
+
+Test(config, defaults_are_the_neon_ones)
+{
+    db_config c;
+    char err[512];
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(c.url, "postgresql://u:secret@127.0.0.1:5432/todo");
+    cr_assert_null(c.url_rw);
+    cr_assert_null(c.url_ro);
+    cr_assert_str_eq(c.application_name, "neon-todo");
+    cr_assert_eq(c.mode, DB_POOL_MODE_POOL);
+    cr_assert_eq(c.pool_max, 10);
+    cr_assert_eq(c.pool_min_idle, 0);
+    cr_assert_lt(c.idle_timeout, 300, "idle connections close before Neon suspends");
+    cr_assert_gt(c.max_lifetime, c.idle_timeout);
+    cr_assert_eq(c.connect_timeout, 10);
+    cr_assert_gt(c.acquire_timeout, 0);
+    cr_assert_gt(c.preping_after, 0);
+}
+
+Test(config, fractions_modes_and_overrides)
+{
+    setenv("DB_ACQUIRE_TIMEOUT", "0.5", 1);
+    setenv("DB_POOL_MODE", "per_request", 1);
+    setenv("DB_POOL_MAX", "3", 1);
+    setenv("DB_STATEMENT_TIMEOUT", "0", 1);
+    setenv("DB_APPLICATION_NAME", "my-app", 1);
+    setenv("DATABASE_URL_RO", "postgresql://u:p@replica/todo", 1);
+    db_config c;
+    char err[512];
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.acquire_timeout, 0.5);
+    cr_assert_eq(c.mode, DB_POOL_MODE_PER_REQUEST);
+    cr_assert_eq(c.pool_max, 3);
+    cr_assert_eq(c.statement_timeout, 0);
+    cr_assert_str_eq(c.application_name, "my-app");
+    cr_assert_str_eq(c.url_ro, "postgresql://u:p@replica/todo");
+}
+
+Test(config, bad_values_give_one_line_naming_the_variable)
+{
+    db_config c;
+    char err[512];
+    setenv("DB_POOL_MAX", "ten", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert_str_eq(err, "DB_POOL_MAX must be an integer from 1 to 1000, got \"ten\"");
+    unsetenv("DB_POOL_MAX");
+
+    setenv("DB_ACQUIRE_TIMEOUT", "soon", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "DB_ACQUIRE_TIMEOUT"), "%s", err);
+    unsetenv("DB_ACQUIRE_TIMEOUT");
+
+    setenv("DB_POOL_MODE", "sometimes", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "DB_POOL_MODE must be one of pool, per_request"), "%s", err);
+    unsetenv("DB_POOL_MODE");
+
+    setenv("DB_POOL_MAX", "2", 1);
+    setenv("DB_POOL_MIN_IDLE", "5", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert_str_eq(err, "DB_POOL_MIN_IDLE (5) must not exceed DB_POOL_MAX (2)");
+    cr_assert_null(strchr(err, '\n'));
+}
+
+Test(config, bad_urls_name_their_variable_and_hide_the_password)
+{
+    db_config c;
+    char err[512];
+    unsetenv("DATABASE_URL");
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(!strncmp(err, "DATABASE_URL is not set", 23), "%s", err);
+
+    setenv("DATABASE_URL", "postgresql://u:secret@h/db?nosuchparam=1", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "DATABASE_URL is not a valid connection string"), "%s", err);
+    cr_assert(strstr(err, "nosuchparam"), "%s", err);
+    cr_assert_null(strstr(err, "secret"));
+
+    setenv("DATABASE_URL", "postgresql://u:p@h/db", 1);
+    setenv("DATABASE_URL_RO", "host=x bogus", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(!strncmp(err, "DATABASE_URL_RO is not a valid", 30), "%s", err);
+}
+
+Test(config, engine_refuses_an_invalid_configuration)
+{
+    db_config c = {.url = "host=x bogus", .pool_max = 1, .acquire_timeout = 1};
+    db_error err;
+    cr_assert_null(db_engine_open(&c, &err));
+    cr_assert_eq(err.kind, DB_ERR_CONFIG);
+    c.url = "postgresql://u:p@h/db";
+    c.pool_max = 0;
+    cr_assert_null(db_engine_open(&c, &err));
+    cr_assert_eq(err.kind, DB_ERR_CONFIG);
+}

@@ -1,0 +1,210 @@
+/* migrate/split: the statement splitter that no-transaction migrations depend on. Every way a ';'
+ * can hide inside a statement is covered, plus line numbers and unterminated input. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "migrate/split.h"
+
+static mig_stmts split_ok(const char *sql)
+{
+    mig_stmts st;
+    char err[256] = "";
+    int rc = mig_split(sql, 1, &st, err, sizeof err);
+    cr_assert_eq(rc, 0, "split failed: %s", err);
+    return st;
+}
+
+Test(split, plain_statements_are_trimmed_and_numbered)
+{
+    mig_stmts st = split_ok("CREATE TABLE a (x int);\n\n  CREATE TABLE b (y int) ;\nSELECT 1");
+    cr_assert_eq(st.count, 3);
+    cr_assert_str_eq(st.items[0].sql, "CREATE TABLE a (x int)");
+    cr_assert_str_eq(st.items[1].sql, "CREATE TABLE b (y int)");
+    cr_assert_str_eq(st.items[2].sql, "SELECT 1");
+    cr_assert_eq(st.items[0].line, 1);
+    cr_assert_eq(st.items[1].line, 3);
+    cr_assert_eq(st.items[2].line, 4);
+    mig_stmts_free(&st);
+}
+
+Test(split, first_line_offsets_line_numbers)
+{
+    mig_stmts st;
+    char err[64];
+    cr_assert_eq(mig_split("\nSELECT 1;\nSELECT 2;", 10, &st, err, sizeof err), 0);
+    cr_assert_eq(st.count, 2);
+    cr_assert_eq(st.items[0].line, 11);
+    cr_assert_eq(st.items[1].line, 12);
+    mig_stmts_free(&st);
+}
+
+Test(split, semicolons_in_single_quotes_and_doubled_quotes)
+{
+    mig_stmts st = split_ok("INSERT INTO t VALUES ('a;b', 'it''s; fine');SELECT ';'");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "INSERT INTO t VALUES ('a;b', 'it''s; fine')");
+    cr_assert_str_eq(st.items[1].sql, "SELECT ';'");
+    mig_stmts_free(&st);
+}
+
+Test(split, escape_strings_honour_backslashes)
+{
+    mig_stmts st = split_ok("SELECT E'a\\';b';SELECT e'\\\\';SELECT 2");
+    cr_assert_eq(st.count, 3);
+    cr_assert_str_eq(st.items[0].sql, "SELECT E'a\\';b'");
+    cr_assert_str_eq(st.items[1].sql, "SELECT e'\\\\'");
+    mig_stmts_free(&st);
+}
+
+Test(split, standard_strings_treat_backslash_as_a_character)
+{
+    /* with standard_conforming_strings (the default) 'a\' is a complete string */
+    mig_stmts st = split_ok("SELECT 'a\\';SELECT 2");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "SELECT 'a\\'");
+    mig_stmts_free(&st);
+}
+
+Test(split, quoted_identifiers)
+{
+    mig_stmts st = split_ok("CREATE TABLE \"we;ird\"\"name\" (x int);SELECT 1");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "CREATE TABLE \"we;ird\"\"name\" (x int)");
+    mig_stmts_free(&st);
+}
+
+Test(split, dollar_quotes_plain_and_tagged)
+{
+    const char *fn = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
+                     "BEGIN\n  PERFORM 1; RETURN 2;\nEND;\n$$";
+    const char *tagged = "DO $body$ BEGIN RAISE NOTICE '$$;'; END $body$";
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s;\n%s;\nSELECT 3;", fn, tagged);
+    mig_stmts st = split_ok(sql);
+    cr_assert_eq(st.count, 3);
+    cr_assert_str_eq(st.items[0].sql, fn);
+    cr_assert_str_eq(st.items[1].sql, tagged);
+    cr_assert_eq(st.items[1].line, 6);
+    cr_assert_eq(st.items[2].line, 7);
+    mig_stmts_free(&st);
+}
+
+Test(split, nested_different_dollar_tags)
+{
+    const char *s = "SELECT $a$ $b$ ; $b$ ; $a$";
+    mig_stmts st = split_ok("SELECT $a$ $b$ ; $b$ ; $a$;SELECT 1");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, s);
+    mig_stmts_free(&st);
+}
+
+Test(split, positional_parameters_are_not_dollar_quotes)
+{
+    mig_stmts st = split_ok("PREPARE p AS SELECT $1 + $2;SELECT 1");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "PREPARE p AS SELECT $1 + $2");
+    mig_stmts_free(&st);
+}
+
+Test(split, dollar_inside_identifier_is_not_a_quote)
+{
+    mig_stmts st = split_ok("SELECT a$b$ FROM t;SELECT 1");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "SELECT a$b$ FROM t");
+    mig_stmts_free(&st);
+}
+
+Test(split, line_comments_hide_semicolons_and_quotes)
+{
+    mig_stmts st = split_ok("-- leading; comment 'x\nSELECT 1; -- trailing ; it's\nSELECT 2");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "SELECT 1");
+    cr_assert_eq(st.items[0].line, 2);
+    cr_assert_eq(st.items[1].line, 3);
+    mig_stmts_free(&st);
+}
+
+Test(split, nested_block_comments)
+{
+    mig_stmts st = split_ok("/* a; /* nested; */ still; 'x */ SELECT 1;SELECT 2");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "SELECT 1");
+    mig_stmts_free(&st);
+}
+
+Test(split, comment_only_and_empty_statements_are_dropped)
+{
+    mig_stmts st = split_ok(";;\n-- nothing\n/* nothing */;\n  ;SELECT 1;;");
+    cr_assert_eq(st.count, 1);
+    cr_assert_str_eq(st.items[0].sql, "SELECT 1");
+    cr_assert_eq(st.items[0].line, 4);
+    mig_stmts_free(&st);
+    st = split_ok("");
+    cr_assert_eq(st.count, 0);
+    mig_stmts_free(&st);
+}
+
+Test(split, two_create_index_concurrently)
+{
+    mig_stmts st = split_ok("CREATE INDEX CONCURRENTLY a_idx ON t (a);\n"
+                            "CREATE INDEX CONCURRENTLY b_idx ON t (lower(b)) WHERE b <> ';';\n");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[1].sql,
+                     "CREATE INDEX CONCURRENTLY b_idx ON t (lower(b)) WHERE b <> ';'");
+    mig_stmts_free(&st);
+}
+
+Test(split, begin_atomic_function_bodies)
+{
+    const char *fn = "CREATE OR REPLACE FUNCTION f(x int) RETURNS int LANGUAGE sql\n"
+                     "BEGIN ATOMIC\n  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n  SELECT x;\nEND";
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s;\nSELECT 2;", fn);
+    mig_stmts st = split_ok(sql);
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, fn);
+    mig_stmts_free(&st);
+}
+
+Test(split, procedure_begin_atomic_and_transaction_begin)
+{
+    mig_stmts st =
+        split_ok("CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END;"
+                 "BEGIN;SELECT 1;COMMIT;");
+    cr_assert_eq(st.count, 4);
+    cr_assert_str_eq(st.items[1].sql, "BEGIN");
+    cr_assert_str_eq(st.items[3].sql, "COMMIT");
+    mig_stmts_free(&st);
+}
+
+Test(split, parentheses_keep_semicolons)
+{
+    /* ';' inside parentheses is a syntax error for the server, not a statement boundary */
+    mig_stmts st = split_ok("SELECT (1;2);SELECT 3");
+    cr_assert_eq(st.count, 2);
+    mig_stmts_free(&st);
+}
+
+Test(split, unterminated_input_is_an_error_naming_the_line)
+{
+    const char *bad[] = {"SELECT 1;\nSELECT 'open", "SELECT 1;\n\nSELECT $x$ open $y$",
+                         "SELECT \"open", "\n/* open /* nested */", "SELECT E'\\'"};
+    const char *lines[] = {"line 2", "line 3", "line 1", "line 2", "line 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        mig_stmts st;
+        char err[256] = "";
+        cr_assert_eq(mig_split(bad[i], 1, &st, err, sizeof err), -1, "accepted: %s", bad[i]);
+        cr_assert(strstr(err, "not closed"), "%s", err);
+        cr_assert(strstr(err, lines[i]), "%s: %s", bad[i], err);
+        mig_stmts_free(&st);
+    }
+}
+
+Test(split, utf8_and_unicode_escape_strings)
+{
+    mig_stmts st = split_ok("INSERT INTO t VALUES ('héllo; wörld');SELECT U&'d\\0061t;a'");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, "INSERT INTO t VALUES ('héllo; wörld')");
+    mig_stmts_free(&st);
+}
