@@ -180,7 +180,6 @@ int mig_file_parse(const char *path, const char *text, size_t len, mig_file *f,
         return -1;
     if (cur == SEC_DOWN && set_body(&f->down, text, body_start, len) < 0)
         return -1;
-    (void)body_line;
     if (!seen[SEC_UP]) {
         snprintf(err, MIG_ERR_LEN, "%s: has no \"-- migrate:up\" line", path);
         return -1;

@@ -19,7 +19,9 @@ static void sleep_s(double s)
     nanosleep(&ts, NULL);
 }
 
-static const char key_text[] = "7883946363647714593"; /* MIG_LOCK_KEY in decimal */
+/* MIG_LOCK_KEY as a SQL parameter ("0x...LL" is not SQL: cast from its decimal value) */
+static const char key_text[] = "7883946363647714593";
+_Static_assert(MIG_LOCK_KEY == 7883946363647714593LL, "key_text must spell MIG_LOCK_KEY");
 
 /* 1 taken, 0 busy, -1 error */
 static int try_lock(PGconn *c, char err[MIG_ERR_LEN])

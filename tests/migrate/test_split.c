@@ -208,3 +208,42 @@ Test(split, utf8_and_unicode_escape_strings)
     cr_assert_str_eq(st.items[0].sql, "INSERT INTO t VALUES ('héllo; wörld')");
     mig_stmts_free(&st);
 }
+
+Test(split, dollar_tags_with_digits_and_underscores)
+{
+    mig_stmts st = split_ok("SELECT $_1$;$_1$;SELECT $a_b2$ x $a_b$ ; $a_b2$;SELECT 3");
+    cr_assert_eq(st.count, 3);
+    cr_assert_str_eq(st.items[0].sql, "SELECT $_1$;$_1$");
+    cr_assert_str_eq(st.items[1].sql, "SELECT $a_b2$ x $a_b$ ; $a_b2$");
+    mig_stmts_free(&st);
+}
+
+Test(split, crlf_and_comment_without_final_newline)
+{
+    mig_stmts st = split_ok("SELECT 1;\r\nSELECT 2 -- done; really");
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[1].sql, "SELECT 2 -- done; really");
+    cr_assert_eq(st.items[1].line, 2);
+    mig_stmts_free(&st);
+}
+
+Test(split, case_and_end_outside_function_bodies_do_not_nest)
+{
+    /* CASE ... END in ordinary statements must not swallow the following statements */
+    mig_stmts st = split_ok("SELECT CASE WHEN true THEN 1 END;\nBEGIN;\nEND;\nSELECT 4;");
+    cr_assert_eq(st.count, 4);
+    cr_assert_str_eq(st.items[1].sql, "BEGIN");
+    cr_assert_str_eq(st.items[2].sql, "END");
+    mig_stmts_free(&st);
+}
+
+Test(split, plpgsql_create_function_with_single_quoted_body)
+{
+    const char *fn = "CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS 'begin perform 1; end'";
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s;SELECT 2;", fn);
+    mig_stmts st = split_ok(sql);
+    cr_assert_eq(st.count, 2);
+    cr_assert_str_eq(st.items[0].sql, fn);
+    mig_stmts_free(&st);
+}

@@ -329,3 +329,15 @@ Test(diff, shows_changed_lines_under_their_statement)
     cr_assert_eq(mig_diff_lines("x\n", "x\ny\n", NULL), 1);
     cr_assert_eq(mig_diff_lines("", "", NULL), 0);
 }
+
+Test(file, crlf_line_endings)
+{
+    mig_file f =
+        parse_ok("-- migrate:no-transaction\r\n-- migrate:up\r\nSELECT 1;\r\n-- migrate:down\r\n"
+                 "SELECT 2;\r\n");
+    cr_assert(f.no_transaction);
+    cr_assert_str_eq(f.up, "SELECT 1;\r\n");
+    cr_assert_str_eq(f.down, "SELECT 2;\r\n");
+    cr_assert_eq(f.down_line, 5);
+    mig_file_free(&f);
+}
