@@ -52,3 +52,8 @@ bench: build
 
 clean:
 	@rm -rf build
+
+# builds the Dockerfile with podman and runs the image against a local PostgreSQL (scripts/container-test)
+.PHONY: container-test
+container-test:
+	@scripts/container-test
