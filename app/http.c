@@ -40,6 +40,15 @@ int http_reply_json(http_response *res, int status, json_t *body)
     return 0;
 }
 
+int http_reply_json_text(http_response *res, int status, char *text, size_t len)
+{
+    if (!text)
+        return http_reply_detail(res, 500, "Internal Server Error");
+    set_body(res, status, text, len);
+    res->content_type = "application/json";
+    return 0;
+}
+
 int http_reply_detail(http_response *res, int status, const char *detail)
 {
     return http_reply_json(res, status, json_pack("{ss}", "detail", detail));

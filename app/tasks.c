@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/jsonw.h"
 #include "core/log.h"
 
 /* Timestamps leave PostgreSQL as UTC text ("2026-11-26 19:40:00.123456") and become ISO 8601 here:
@@ -16,35 +17,52 @@
     "id, user_id, title, description, completed, created_at at time zone 'UTC', "                  \
     "updated_at at time zone 'UTC'"
 
-static json_t *iso_time(const char *pg)
+/* "2026-11-26 19:40:00.123456" (UTC) as "2026-11-26T19:40:00.123456Z", quoted. */
+static void iso_time(jsonw *w, const char *pg)
 {
-    char buf[48];
-    snprintf(buf, sizeof buf, "%sZ", pg);
-    char *space = strchr(buf, ' ');
-    if (space)
-        *space = 'T';
-    return json_string(buf);
+    const char *space = strchr(pg, ' ');
+    size_t date = space ? (size_t)(space - pg) : strlen(pg);
+    jsonw_raw(w, "\"", 1);
+    jsonw_raw(w, pg, date);
+    if (space) {
+        jsonw_raw(w, "T", 1);
+        jsonw_lit(w, space + 1);
+    }
+    jsonw_raw(w, "Z\"", 2);
 }
 
-/* Row `row` of a result with TASK_COLS from column `c` on, as the API's Task object. */
-static json_t *task_json_at(const PGresult *r, int row, int c)
+/* Row `row` of a result with TASK_COLS from column `c` on, as the API's Task object, written by
+ * hand (jsonw.h): the keys in jansson's insertion order, the values as jansson would write them. */
+static void task_write(jsonw *w, const PGresult *r, int row, int c)
 {
-    json_t *t = json_object();
-    json_object_set_new(t, "id", json_integer(strtoll(PQgetvalue(r, row, c + 0), NULL, 10)));
-    json_object_set_new(t, "user_id", json_string(PQgetvalue(r, row, c + 1)));
-    json_object_set_new(t, "title", json_string(PQgetvalue(r, row, c + 2)));
-    json_object_set_new(t, "description",
-                        PQgetisnull(r, row, c + 3) ? json_null()
-                                                   : json_string(PQgetvalue(r, row, c + 3)));
-    json_object_set_new(t, "completed", json_boolean(PQgetvalue(r, row, c + 4)[0] == 't'));
-    json_object_set_new(t, "created_at", iso_time(PQgetvalue(r, row, c + 5)));
-    json_object_set_new(t, "updated_at", iso_time(PQgetvalue(r, row, c + 6)));
-    return t;
+    jsonw_lit(w, "{\"id\":");
+    jsonw_lit(w, PQgetvalue(r, row, c + 0)); /* bigint text is a JSON number */
+    jsonw_lit(w, ",\"user_id\":");
+    jsonw_str(w, PQgetvalue(r, row, c + 1));
+    jsonw_lit(w, ",\"title\":");
+    jsonw_str(w, PQgetvalue(r, row, c + 2));
+    jsonw_lit(w, ",\"description\":");
+    if (PQgetisnull(r, row, c + 3))
+        jsonw_lit(w, "null");
+    else
+        jsonw_str(w, PQgetvalue(r, row, c + 3));
+    jsonw_lit(w,
+              PQgetvalue(r, row, c + 4)[0] == 't' ? ",\"completed\":true" : ",\"completed\":false");
+    jsonw_lit(w, ",\"created_at\":");
+    iso_time(w, PQgetvalue(r, row, c + 5));
+    jsonw_lit(w, ",\"updated_at\":");
+    iso_time(w, PQgetvalue(r, row, c + 6));
+    jsonw_raw(w, "}", 1);
 }
 
-static json_t *task_json(const PGresult *r, int row)
+/* Replies `status` with the task in row 0 of r. */
+static int reply_task_json(http_response *res, int status, const PGresult *r)
 {
-    return task_json_at(r, row, 0);
+    jsonw w = {0};
+    task_write(&w, r, 0, 0);
+    size_t len = 0;
+    char *text = jsonw_take(&w, &len);
+    return http_reply_json_text(res, status, text, len);
 }
 
 static int db_fail(http_response *res, const http_request *req, const db_error *err)
@@ -57,7 +75,7 @@ static int db_fail(http_response *res, const http_request *req, const db_error *
 /* Replies with the single task of r (or 404 when the statement matched no row). Clears r. */
 static int reply_task(http_response *res, PGresult *r, int status)
 {
-    int rc = PQntuples(r) ? http_reply_json(res, status, task_json(r, 0))
+    int rc = PQntuples(r) ? reply_task_json(res, status, r)
                           : http_reply_detail(res, 404, "Task not found");
     PQclear(r);
     return rc;
@@ -117,15 +135,21 @@ int tasks_list(const http_request *req, db_session *s, http_response *res)
     free(pattern);
     if (!r)
         return db_fail(res, req, &err);
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(r); i++) {
+    jsonw w = {0};
+    jsonw_raw(&w, "[", 1);
+    for (int i = 0, n = 0; i < PQntuples(r); i++) {
         if (PQgetisnull(r, i, 1))
             continue; /* the count row when the page is empty */
-        json_array_append_new(list, task_json_at(r, i, 1));
+        if (n++)
+            jsonw_raw(&w, ",", 1);
+        task_write(&w, r, i, 1);
     }
+    jsonw_raw(&w, "]", 1);
     http_header_add(res, "X-Total-Count", "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "0");
     PQclear(r);
-    return http_reply_json(res, 200, list);
+    size_t len = 0;
+    char *text = jsonw_take(&w, &len);
+    return http_reply_json_text(res, 200, text, len);
 }
 
 int tasks_get(const http_request *req, db_session *s, http_response *res)
@@ -197,7 +221,7 @@ static PGresult *insert_task(const http_request *req, db_session *s, http_respon
     PGresult *r = db_query(s, INSERT_TASK, 4, params, err);
     if (r) {
         add_location(res, req->user_id, PQgetvalue(r, 0, 0));
-        http_reply_json(res, 201, task_json(r, 0));
+        reply_task_json(res, 201, r);
     }
     return r;
 }
