@@ -45,17 +45,9 @@ bool log_enabled(log_level level)
 
 void log_set_request_id(const char *request_id)
 {
-    snprintf(log_request_id, sizeof log_request_id, "%s", request_id ? request_id : "");
-}
-
-static void timestamp(char *buf, size_t len)
-{
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    size_t n = request_id ? strnlen(request_id, sizeof log_request_id - 1) : 0;
+    memcpy(log_request_id, request_id ? request_id : "", n);
+    log_request_id[n] = '\0';
 }
 
 static void write_line(const char *line, size_t len)
@@ -70,28 +62,242 @@ static void write_line(const char *line, size_t len)
     }
 }
 
+/* The date and time are formatted once per second per thread: strftime per line was a visible
+ * share of the access log's cost. */
+static void timestamp(char *buf, size_t len)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[32];
+    static _Thread_local size_t cached_len;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        cached_len = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = ts.tv_sec;
+    }
+    int ms = (int)(ts.tv_nsec / 1000000);
+    if (len < cached_len + 6) {
+        buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, cached, cached_len);
+    char *p = buf + cached_len;
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    *p = '\0';
+}
+
+/* A line being built: stack storage first, the heap when a line outgrows it. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool heap, failed;
+    char stack[1024];
+} line_buf;
+
+static bool lb_reserve(line_buf *b, size_t n)
+{
+    if (b->failed)
+        return false;
+    if (b->len + n <= b->cap)
+        return true;
+    size_t cap = b->cap * 2;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *q = b->heap ? realloc(b->p, cap) : malloc(cap);
+    if (!q) {
+        b->failed = true;
+        return false;
+    }
+    if (!b->heap)
+        memcpy(q, b->p, b->len);
+    b->p = q;
+    b->cap = cap;
+    b->heap = true;
+    return true;
+}
+
+static void lb_raw(line_buf *b, const char *s, size_t n)
+{
+    if (!lb_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void lb_lit(line_buf *b, const char *s)
+{
+    lb_raw(b, s, strlen(s));
+}
+
+/* s as a quoted JSON string, escaped as jansson's json_dumps does (UTF-8 passed through). Written
+ * here rather than built with jansson because the access log writes one line per request. */
+/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), or 0 when it is not one. */
+static int utf8_seq(const unsigned char *s)
+{
+    int n = s[0] >= 0xF0 && s[0] <= 0xF4  ? 4
+            : s[0] >= 0xE0                ? 3
+            : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
+                                          : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) ||
+        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))))
+        return 0;
+    return n;
+}
+
+static void lb_str(line_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    if (!lb_reserve(b, n * 6 + 2))
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+        unsigned char c = *q;
+        if (c >= 0x80) { /* jansson refused invalid UTF-8; a log line shows U+FFFD instead */
+            int seq = utf8_seq(q);
+            if (seq) {
+                memcpy(o, q, (size_t)seq);
+                o += seq;
+                q += seq - 1;
+            } else {
+                memcpy(o, "\\uFFFD", 6);
+                o += 6;
+            }
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *o++ = (char)c;
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+/* A field's value as jansson would write it. */
+static void lb_value(line_buf *b, json_t *v)
+{
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        lb_str(b, json_string_value(v));
+        return;
+    case JSON_INTEGER:
+        lb_raw(b, num,
+               (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        return;
+    case JSON_REAL: { /* as jansson: %.17g, and ".0" when that reads as an integer */
+        int n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        if (n > 0 && n < (int)sizeof num - 2 && !strpbrk(num, ".eEn")) {
+            num[n++] = '.';
+            num[n++] = '0';
+        }
+        lb_raw(b, num, n > 0 ? (size_t)n : 0);
+        return;
+    }
+    case JSON_TRUE:
+        lb_lit(b, "true");
+        return;
+    case JSON_FALSE:
+        lb_lit(b, "false");
+        return;
+    case JSON_NULL:
+        lb_lit(b, "null");
+        return;
+    default: { /* objects and arrays: rare in log lines, jansson's own text */
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        lb_lit(b, t ? t : "null");
+        free(t);
+    }
+    }
+}
+
+static bool reserved_key(const char *k)
+{
+    return !strcmp(k, "ts") || !strcmp(k, "level") || !strcmp(k, "msg") ||
+           (log_request_id[0] && !strcmp(k, "request_id"));
+}
+
+/* {"ts":...,"level":...,"msg":...,"request_id":...,<fields not already there>}\n */
+static void emit_json(const char *ts, log_level level, const char *msg, json_t *fields)
+{
+    line_buf b = {.cap = sizeof b.stack};
+    b.p = b.stack;
+    lb_lit(&b, "{\"ts\":\"");
+    lb_lit(&b, ts);
+    lb_lit(&b, "\",\"level\":\"");
+    lb_lit(&b, level_names[level]);
+    lb_lit(&b, "\",\"msg\":");
+    lb_str(&b, msg);
+    if (log_request_id[0]) {
+        lb_lit(&b, ",\"request_id\":");
+        lb_str(&b, log_request_id);
+    }
+    const char *key;
+    json_t *value;
+    if (json_is_object(fields)) {
+        json_object_foreach(fields, key, value)
+        {
+            if (reserved_key(key))
+                continue;
+            lb_raw(&b, ",", 1);
+            lb_str(&b, key);
+            lb_raw(&b, ":", 1);
+            lb_value(&b, value);
+        }
+    }
+    lb_raw(&b, "}\n", 2);
+    if (!b.failed)
+        write_line(b.p, b.len);
+    if (b.heap)
+        free(b.p);
+}
+
 static void emit(log_level level, json_t *fields, const char *fmt, va_list ap)
 {
     char msg[2048], ts[40];
     vsnprintf(msg, sizeof msg, fmt, ap);
     timestamp(ts, sizeof ts);
     if (log_json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "ts", json_string(ts));
-        json_object_set_new(o, "level", json_string(level_names[level]));
-        json_object_set_new(o, "msg", json_string(msg));
-        if (log_request_id[0])
-            json_object_set_new(o, "request_id", json_string(log_request_id));
-        if (fields)
-            json_object_update_missing(o, fields);
-        char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s) {
-            size_t n = strlen(s);
-            s[n] = '\n'; /* json_dumps leaves room: replace NUL, write n+1 bytes */
-            write_line(s, n + 1);
-            free(s);
-        }
-        json_decref(o);
+        emit_json(ts, level, msg, fields);
     } else {
         char line[4096];
         int n = snprintf(line, sizeof line, "%s %-7s %s", ts, level_names[level], msg);
