@@ -1,6 +1,7 @@
 /* log: see log.h. */
 #include "core/log.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,8 +257,34 @@ static bool reserved_key(const char *k)
            (log_request_id[0] && !strcmp(k, "request_id"));
 }
 
+static void lb_kv(line_buf *b, const log_kv_field *f)
+{
+    char num[64];
+    int n = 0;
+    switch (f->type) {
+    case LOG_KV_STR:
+        if (f->str)
+            lb_str(b, f->str);
+        else
+            lb_lit(b, "null");
+        return;
+    case LOG_KV_INT:
+        n = snprintf(num, sizeof num, "%lld", f->num);
+        break;
+    case LOG_KV_REAL:
+        n = isfinite(f->real) ? snprintf(num, sizeof num, "%.3f", f->real) : 0;
+        if (n <= 0) {
+            lb_lit(b, "null");
+            return;
+        }
+        break;
+    }
+    lb_raw(b, num, n > 0 ? (size_t)n : 0);
+}
+
 /* {"ts":...,"level":...,"msg":...,"request_id":...,<fields not already there>}\n */
-static void emit_json(const char *ts, log_level level, const char *msg, json_t *fields)
+static void emit_json(const char *ts, log_level level, const char *msg, json_t *fields,
+                      const log_kv_field *kv, int nkv)
 {
     line_buf b = {.cap = sizeof b.stack};
     b.p = b.stack;
@@ -284,6 +311,14 @@ static void emit_json(const char *ts, log_level level, const char *msg, json_t *
             lb_value(&b, value);
         }
     }
+    for (int i = 0; i < nkv; i++) {
+        if (reserved_key(kv[i].key))
+            continue;
+        lb_raw(&b, ",", 1);
+        lb_str(&b, kv[i].key);
+        lb_raw(&b, ":", 1);
+        lb_kv(&b, &kv[i]);
+    }
     lb_raw(&b, "}\n", 2);
     if (!b.failed)
         write_line(b.p, b.len);
@@ -297,7 +332,7 @@ static void emit(log_level level, json_t *fields, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     timestamp(ts, sizeof ts);
     if (log_json) {
-        emit_json(ts, level, msg, fields);
+        emit_json(ts, level, msg, fields, NULL, 0);
     } else {
         char line[4096];
         int n = snprintf(line, sizeof line, "%s %-7s %s", ts, level_names[level], msg);
@@ -331,6 +366,30 @@ void log_msg(log_level level, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     emit(level, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_kv(log_level level, const log_kv_field *fields, int n, const char *fmt, ...)
+{
+    if (level < log_min)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (log_json) {
+        char msg[2048], ts[40];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        timestamp(ts, sizeof ts);
+        emit_json(ts, level, msg, NULL, fields, n);
+    } else { /* text lines are for people at a terminal: the general path is fine */
+        json_t *o = json_object();
+        for (int i = 0; i < n; i++)
+            json_object_set_new(o, fields[i].key,
+                                fields[i].type == LOG_KV_INT    ? json_integer(fields[i].num)
+                                : fields[i].type == LOG_KV_REAL ? json_real(fields[i].real)
+                                : fields[i].str                 ? json_string(fields[i].str)
+                                                                : json_null());
+        emit(level, o, fmt, ap);
+    }
     va_end(ap);
 }
 
