@@ -139,6 +139,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
  * telling workers it sleeps only when nothing is left to send. */
 static void loop_run(loop *lp)
 {
+    /* access-log lines go out once per iteration that may sleep, not once per request */
+    log_buffer_lines(true);
     while (!event_base_got_exit(lp->base) && !event_base_got_break(lp->base)) {
         pthread_mutex_lock(&lp->mu);
         bool pending = lp->done_head != NULL;
@@ -147,14 +149,17 @@ static void loop_run(loop *lp)
         if (pending) {
             drain(lp);
             event_base_loop(lp->base, EVLOOP_NONBLOCK);
-        } else if (event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0) {
-            break;
+        } else {
+            log_flush(); /* before epoll_wait may block */
+            if (event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
+                break;
         }
         pthread_mutex_lock(&lp->mu);
         lp->sleeping = false;
         pthread_mutex_unlock(&lp->mu);
         drain(lp);
     }
+    log_buffer_lines(false);
 }
 
 static void *worker_main(void *arg)
@@ -191,8 +196,9 @@ static void submit(exchange *x)
     else
         S.head = x;
     S.tail = x;
-    pthread_cond_signal(&S.cv);
     pthread_mutex_unlock(&S.mu);
+    /* after the unlock: a woken worker does not block at once on the mutex still held here */
+    pthread_cond_signal(&S.cv);
 }
 
 static void on_request(struct evhttp_request *ev, void *arg)

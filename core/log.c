@@ -51,9 +51,10 @@ void log_set_request_id(const char *request_id)
     log_request_id[n] = '\0';
 }
 
-static void write_line(const char *line, size_t len)
+static void write_all(const char *line, size_t len)
 {
-    /* one write per line keeps concurrent lines whole; a short write on a pipe is retried */
+    /* one write per line (or per batch of whole lines) keeps concurrent lines whole; a short
+     * write on a pipe is retried */
     while (len) {
         ssize_t n = write(STDERR_FILENO, line, len);
         if (n <= 0)
@@ -61,6 +62,46 @@ static void write_line(const char *line, size_t len)
         line += n;
         len -= (size_t)n;
     }
+}
+
+/* Lines held back by a thread that asked for it (log_buffer_lines): flushed as one write when
+ * LOG_BATCH_MAX bytes pile up, on a warning or error, or on log_flush(). */
+#define LOG_BATCH_MAX 16384
+static _Thread_local char *batch;
+static _Thread_local size_t batch_len;
+
+void log_flush(void)
+{
+    if (batch && batch_len) {
+        write_all(batch, batch_len);
+        batch_len = 0;
+    }
+}
+
+void log_buffer_lines(bool on)
+{
+    log_flush();
+    if (on && !batch) {
+        batch = malloc(LOG_BATCH_MAX);
+    } else if (!on) {
+        free(batch);
+        batch = NULL;
+    }
+}
+
+static void write_line(const char *line, size_t len, log_level level)
+{
+    if (!batch || len > LOG_BATCH_MAX) {
+        log_flush();
+        write_all(line, len);
+        return;
+    }
+    if (batch_len + len > LOG_BATCH_MAX)
+        log_flush();
+    memcpy(batch + batch_len, line, len);
+    batch_len += len;
+    if (level >= LOG_LVL_WARN)
+        log_flush();
 }
 
 /* The date and time are formatted once per second per thread: strftime per line was a visible
@@ -321,7 +362,7 @@ static void emit_json(const char *ts, log_level level, const char *msg, json_t *
     }
     lb_raw(&b, "}\n", 2);
     if (!b.failed)
-        write_line(b.p, b.len);
+        write_line(b.p, b.len, level);
     if (b.heap)
         free(b.p);
 }
@@ -354,7 +395,7 @@ static void emit(log_level level, json_t *fields, const char *fmt, va_list ap)
         if (n >= (int)sizeof line - 1)
             n = (int)sizeof line - 2;
         line[n++] = '\n';
-        write_line(line, (size_t)n);
+        write_line(line, (size_t)n, level);
     }
     json_decref(fields);
 }

@@ -35,6 +35,16 @@ void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf
 void log_fields(log_level level, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Holds this thread's lines back and writes them together (on log_flush, when 16 KB pile up, or
+ * at once for a warning or an error), so that an event loop writing one access-log line per
+ * request pays one write(2) per loop iteration instead of one per line. Lines stay whole and in
+ * order. A thread that turns it on must call log_flush() before it blocks (so that lines are never
+ * held while it sleeps) and turn it off (which flushes and frees the buffer) before it exits. */
+void log_buffer_lines(bool on);
+
+/* Writes the lines this thread holds back, if any. */
+void log_flush(void);
+
 /* A typed field for log_kv: no JSON object to build, for lines written once per request. */
 typedef struct log_kv_field {
     const char *key;
