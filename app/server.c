@@ -301,8 +301,12 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         S.timed_out = true;
     }
     event_del(S.drain_timer);
+    /* The last replies were queued on their connections but may not be written yet (that takes
+     * the loop's next iteration): stopping the loops at once could drop them (seen as a PUT that
+     * finished during the drain but whose client got no answer). A short grace lets them out. */
+    struct timeval grace = {0, left > 0 ? 0 : 50000};
     for (int i = 0; i < S.nloops; i++)
-        event_base_loopexit(S.loops[i].base, NULL);
+        event_base_loopexit(S.loops[i].base, &grace);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
