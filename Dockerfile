@@ -22,8 +22,7 @@ COPY . .
 RUN mkdir -p migrations \
  && cmake -S . -B /tmp/build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null \
  && cmake --build /tmp/build -j "$(nproc)" \
- && cmake --install /tmp/build --prefix /app --strip \
- && cp docker/healthcheck /app/bin/healthcheck
+ && cmake --install /tmp/build --prefix /app --strip
 # The Debian packages that provide the libraries the binaries link (libpq5, libevent-*, libjansson4,
 # libjwt*, libssl3, ...), computed rather than listed so that a new dependency cannot be forgotten.
 RUN set -e; for lib in $(ldd /app/bin/* 2>/dev/null | awk '$3 ~ /^\// { print $3 }' | sort -u); do \
@@ -61,8 +60,8 @@ ENV PATH=/app/bin:$PATH \
     APP_ENV=production \
     LOG_FORMAT=json
 EXPOSE 8000
-# Liveness without curl: a bash /dev/tcp probe of GET /health (docker/healthcheck).
-HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 CMD ["/app/bin/healthcheck"]
+# Liveness without curl: the api binary's own probe of GET /health on HOST:PORT.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 CMD ["/app/bin/api", "--healthcheck"]
 # The API drains in-flight requests on SIGTERM and exits 0 (SHUTDOWN_TIMEOUT); give `docker stop -t`
 # at least that long.
 STOPSIGNAL SIGTERM

@@ -9,6 +9,7 @@
 
 #include "app/auth.h"
 #include "app/config.h"
+#include "app/healthcheck.h"
 #include "app/openapi.h"
 #include "app/router.h"
 #include "app/server.h"
@@ -76,8 +77,49 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
     return 0;
 }
 
-int main(void)
+static const char usage[] =
+    "usage: api [--healthcheck | --version | --help]\n"
+    "\n"
+    "Serves the Todo API on HOST:PORT (default 127.0.0.1:8000) until SIGTERM or SIGINT.\n"
+    "Every setting comes from the environment or .env; see .env.example.\n"
+    "\n"
+    "  --healthcheck  GET /health on HOST:PORT; exit 0 when it answers 200, else 1\n"
+    "                 (the container's HEALTHCHECK: no curl needed in the image)\n"
+    "  --version      print the version and exit\n"
+    "\n"
+    "Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration or usage.\n";
+
+/* Handles the command-line modes. Returns -1 when the server should start, else an exit code. */
+static int command_line(int argc, char **argv)
 {
+    if (argc < 2)
+        return -1;
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("api %s\n", NEON_TODO_VERSION);
+        return 0;
+    }
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--healthcheck")) {
+        char err[ENV_ERR_LEN];
+        long port;
+        if (env_load_file(".env", err) < 0 || env_int("PORT", 8000, 1, 65535, &port, err) < 0) {
+            fprintf(stderr, "healthcheck: %s\n", err);
+            return 1;
+        }
+        return healthcheck_run(env_str("HOST", "127.0.0.1"), (int)port, 3.0);
+    }
+    fprintf(stderr, "api: unknown argument \"%s\"\n%s", argv[1], usage);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    int mode = command_line(argc, argv);
+    if (mode >= 0)
+        return mode;
     char err[ENV_ERR_LEN];
     if (env_load_file(".env", err) < 0 || log_configure_from_env(err, sizeof err) < 0) {
         fprintf(stderr, "api: %s\n", err);

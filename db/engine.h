@@ -130,6 +130,7 @@ PGconn *db_session_conn(db_session *s);
 typedef struct db_stats {
     int open, idle, in_use, waiting;
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
+    uint64_t outage_fast_failures; /* borrowers failed at once while the server was unreachable */
     double acquire_wait_seconds_total;
 } db_stats;
 

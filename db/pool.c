@@ -120,9 +120,32 @@ static int wait_turn_locked(db_pool *p, double deadline, db_conn **conn)
     return w.outcome;
 }
 
+/* Opens a connection, retrying transient failures within the connect timeout.
+ *
+ * During an outage only one borrower at a time retries (the probe); the others fail at once with
+ * the probe's last error. Without this, every queued request would spend its whole budget on
+ * retries of its own, and an outage would turn into a queue of requests each waiting seconds for
+ * its 503; with it, the API answers 503 + Retry-After at once and the first success ends the
+ * outage for everyone. */
 static db_conn *open_conn(db_pool *p, db_error *err)
 {
     const db_config *cfg = p->cfg;
+    pthread_mutex_lock(&p->mu);
+    bool probe = p->down_since > 0;
+    if (probe && p->probing) {
+        p->fast_failures++;
+        *err = p->down_err;
+        double since = db_now() - p->down_since;
+        pthread_mutex_unlock(&p->mu);
+        snprintf(err->hint, sizeof err->hint,
+                 "the database has been unreachable for %.1f s; another request is checking "
+                 "whether it is back",
+                 since);
+        return NULL;
+    }
+    p->probing = probe;
+    pthread_mutex_unlock(&p->mu);
+
     db_connect_opts o = {.application_name = cfg->application_name,
                          .connect_timeout = cfg->connect_timeout,
                          .budget = cfg->connect_timeout,
@@ -130,10 +153,19 @@ static db_conn *open_conn(db_pool *p, db_error *err)
     PGconn *pg = db_connect(p->url, &o, err);
     db_conn *c = pg ? calloc(1, sizeof *c) : NULL;
     pthread_mutex_lock(&p->mu);
-    if (c)
+    if (probe)
+        p->probing = false;
+    if (c) {
         p->connects++;
-    else
+        p->down_since = 0;
+    } else {
         p->connect_failures++;
+        if (!pg && err->kind == DB_ERR_TRANSIENT) {
+            if (p->down_since == 0)
+                p->down_since = db_now();
+            p->down_err = *err;
+        }
+    }
     pthread_mutex_unlock(&p->mu);
     if (!c) {
         if (pg) {
@@ -402,6 +434,7 @@ void db_pool_stats_add(db_pool *p, db_stats *out)
     out->waiting += p->waiting;
     out->connects += p->connects;
     out->connect_failures += p->connect_failures;
+    out->outage_fast_failures += p->fast_failures;
     out->discarded += p->discarded;
     out->acquires += p->acquires;
     out->acquire_timeouts += p->acquire_timeouts;

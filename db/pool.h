@@ -36,7 +36,13 @@ typedef struct db_pool {
     db_conn *idle; /* most recently used first: the cold end ages out by idle timeout */
     db_waiter *whead, *wtail;
     bool closing;
-    uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
+    /* Outage state: down_since > 0 while the last connect failed transiently. One connect at a
+     * time (`probing`) then finds out whether the server is back; other borrowers that need a new
+     * connection fail at once with down_err. */
+    double down_since;
+    bool probing;
+    db_error down_err;
+    uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts, fast_failures;
     double wait_total;
 } db_pool;
 

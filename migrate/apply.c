@@ -124,6 +124,28 @@ static const mig_stmt *transaction_control(const mig_stmts *stmts)
     return NULL;
 }
 
+/* Sends the statements one at a time, stopping at the first failure, which is described in err
+ * (file, line, PostgreSQL's message); its index goes to *failed when failed is not NULL.
+ * Returns 0 or -1. */
+static int run_statements(PGconn *c, const mig_step *st, const mig_stmts *stmts, size_t *failed,
+                          char *err, size_t errlen)
+{
+    for (size_t i = 0; i < stmts->count; i++) {
+        PGresult *r = PQexec(c, stmts->items[i].sql);
+        ExecStatusType s = PQresultStatus(r);
+        bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || s == PGRES_EMPTY_QUERY;
+        if (!ok) {
+            describe_failure(st, &stmts->items[i], i, r, c, err, errlen);
+            if (failed)
+                *failed = i;
+        }
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
 static int run_transactional(PGconn *c, const mig_step *st, const mig_stmts *stmts,
                              const char *lock_timeout, char *err, size_t errlen)
 {
@@ -142,15 +164,9 @@ static int run_transactional(PGconn *c, const mig_step *st, const mig_stmts *stm
         return -1;
     }
     int rc = set_lock_timeout(c, lock_timeout, true, err, errlen, st->label);
-    for (size_t i = 0; rc == 0 && i < stmts->count; i++) {
-        PGresult *r = PQexec(c, stmts->items[i].sql);
-        ExecStatusType s = PQresultStatus(r);
-        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY) {
-            describe_failure(st, &stmts->items[i], i, r, c, err, errlen);
-            add(err, errlen, "\nnothing was changed: the transaction was rolled back");
-            rc = -1;
-        }
-        PQclear(r);
+    if (rc == 0 && run_statements(c, st, stmts, NULL, err, errlen) < 0) {
+        add(err, errlen, "\nnothing was changed: the transaction was rolled back");
+        rc = -1;
     }
     char herr[MIG_ERR_LEN];
     if (rc == 0) {
@@ -197,17 +213,10 @@ static int run_autocommit(PGconn *c, const mig_step *st, const mig_stmts *stmts,
     double t0 = now_ms();
     if (set_lock_timeout(c, lock_timeout, false, err, errlen, st->label) < 0)
         return -1;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < stmts->count; i++) {
-        PGresult *r = PQexec(c, stmts->items[i].sql);
-        ExecStatusType s = PQresultStatus(r);
-        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY) {
-            describe_failure(st, &stmts->items[i], i, r, c, err, errlen);
-            report_partial(c, stmts, i, err, errlen);
-            rc = -1;
-        }
-        PQclear(r);
-    }
+    size_t failed;
+    int rc = run_statements(c, st, stmts, &failed, err, errlen);
+    if (rc < 0)
+        report_partial(c, stmts, failed, err, errlen);
     char herr[MIG_ERR_LEN];
     if (rc == 0) {
         rc = st->file ? mig_history_insert(c, st->file, (long)(now_ms() - t0 + 0.5), false, herr)

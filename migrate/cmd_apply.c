@@ -133,7 +133,7 @@ int mig_cmd_up(const mig_opts *o)
     size_t done = 0;
     for (size_t i = 0; rc == MIG_EXIT_OK && i < s.files.count; i++) {
         const mig_file *f = &s.files.items[i];
-        if (o->to && mig_version_cmp(f->version, o->to) > 0)
+        if (o->to && db_schema_version_cmp(f->version, o->to) > 0)
             break;
         if (mig_history_find(&s.hist, f->version))
             continue;
@@ -201,7 +201,7 @@ int mig_cmd_down(const mig_opts *o)
     long steps = o->steps ? o->steps : 1, done = 0;
     for (size_t i = s.hist.count; rc == MIG_EXIT_OK && i-- > 0;) {
         const mig_applied *a = &s.hist.items[i];
-        if (o->to ? mig_version_cmp(a->version, o->to) <= 0 : done >= steps)
+        if (o->to ? db_schema_version_cmp(a->version, o->to) <= 0 : done >= steps)
             break;
         rc = revert(&s, a);
         done++;
@@ -253,7 +253,7 @@ int mig_cmd_baseline(const mig_opts *o)
         PQclear(PQexec(s.conn, "BEGIN"));
         for (size_t i = 0; rc == MIG_EXIT_OK && i < s.files.count; i++) {
             const mig_file *f = &s.files.items[i];
-            if (mig_version_cmp(f->version, o->arg) > 0)
+            if (db_schema_version_cmp(f->version, o->arg) > 0)
                 break;
             if (mig_history_insert(s.conn, f, 0, true, err) < 0) {
                 mig_fail("%s", err);

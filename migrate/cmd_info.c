@@ -27,7 +27,7 @@ static void print_list(const mig_session *s)
     while (i < s->files.count || j < s->hist.count) {
         const mig_file *f = i < s->files.count ? &s->files.items[i] : NULL;
         const mig_applied *a = j < s->hist.count ? &s->hist.items[j] : NULL;
-        int c = !f ? 1 : !a ? -1 : mig_version_cmp(f->version, a->version);
+        int c = !f ? 1 : !a ? -1 : db_schema_version_cmp(f->version, a->version);
         if (c < 0) {
             printf("%-6s %-40s pending\n", f->version, f->name);
             i++;

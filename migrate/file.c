@@ -14,20 +14,6 @@
 
 #include "migrate/split.h"
 
-int mig_version_cmp(const char *a, const char *b)
-{
-    /* leading zeros do not make a version larger: compare the digits without them */
-    while (*a == '0' && a[1])
-        a++;
-    while (*b == '0' && b[1])
-        b++;
-    size_t la = strlen(a), lb = strlen(b);
-    if (la != lb)
-        return la < lb ? -1 : 1;
-    int c = strcmp(a, b);
-    return (c > 0) - (c < 0);
-}
-
 bool mig_version_valid(const char *v)
 {
     size_t n = strlen(v);
@@ -248,7 +234,7 @@ int mig_file_load(const char *path, mig_file *f, char err[MIG_ERR_LEN])
 
 static int by_version(const void *a, const void *b)
 {
-    return mig_version_cmp(((const mig_file *)a)->version, ((const mig_file *)b)->version);
+    return db_schema_version_cmp(((const mig_file *)a)->version, ((const mig_file *)b)->version);
 }
 
 void mig_files_free(mig_files *list)
@@ -298,7 +284,7 @@ int mig_files_load(const char *dir, mig_files *out, char err[MIG_ERR_LEN])
     if (out->count > 1)
         qsort(out->items, out->count, sizeof *out->items, by_version);
     for (size_t i = 1; i < out->count; i++)
-        if (!mig_version_cmp(out->items[i - 1].version, out->items[i].version)) {
+        if (!db_schema_version_cmp(out->items[i - 1].version, out->items[i].version)) {
             snprintf(err, MIG_ERR_LEN, "%s and %s have the same version %s: renumber one of them",
                      out->items[i - 1].path, out->items[i].path, out->items[i].version);
             return -1;
@@ -309,7 +295,7 @@ int mig_files_load(const char *dir, mig_files *out, char err[MIG_ERR_LEN])
 const mig_file *mig_files_find(const mig_files *list, const char *version)
 {
     for (size_t i = 0; i < list->count; i++)
-        if (!mig_version_cmp(list->items[i].version, version))
+        if (!db_schema_version_cmp(list->items[i].version, version))
             return &list->items[i];
     return NULL;
 }

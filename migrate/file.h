@@ -17,6 +17,7 @@
 #ifndef MIGRATE_FILE_H
 #define MIGRATE_FILE_H
 
+#include "db/schema_version.h" /* db_schema_version_cmp: one version order for api and migrate */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -38,9 +39,6 @@ typedef struct mig_files {
     mig_file *items; /* sorted by version */
     size_t count;
 } mig_files;
-
-/* Compares two versions numerically (longer digit runs are larger; then text order). */
-int mig_version_cmp(const char *a, const char *b);
 
 /* True when `v` is a valid version (1 to MIG_VERSION_MAX-1 digits). */
 bool mig_version_valid(const char *v);

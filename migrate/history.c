@@ -67,7 +67,7 @@ void mig_history_free(mig_history *h)
 
 static int by_version(const void *a, const void *b)
 {
-    return mig_version_cmp(((const mig_applied *)a)->version, ((const mig_applied *)b)->version);
+    return db_schema_version_cmp(((const mig_applied *)a)->version, ((const mig_applied *)b)->version);
 }
 
 int mig_history_load(PGconn *c, mig_history *h, char err[MIG_ERR_LEN])
@@ -116,7 +116,7 @@ int mig_history_load(PGconn *c, mig_history *h, char err[MIG_ERR_LEN])
 const mig_applied *mig_history_find(const mig_history *h, const char *version)
 {
     for (size_t i = 0; i < h->count; i++)
-        if (!mig_version_cmp(h->items[i].version, version))
+        if (!db_schema_version_cmp(h->items[i].version, version))
             return &h->items[i];
     return NULL;
 }

@@ -186,7 +186,7 @@ int mig_integrity(const mig_session *s, FILE *out, int *changed, int *missing, i
     for (size_t i = 0; latest && i < s->files.count; i++) {
         const mig_file *f = &s->files.items[i];
         if (!mig_history_find(&s->hist, f->version) &&
-            mig_version_cmp(f->version, latest->version) < 0) {
+            db_schema_version_cmp(f->version, latest->version) < 0) {
             oo++;
             if (out)
                 fprintf(out,

@@ -133,3 +133,49 @@ Test(startup, development_prints_a_working_token)
     free(out);
     free(url);
 }
+
+Test(startup, healthcheck_mode_answers_for_docker)
+{
+    char *url = pgtest_app_url();
+    int port = pgtest_free_port(), dead = pgtest_free_port();
+    char cmd[4096], *out;
+    /* HOST=0.0.0.0 as in the image: the check must probe this machine */
+    snprintf(
+        cmd, sizeof cmd,
+        "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development HOST=0.0.0.0 "
+        "DATABASE_URL='%s' PORT=%d %s >/dev/null 2>&1 & pid=$!; "
+        "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
+        "sleep 0.05; done; "
+        "env -i HOST=0.0.0.0 PORT=%d %s --healthcheck; echo live=$?; "
+        "env -i PORT=%d %s --healthcheck; echo dead=$?; "
+        "env -i PORT=none %s --healthcheck; echo bad=$?; "
+        "kill -TERM $pid; wait $pid)",
+        url, port, pgtest_bin("api"), port, port, pgtest_bin("api"), dead, pgtest_bin("api"),
+        pgtest_bin("api"));
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "live=0"), "%s", out);
+    cr_assert(strstr(out, "dead=1"), "%s", out);
+    cr_assert(strstr(out, "nothing answers on 127.0.0.1"), "%s", out);
+    cr_assert(strstr(out, "bad=1"), "%s", out);
+    cr_assert(strstr(out, "PORT must be an integer"), "%s", out);
+    free(out);
+    free(url);
+}
+
+Test(startup, version_help_and_unknown_arguments)
+{
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "%s --version", pgtest_bin("api"));
+    cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
+    cr_assert(!strncmp(out, "api ", 4) && strchr(out, '.'), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --help", pgtest_bin("api"));
+    cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "--healthcheck"), "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --bogus", pgtest_bin("api"));
+    cr_assert_eq(pgtest_run(cmd, &out), 2, "%s", out);
+    cr_assert(strstr(out, "unknown argument \"--bogus\""), "%s", out);
+    free(out);
+}

@@ -79,9 +79,9 @@ Test(file, checksum_is_sha256_of_the_bytes)
 
 Test(file, versions_compare_numerically)
 {
-    cr_assert_lt(mig_version_cmp("0009", "0010"), 0);
-    cr_assert_eq(mig_version_cmp("0010", "10"), 0);
-    cr_assert_gt(mig_version_cmp("20261126194000", "0002"), 0);
+    cr_assert_lt(db_schema_version_cmp("0009", "0010"), 0);
+    cr_assert_eq(db_schema_version_cmp("0010", "10"), 0);
+    cr_assert_gt(db_schema_version_cmp("20261126194000", "0002"), 0);
     cr_assert(mig_version_valid("0001"));
     cr_assert_not(mig_version_valid("1a"));
     cr_assert_not(mig_version_valid(""));
