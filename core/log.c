@@ -69,6 +69,8 @@ static void write_all(const char *line, size_t len)
 #define LOG_BATCH_MAX 16384
 static _Thread_local char *batch;
 static _Thread_local size_t batch_len;
+static _Thread_local time_t batch_sec;       /* second of the oldest line held back */
+static _Thread_local time_t cached_sec = -1; /* second of this thread's latest line */
 
 void log_flush(void)
 {
@@ -96,8 +98,10 @@ static void write_line(const char *line, size_t len, log_level level)
         write_all(line, len);
         return;
     }
-    if (batch_len + len > LOG_BATCH_MAX)
-        log_flush();
+    if (batch_len + len > LOG_BATCH_MAX || (batch_len && batch_sec != cached_sec))
+        log_flush(); /* full, or held since the previous second: never late by more than ~1 s */
+    if (!batch_len)
+        batch_sec = cached_sec;
     memcpy(batch + batch_len, line, len);
     batch_len += len;
     if (level >= LOG_LVL_WARN)
@@ -108,7 +112,6 @@ static void write_line(const char *line, size_t len, log_level level)
  * share of the access log's cost. */
 static void timestamp(char *buf, size_t len)
 {
-    static _Thread_local time_t cached_sec = -1;
     static _Thread_local char cached[32];
     static _Thread_local size_t cached_len;
     struct timespec ts;

@@ -35,11 +35,12 @@ void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf
 void log_fields(log_level level, json_t *fields, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Holds this thread's lines back and writes them together (on log_flush, when 16 KB pile up, or
- * at once for a warning or an error), so that an event loop writing one access-log line per
- * request pays one write(2) per loop iteration instead of one per line. Lines stay whole and in
- * order. A thread that turns it on must call log_flush() before it blocks (so that lines are never
- * held while it sleeps) and turn it off (which flushes and frees the buffer) before it exits. */
+/* Holds this thread's lines back and writes them together (on log_flush, when 16 KB pile up, when
+ * a line comes in a later second than the oldest one held, or at once for a warning or an error),
+ * so that an event loop writing one access-log line per request pays one write(2) per loop
+ * iteration instead of one per line. Lines stay whole and in order. A thread that turns it on must
+ * call log_flush() before it blocks (so that lines are never held while it sleeps) and turn it off
+ * (which flushes and frees the buffer) before it exits. */
 void log_buffer_lines(bool on);
 
 /* Writes the lines this thread holds back, if any. */
