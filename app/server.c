@@ -349,7 +349,11 @@ static void stop_threads(int started_loops)
 {
     if (S.timed_out) {
         /* a worker may still be inside a query and will touch its loop when it returns: nothing
-         * can be freed safely, and the kernel closes the sockets and connections for us */
+         * can be freed safely, and the kernel closes the sockets and connections for us. The
+         * other loops were told to exit too: joined first, so that their held-back log lines
+         * are written (loop_run flushes them on its way out). */
+        for (int i = 1; i < started_loops; i++)
+            pthread_join(S.loops[i].thread, NULL);
         log_error("exiting with requests still running");
         _exit(1);
     }
