@@ -84,7 +84,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
     if (env_choice("APP_ENV", "production", envs, &env, e) < 0 ||
         env_int("PORT", 8000, 1, 65535, &port, e) < 0 ||
         env_int("LOOPS", 1, 1, 64, &loops, e) < 0 ||
-        env_int("WORKERS", 8, 1, 1024, &workers, e) < 0 ||
+        env_int("WORKERS", 0, 1, 1024, &workers, e) < 0 ||
         env_int("MAX_BODY_BYTES", 1048576, 64, 1L << 30, &cfg->max_body_bytes, e) < 0 ||
         env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||
         env_seconds("SHUTDOWN_TIMEOUT", 10, 0, 3600, &cfg->shutdown_timeout, e) < 0 ||

@@ -120,11 +120,13 @@ static void render_pool(FILE *f, db_engine *engine)
             "# TYPE db_pool_acquires_total counter\ndb_pool_acquires_total %lu\n"
             "# TYPE db_pool_acquire_timeouts_total counter\ndb_pool_acquire_timeouts_total %lu\n"
             "# TYPE db_pool_acquire_wait_seconds_total counter\n"
-            "db_pool_acquire_wait_seconds_total %.6f\n",
+            "db_pool_acquire_wait_seconds_total %.6f\n"
+            "# TYPE db_pool_outage_fast_failures_total counter\n"
+            "db_pool_outage_fast_failures_total %lu\n",
             s.open, s.idle, s.in_use, s.waiting, (unsigned long)s.connects,
             (unsigned long)s.connect_failures, (unsigned long)s.discarded,
             (unsigned long)s.acquires, (unsigned long)s.acquire_timeouts,
-            s.acquire_wait_seconds_total);
+            s.acquire_wait_seconds_total, (unsigned long)s.outage_fast_failures);
 }
 
 char *metrics_render(db_engine *engine)

@@ -224,10 +224,24 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
     lp->wake = event_new(lp->base, -1, 0, on_wake, lp);
-    struct evconnlistener *l = evconnlistener_new_bind(
-        lp->base, NULL, NULL,
-        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        1024, (struct sockaddr *)sa, sizeof *sa);
+    /* One listening socket, shared by every loop (each accepts on its own dup of it). Not
+     * SO_REUSEPORT: with it a second server started on the same port by mistake would silently
+     * receive a share of the connections instead of failing with "address in use". */
+    struct evconnlistener *l;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    if (index == 0) {
+        l = evconnlistener_new_bind(lp->base, NULL, NULL, flags | LEV_OPT_REUSEABLE, 1024,
+                                    (struct sockaddr *)sa, sizeof *sa);
+    } else {
+        evutil_socket_t fd =
+            dup(evconnlistener_get_fd(evhttp_bound_socket_get_listener(S.loops[0].bound)));
+        l = fd >= 0 && evutil_make_socket_nonblocking(fd) == 0
+                ? evconnlistener_new(lp->base, NULL, NULL, flags, -1,
+                                     fd) /* -1: already listening */
+                : NULL;
+        if (!l && fd >= 0)
+            close(fd);
+    }
     if (!l)
         return -1;
     lp->bound = evhttp_bind_listener(lp->http, l);
@@ -384,8 +398,9 @@ int server_run(void)
     S.loops = calloc((size_t)S.nloops, sizeof *S.loops);
     int rc = 0;
     for (int i = 0; i < S.nloops; i++)
-        if (loop_init(&S.loops[i], i, &sa) < 0) {
-            log_error("could not listen on %s:%d (in use?)", cfg->host, cfg->port);
+        if (rc == 0 && loop_init(&S.loops[i], i, &sa) < 0) {
+            log_error("could not listen on %s:%d: %s", cfg->host, cfg->port,
+                      evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
             rc = 1;
         }
     struct event *term = NULL, *intr = NULL;

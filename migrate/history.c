@@ -67,7 +67,8 @@ void mig_history_free(mig_history *h)
 
 static int by_version(const void *a, const void *b)
 {
-    return db_schema_version_cmp(((const mig_applied *)a)->version, ((const mig_applied *)b)->version);
+    return db_schema_version_cmp(((const mig_applied *)a)->version,
+                                 ((const mig_applied *)b)->version);
 }
 
 int mig_history_load(PGconn *c, mig_history *h, char err[MIG_ERR_LEN])

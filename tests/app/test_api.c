@@ -624,7 +624,8 @@ Test(api, openapi_docs_metrics_ready)
     cr_assert(
         strstr(r->body, "http_requests_total{method=\"GET\",route=\"/ready\",status=\"200\"} 1") &&
             strstr(r->body, "http_request_duration_seconds_bucket") &&
-            strstr(r->body, "db_pool_connections"),
+            strstr(r->body, "db_pool_connections") &&
+            strstr(r->body, "db_pool_outage_fast_failures_total 0"),
         "%s", r->body);
     api_response_free(r);
 }

@@ -179,3 +179,33 @@ Test(startup, version_help_and_unknown_arguments)
     cr_assert(strstr(out, "unknown argument \"--bogus\""), "%s", out);
     free(out);
 }
+
+/* A second server on a taken port must fail loudly, not quietly take a share of the connections
+ * (which SO_REUSEPORT would let it do); with LOOPS=2 both loops share the one listening socket. */
+Test(startup, second_instance_on_the_same_port_fails)
+{
+    char *url = pgtest_app_url();
+    int port = pgtest_free_port();
+    char cmd[4096], *out;
+    snprintf(
+        cmd, sizeof cmd,
+        "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development LOOPS=2 LOG_FORMAT=text "
+        "DATABASE_URL='%s' PORT=%d %s >/dev/null 2>&1 & pid=$!; "
+        "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
+        "sleep 0.05; done; "
+        "for i in 1 2 3 4 5 6; do curl -fsS http://127.0.0.1:%d/health; done; echo; "
+        "env -i PATH=/usr/bin:/bin APP_ENV=development LOG_FORMAT=text DATABASE_URL='%s' "
+        "PORT=%d timeout 10 %s; echo second=$?; "
+        "kill -TERM $pid; wait $pid; echo first=$?)",
+        url, port, pgtest_bin("api"), port, port, url, port, pgtest_bin("api"));
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "{\"status\":\"ok\"}{\"status\":\"ok\"}{\"status\":\"ok\"}"
+                          "{\"status\":\"ok\"}{\"status\":\"ok\"}{\"status\":\"ok\"}"),
+              "%s", out);
+    cr_assert(strstr(out, "second=1"), "%s", out);
+    cr_assert(strstr(out, "Address already in use"), "%s", out);
+    cr_assert(strstr(out, "first=0"), "%s", out);
+    free(out);
+    free(url);
+}
