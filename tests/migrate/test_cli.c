@@ -193,7 +193,10 @@ Test(cli, status_current_history_and_steps)
     cr_assert(strstr(out, "version 0002, 1 pending, 0 problem(s)"), "%s", out);
     free(out);
     cr_assert_eq(mt_migrate(&t, "history", &out), 0, "%s", out);
-    cr_assert(strstr(out, "0002   a_w") && strstr(out, " ms  by postgres@"), "%s", out);
+    char *url = pgtest_url(), *role = db_url_get(url, "user"), by[128];
+    snprintf(by, sizeof by, " ms  by %s@", role);
+    cr_assert(strstr(out, "0002   a_w") && strstr(out, by), "%s", out);
+    free(url), free(role);
     free(out);
     cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
     free(out);
