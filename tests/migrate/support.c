@@ -14,7 +14,9 @@ void mt_setup(mt *t, const char *tag)
 {
     const char *suite = getenv("TEST_DB_NAME");
     cr_assert(suite, "TEST_DB_NAME is not set: run through tests/harness/with-db");
-    snprintf(t->db, sizeof t->db, "%.40s_%s", suite, tag);
+    /* "<suite database>_<tag>": tests/harness/with-db drops it with the suite even after a failure
+     */
+    snprintf(t->db, sizeof t->db, "%s_%.20s", suite, tag);
     PGconn *c = pgtest_connect();
     char sql[256];
     snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", t->db);
