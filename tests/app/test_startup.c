@@ -25,6 +25,24 @@ static int count_lines(const char *s)
     return n;
 }
 
+/* A bad setting: exit 2 and one line that names it, without the password of the URL. */
+typedef struct {
+    const char *env, *expect;
+} config_case;
+
+static void expect_config_errors(const config_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *out;
+        int rc = run_api(cases[i].env, &out);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", cases[i].env, rc, out);
+        cr_assert(strstr(out, cases[i].expect), "%s: %s", cases[i].env, out);
+        cr_assert_null(strstr(out, "hunter2"), "password leaked: %s", out);
+        cr_assert_eq(count_lines(out), 1, "%s", out);
+        free(out);
+    }
+}
+
 Test(startup, missing_database_url)
 {
     char *out;
@@ -37,23 +55,13 @@ Test(startup, missing_database_url)
 
 Test(startup, bad_values_name_the_variable)
 {
-    struct {
-        const char *env, *expect;
-    } cases[] = {
+    static const config_case cases[] = {
         {"DATABASE_URL=postgresql://u:hunter2@h/db PORT=http", "PORT must be an integer"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=staging", "APP_ENV must be one of"},
         {"DATABASE_URL='postgresql://u:hunter2@h/db?bogus=1'", "DATABASE_URL is not a valid"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db LOG_LEVEL=loud", "LOG_LEVEL must be one of"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char *out;
-        int rc = run_api(cases[i].env, &out);
-        cr_assert_eq(rc, 2, "%s: exit %d: %s", cases[i].env, rc, out);
-        cr_assert(strstr(out, cases[i].expect), "%s: %s", cases[i].env, out);
-        cr_assert_null(strstr(out, "hunter2"), "password leaked: %s", out);
-        cr_assert_eq(count_lines(out), 1, "%s", out);
-        free(out);
-    }
+    expect_config_errors(cases, sizeof cases / sizeof *cases);
 }
 
 Test(startup, serves_health_and_hides_password)
@@ -81,9 +89,7 @@ Test(startup, serves_health_and_hides_password)
 
 Test(startup, production_needs_a_jwt_secret)
 {
-    struct {
-        const char *env, *expect;
-    } cases[] = {
+    static const config_case cases[] = {
         {"DATABASE_URL=postgresql://u:hunter2@h/db", "JWT_SECRET is not set"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db JWT_SECRET=short", "at least 32 bytes"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db BETTER_AUTH_SECRET=short", "BETTER_AUTH_SECRET"},
@@ -93,15 +99,7 @@ Test(startup, production_needs_a_jwt_secret)
          "APP_ENV=development",
          "CORS_ORIGINS"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        char *out;
-        int rc = run_api(cases[i].env, &out);
-        cr_assert_eq(rc, 2, "%s: exit %d: %s", cases[i].env, rc, out);
-        cr_assert(strstr(out, cases[i].expect), "%s: %s", cases[i].env, out);
-        cr_assert_null(strstr(out, "hunter2"), "password leaked: %s", out);
-        cr_assert_eq(count_lines(out), 1, "%s", out);
-        free(out);
-    }
+    expect_config_errors(cases, sizeof cases / sizeof *cases);
 }
 
 /* Development without a secret: a generated one, and a token + curl line that work. */
