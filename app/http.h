@@ -65,7 +65,7 @@ const http_value *http_param(const http_request *req, const char *name);
  * Returns 0. */
 int http_reply_json(http_response *res, int status, json_t *body);
 
-/* Replies with JSON text already serialized (see app/jsonw.h): takes ownership of the malloc'd,
+/* Replies with JSON text already serialized (see core/jsonw.h): takes ownership of the malloc'd,
  * NUL-terminated `text` of `len` bytes; NULL (a failed allocation) gives a 500. Returns 0. */
 int http_reply_json_text(http_response *res, int status, char *text, size_t len);
 

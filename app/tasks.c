@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/jsonw.h"
+#include "core/jsonw.h"
 #include "core/log.h"
 
 /* Timestamps leave PostgreSQL as UTC text ("2026-11-26 19:40:00.123456") and become ISO 8601 here:

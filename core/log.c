@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/env.h"
+#include "core/jsonw.h"
 
 static bool log_json = true;
 static log_level log_min = LOG_LVL_INFO;
@@ -137,137 +138,18 @@ static void timestamp(char *buf, size_t len)
     *p = '\0';
 }
 
-/* A line being built: stack storage first, the heap when a line outgrows it. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool heap, failed;
-    char stack[1024];
-} line_buf;
-
-static bool lb_reserve(line_buf *b, size_t n)
-{
-    if (b->failed)
-        return false;
-    if (b->len + n <= b->cap)
-        return true;
-    size_t cap = b->cap * 2;
-    while (cap < b->len + n)
-        cap *= 2;
-    char *q = b->heap ? realloc(b->p, cap) : malloc(cap);
-    if (!q) {
-        b->failed = true;
-        return false;
-    }
-    if (!b->heap)
-        memcpy(q, b->p, b->len);
-    b->p = q;
-    b->cap = cap;
-    b->heap = true;
-    return true;
-}
-
-static void lb_raw(line_buf *b, const char *s, size_t n)
-{
-    if (!lb_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void lb_lit(line_buf *b, const char *s)
-{
-    lb_raw(b, s, strlen(s));
-}
-
-/* s as a quoted JSON string, escaped as jansson's json_dumps does (UTF-8 passed through). Written
- * here rather than built with jansson because the access log writes one line per request. */
-/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), or 0 when it is not one. */
-static int utf8_seq(const unsigned char *s)
-{
-    int n = s[0] >= 0xF0 && s[0] <= 0xF4  ? 4
-            : s[0] >= 0xE0                ? 3
-            : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
-                                          : 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) ||
-        (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))))
-        return 0;
-    return n;
-}
-
-static void lb_str(line_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    if (!lb_reserve(b, n * 6 + 2))
-        return;
-    char *o = b->p + b->len;
-    *o++ = '"';
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
-        unsigned char c = *q;
-        if (c >= 0x80) { /* jansson refused invalid UTF-8; a log line shows U+FFFD instead */
-            int seq = utf8_seq(q);
-            if (seq) {
-                memcpy(o, q, (size_t)seq);
-                o += seq;
-                q += seq - 1;
-            } else {
-                memcpy(o, "\\uFFFD", 6);
-                o += 6;
-            }
-            continue;
-        }
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            *o++ = (char)c;
-            break;
-        case '\n':
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = 't';
-            break;
-        case '\b':
-            *o++ = 'b';
-            break;
-        case '\f':
-            *o++ = 'f';
-            break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
-}
-
 /* A field's value as jansson would write it. */
-static void lb_value(line_buf *b, json_t *v)
+static void put_value(jsonw *b, json_t *v)
 {
     char num[64];
     switch (json_typeof(v)) {
     case JSON_STRING:
-        lb_str(b, json_string_value(v));
+        jsonw_str(b, json_string_value(v));
         return;
     case JSON_INTEGER:
-        lb_raw(b, num,
-               (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+        jsonw_raw(
+            b, num,
+            (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
         return;
     case JSON_REAL: { /* as jansson: %.17g, and ".0" when that reads as an integer */
         int n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
@@ -275,21 +157,21 @@ static void lb_value(line_buf *b, json_t *v)
             num[n++] = '.';
             num[n++] = '0';
         }
-        lb_raw(b, num, n > 0 ? (size_t)n : 0);
+        jsonw_raw(b, num, n > 0 ? (size_t)n : 0);
         return;
     }
     case JSON_TRUE:
-        lb_lit(b, "true");
+        jsonw_lit(b, "true");
         return;
     case JSON_FALSE:
-        lb_lit(b, "false");
+        jsonw_lit(b, "false");
         return;
     case JSON_NULL:
-        lb_lit(b, "null");
+        jsonw_lit(b, "null");
         return;
     default: { /* objects and arrays: rare in log lines, jansson's own text */
         char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-        lb_lit(b, t ? t : "null");
+        jsonw_lit(b, t ? t : "null");
         free(t);
     }
     }
@@ -301,16 +183,16 @@ static bool reserved_key(const char *k)
            (log_request_id[0] && !strcmp(k, "request_id"));
 }
 
-static void lb_kv(line_buf *b, const log_kv_field *f)
+static void put_kv(jsonw *b, const log_kv_field *f)
 {
     char num[64];
     int n = 0;
     switch (f->type) {
     case LOG_KV_STR:
         if (f->str)
-            lb_str(b, f->str);
+            jsonw_str(b, f->str);
         else
-            lb_lit(b, "null");
+            jsonw_lit(b, "null");
         return;
     case LOG_KV_INT:
         n = snprintf(num, sizeof num, "%lld", f->num);
@@ -318,29 +200,30 @@ static void lb_kv(line_buf *b, const log_kv_field *f)
     case LOG_KV_REAL:
         n = isfinite(f->real) ? snprintf(num, sizeof num, "%.3f", f->real) : 0;
         if (n <= 0) {
-            lb_lit(b, "null");
+            jsonw_lit(b, "null");
             return;
         }
         break;
     }
-    lb_raw(b, num, n > 0 ? (size_t)n : 0);
+    jsonw_raw(b, num, n > 0 ? (size_t)n : 0);
 }
 
 /* {"ts":...,"level":...,"msg":...,"request_id":...,<fields not already there>}\n */
 static void emit_json(const char *ts, log_level level, const char *msg, json_t *fields,
                       const log_kv_field *kv, int nkv)
 {
-    line_buf b = {.cap = sizeof b.stack};
-    b.p = b.stack;
-    lb_lit(&b, "{\"ts\":\"");
-    lb_lit(&b, ts);
-    lb_lit(&b, "\",\"level\":\"");
-    lb_lit(&b, level_names[level]);
-    lb_lit(&b, "\",\"msg\":");
-    lb_str(&b, msg);
+    char stack[1024];
+    jsonw b;
+    jsonw_init(&b, stack, sizeof stack);
+    jsonw_lit(&b, "{\"ts\":\"");
+    jsonw_lit(&b, ts);
+    jsonw_lit(&b, "\",\"level\":\"");
+    jsonw_lit(&b, level_names[level]);
+    jsonw_lit(&b, "\",\"msg\":");
+    jsonw_str(&b, msg);
     if (log_request_id[0]) {
-        lb_lit(&b, ",\"request_id\":");
-        lb_str(&b, log_request_id);
+        jsonw_lit(&b, ",\"request_id\":");
+        jsonw_str(&b, log_request_id);
     }
     const char *key;
     json_t *value;
@@ -349,25 +232,26 @@ static void emit_json(const char *ts, log_level level, const char *msg, json_t *
         {
             if (reserved_key(key))
                 continue;
-            lb_raw(&b, ",", 1);
-            lb_str(&b, key);
-            lb_raw(&b, ":", 1);
-            lb_value(&b, value);
+            jsonw_raw(&b, ",", 1);
+            jsonw_str(&b, key);
+            jsonw_raw(&b, ":", 1);
+            put_value(&b, value);
         }
     }
     for (int i = 0; i < nkv; i++) {
         if (reserved_key(kv[i].key))
             continue;
-        lb_raw(&b, ",", 1);
-        lb_str(&b, kv[i].key);
-        lb_raw(&b, ":", 1);
-        lb_kv(&b, &kv[i]);
+        jsonw_raw(&b, ",", 1);
+        jsonw_str(&b, kv[i].key);
+        jsonw_raw(&b, ":", 1);
+        put_kv(&b, &kv[i]);
     }
-    lb_raw(&b, "}\n", 2);
-    if (!b.failed)
-        write_line(b.p, b.len, level);
-    if (b.heap)
-        free(b.p);
+    jsonw_raw(&b, "}\n", 2);
+    size_t len;
+    const char *line = jsonw_data(&b, &len);
+    if (line)
+        write_line(line, len, level);
+    jsonw_free(&b);
 }
 
 static void emit(log_level level, json_t *fields, const char *fmt, va_list ap)

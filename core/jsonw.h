@@ -1,0 +1,46 @@
+/* jsonw: JSON text written straight into a growable buffer, for the hot paths where building
+ * jansson objects and dumping them costs more than the work itself: the task replies (measured:
+ * ~5 us per task with jansson) and every log line. Strings are escaped exactly as jansson's
+ * json_dumps does without flags (", \, control characters; valid UTF-8 passed through), so the
+ * output is the same text; an invalid UTF-8 sequence, which jansson refuses, becomes U+FFFD.
+ *
+ * Storage: a jsonw may start on caller storage (jsonw_init, e.g. a stack array) and moves to the
+ * heap when the text outgrows it; a zeroed jsonw starts on the heap. An allocation failure is
+ * remembered: later appends do nothing and jsonw_data/jsonw_take return NULL. Release with
+ * jsonw_free unless jsonw_take took the text. Any thread; one writer per jsonw. */
+#ifndef CORE_JSONW_H
+#define CORE_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct jsonw {
+    char *buf;
+    size_t len, cap;
+    bool heap, failed;
+} jsonw;
+
+/* Starts w on `storage` (cap bytes, caller-owned; NULL/0 for none). */
+void jsonw_init(jsonw *w, char *storage, size_t cap);
+
+/* Appends n bytes as they are (JSON punctuation, numbers, literals). */
+void jsonw_raw(jsonw *w, const char *s, size_t n);
+
+/* Appends a NUL-terminated literal as it is. */
+void jsonw_lit(jsonw *w, const char *s);
+
+/* Appends s (UTF-8, NUL-terminated) as a quoted, escaped JSON string. */
+void jsonw_str(jsonw *w, const char *s);
+
+/* The text so far (not NUL-terminated) and its length, still owned by w; NULL after an allocation
+ * failure. */
+const char *jsonw_data(const jsonw *w, size_t *len);
+
+/* The NUL-terminated text (malloc'd, the caller frees it) and its length; w is left empty. NULL
+ * (and everything released) after an allocation failure. */
+char *jsonw_take(jsonw *w, size_t *len);
+
+/* Releases the heap storage, if any; w is left empty. */
+void jsonw_free(jsonw *w);
+
+#endif
