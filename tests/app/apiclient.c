@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -53,6 +54,9 @@ void api_start(api_server *s, const char *db_url, const char *extra_env)
     s->pid = fork();
     cr_assert(s->pid >= 0);
     if (s->pid == 0) {
+        /* a test that fails an assertion exits without api_stop(): the server must not outlive it
+         * (the death signal survives the exec of sh and of the api) */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
