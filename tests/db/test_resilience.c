@@ -33,6 +33,23 @@ static db_engine *open_engine(db_config *cfg, char *url, char *app, const char *
     return e;
 }
 
+/* Starts `proxy` in front of this suite's server (holding the first connection `delay` seconds)
+ * and fills cfg with the test defaults, pointed at the proxy. Returns the proxied URL, which is
+ * cfg->url: free it after the engine is closed. */
+static char *config_via_proxy(db_config *cfg, test_proxy *proxy, double delay, char *app,
+                              const char *what)
+{
+    char *url = pgtest_app_url(), pport[16];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy_start(proxy, host, atoi(port), delay);
+    snprintf(pport, sizeof pport, "%d", proxy->port);
+    char *via = db_url_with(url, "port", pport);
+    free(host), free(port), free(url);
+    test_appname(app, 64, what);
+    test_config(cfg, via, app);
+    return via;
+}
+
 /* Holds `n` sessions at once so that the pool opens n connections, then gives them back. */
 static void warm(db_engine *e, int n)
 {
@@ -155,19 +172,14 @@ Test(resilience, write_whose_connection_dies_mid_statement_is_not_resent)
 
 Test(resilience, cold_start_delay_is_waited_out_within_the_connect_timeout)
 {
-    char *url = pgtest_app_url(), app[64];
-    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    char app[64];
     test_proxy proxy;
-    test_proxy_start(&proxy, host, atoi(port), 2.0);
-    char pport[16];
-    snprintf(pport, sizeof pport, "%d", proxy.port);
-    char *via = db_url_with(url, "port", pport);
     db_config cfg;
-    db_engine *e = open_engine(&cfg, via, app, "cold");
+    char *via = config_via_proxy(&cfg, &proxy, 2.0, app, "cold");
     cfg.connect_timeout = 5;
-    db_engine_close(e);
     db_error err;
-    e = db_engine_open(&cfg, &err);
+    db_engine *e = db_engine_open(&cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
     double t0 = pgtest_now_ms();
     one_read(e);
     double ms = pgtest_now_ms() - t0;
@@ -178,7 +190,7 @@ Test(resilience, cold_start_delay_is_waited_out_within_the_connect_timeout)
     cr_assert_eq(st.connect_failures, 0);
     db_engine_close(e);
     test_proxy_stop(&proxy);
-    free(via), free(host), free(port), free(url);
+    free(via);
 }
 
 Test(resilience, refused_connections_are_retried_then_fail_with_a_clear_error)
@@ -210,20 +222,15 @@ Test(resilience, refused_connections_are_retried_then_fail_with_a_clear_error)
 
 Test(resilience, preping_replaces_a_connection_that_went_silent)
 {
-    char *url = pgtest_app_url(), app[64];
-    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    char app[64];
     test_proxy proxy;
-    test_proxy_start(&proxy, host, atoi(port), 0);
-    char pport[16];
-    snprintf(pport, sizeof pport, "%d", proxy.port);
-    char *via = db_url_with(url, "port", pport);
     db_config cfg;
-    db_engine *e = open_engine(&cfg, via, app, "preping");
+    char *via = config_via_proxy(&cfg, &proxy, 0, app, "preping");
     cfg.preping_after = 0.2;
     cfg.connect_timeout = 0.5;
-    db_engine_close(e);
     db_error err;
-    e = db_engine_open(&cfg, &err);
+    db_engine *e = db_engine_open(&cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
     one_read(e);
     /* no goodbye, no EOF: only a round trip can tell this connection is gone */
     test_proxy_freeze(&proxy);
@@ -239,25 +246,20 @@ Test(resilience, preping_replaces_a_connection_that_went_silent)
     one_read(e); /* used a moment ago: no ping */
     db_engine_close(e);
     test_proxy_stop(&proxy);
-    free(via), free(host), free(port), free(url);
+    free(via);
 }
 
 Test(resilience, a_statement_on_a_silent_connection_never_hangs)
 {
-    char *url = pgtest_app_url(), app[64];
-    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    char app[64];
     test_proxy proxy;
-    test_proxy_start(&proxy, host, atoi(port), 0);
-    char pport[16];
-    snprintf(pport, sizeof pport, "%d", proxy.port);
-    char *via = db_url_with(url, "port", pport);
     db_config cfg;
-    db_engine *e = open_engine(&cfg, via, app, "silent");
+    char *via = config_via_proxy(&cfg, &proxy, 0, app, "silent");
     cfg.statement_timeout = 0.3;
     cfg.connect_timeout = 0.5;
-    db_engine_close(e);
     db_error err;
-    e = db_engine_open(&cfg, &err);
+    db_engine *e = db_engine_open(&cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
     db_session *s;
     cr_assert_eq(db_session_open(e, DB_READ_WRITE, &s, &err), 0, "%s", err.message);
     test_proxy_freeze(&proxy);
@@ -274,5 +276,5 @@ Test(resilience, a_statement_on_a_silent_connection_never_hangs)
     one_read(e);
     db_engine_close(e);
     test_proxy_stop(&proxy);
-    free(via), free(host), free(port), free(url);
+    free(via);
 }
