@@ -17,7 +17,7 @@ typedef struct {
     int port;                 /* PORT: default 8000 */
     const char *database_url; /* DATABASE_URL: required */
     int loops;                /* LOOPS: event-loop threads for HTTP I/O, default 1 */
-    int workers;              /* WORKERS: handler threads; 0 (unset): DB_POOL_MAX */
+    int workers;              /* WORKERS: handlers in progress at once; 0 (unset): 64 */
     const char *jwt_secret;   /* JWT_SECRET or BETTER_AUTH_SECRET; NULL in development: generated */
     bool jwt_generated;       /* true when jwt_secret was generated (development only) */
     char generated[65];       /* storage for a generated secret */

@@ -1,7 +1,8 @@
 /* dispatch: what happens to one request, in the order FastAPI does it: routing (404, 405, 307,
  * CORS preflight), limits (413, 431), the bearer token (401) and its owner (403), then validation
- * (422) of path, query, header and body, all at once; then the handler, inline or on a worker with
- * its session; then the reply with the cross-cutting headers, one access-log line and the metrics.
+ * (422) of path, query, header and body, all at once; then the handler, inline or in a coroutine
+ * with its session; then the reply with the cross-cutting headers, one access-log line and the
+ * metrics.
  */
 #include <event2/buffer.h>
 #include <event2/http.h>

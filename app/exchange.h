@@ -1,9 +1,9 @@
 /* exchange: one request in flight, from evhttp's callback to the reply; shared by server.c (loops,
- * workers) and dispatch.c (what happens to a request). Internal to the server.
+ * handler coroutines) and dispatch.c (what happens to a request). Internal to the server.
  *
- * Lifecycle: dispatch_request (loop thread) fills it and either answers at once or returns it for
- * a worker; dispatch_run (worker thread) runs the handler and touches only req/res; dispatch_finish
- * (the owning loop thread again) sends the reply and recycles it. `ev` is never used off the loop.
+ * Lifecycle, all on the owning loop's thread: dispatch_request fills it and either answers at once
+ * or returns it for a handler; dispatch_run (in a coroutine) runs the handler and touches only
+ * req/res; dispatch_finish (back on the loop's own stack) sends the reply and recycles it.
  */
 #ifndef APP_EXCHANGE_H
 #define APP_EXCHANGE_H
@@ -24,7 +24,6 @@ typedef struct exchange {
     struct evhttp_request *ev;
     struct loop *loop;
     double t0;
-    double t_queued, t_started, t_posted; /* hand-off timing (worker routes) */
     const char *method;
     struct evkeyvalq query;
     bool query_parsed;
@@ -37,10 +36,10 @@ typedef struct exchange {
 } exchange;
 
 /* Handles a request on its loop thread. Returns NULL when the reply was sent (the exchange is
- * recycled), or the exchange to run on a worker. */
+ * recycled), or the exchange whose handler must run (dispatch_run). */
 exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev);
 
-/* Runs the route's handler with its session (worker thread). Always leaves a response. */
+/* Runs the route's handler with its session (in a coroutine). Always leaves a response. */
 void dispatch_run(exchange *x);
 
 /* Sends the response, writes the access log line and metrics, recycles x (owning loop thread). */

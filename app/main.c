@@ -63,10 +63,11 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
 {
     if (app_config_load(cfg, err, errlen) < 0 || db_config_from_env(dbc, err, errlen) < 0)
         return -1;
-    /* One worker per pool connection by default: a handler parked on a slow query then holds a
-     * connection and a worker together, and the API keeps answering while the pool has room. */
+    /* Handlers in progress are coroutines (a stack each, only touched pages resident): more than
+     * the pool has connections, since reads share pipelined connections and writes wait for one
+     * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
     if (!cfg->workers)
-        cfg->workers = dbc->pool_max;
+        cfg->workers = 64;
     if (auth_configure(cfg->jwt_secret, strlen(cfg->jwt_secret)) < 0 ||
         router_init(err, errlen) < 0)
         return -1;

@@ -27,15 +27,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static route_stats stats[MAX_ROUTES + 1]; /* last slot: unmatched */
 static struct {
     unsigned long count;
-    double to_worker, to_loop;
-} handoff;
+    double seconds;
+} handler_wait;
 
-void metrics_handoff(double to_worker, double to_loop)
+void metrics_handler_wait(double seconds)
 {
     pthread_mutex_lock(&lock);
-    handoff.count++;
-    handoff.to_worker += to_worker;
-    handoff.to_loop += to_loop;
+    handler_wait.count++;
+    handler_wait.seconds += seconds;
     pthread_mutex_unlock(&lock);
 }
 
@@ -136,8 +135,8 @@ char *metrics_render(db_engine *engine)
         return NULL;
     pthread_mutex_lock(&lock);
     memcpy(snap, stats, sizeof stats);
-    unsigned long hcount = handoff.count;
-    double to_worker = handoff.to_worker, to_loop = handoff.to_loop;
+    unsigned long wcount = handler_wait.count;
+    double wsum = handler_wait.seconds;
     pthread_mutex_unlock(&lock);
     char *out = NULL;
     size_t len = 0;
@@ -145,13 +144,12 @@ char *metrics_render(db_engine *engine)
     if (f) {
         render_requests(f, snap);
         fprintf(f,
-                "# HELP http_handoff_seconds Time jobs wait between the event loop and a worker.\n"
-                "# TYPE http_handoff_seconds summary\n"
-                "http_handoff_seconds_sum{direction=\"to_worker\"} %.6f\n"
-                "http_handoff_seconds_count{direction=\"to_worker\"} %lu\n"
-                "http_handoff_seconds_sum{direction=\"to_loop\"} %.6f\n"
-                "http_handoff_seconds_count{direction=\"to_loop\"} %lu\n",
-                to_worker, hcount, to_loop, hcount);
+                "# HELP http_handler_wait_seconds Time requests waited for a free handler "
+                "(WORKERS in progress).\n"
+                "# TYPE http_handler_wait_seconds summary\n"
+                "http_handler_wait_seconds_sum %.6f\n"
+                "http_handler_wait_seconds_count %lu\n",
+                wsum, wcount);
         if (engine)
             render_pool(f, engine);
         fclose(f);

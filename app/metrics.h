@@ -11,9 +11,8 @@
 /* Records one finished request: route index into app_routes (-1: unmatched), status, seconds. */
 void metrics_observe(int route_index, int status, double seconds);
 
-/* Records the two hand-offs of a worker route: seconds from the loop queuing the job to a worker
- * taking it, and from the worker posting the response to the loop sending it. */
-void metrics_handoff(double to_worker, double to_loop);
+/* Records how long a request waited for a free handler (only requests that had to wait). */
+void metrics_handler_wait(double seconds);
 
 /* Returns the exposition text (malloc'd, caller frees). engine may be NULL (no pool figures). */
 char *metrics_render(db_engine *engine);

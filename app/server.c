@@ -1,4 +1,4 @@
-/* server: loops, workers, signals, graceful shutdown. See server.h for the model. */
+/* server: loops, handler coroutines, signals, graceful shutdown. See server.h for the model. */
 #include "app/server.h"
 
 #include <arpa/inet.h>
@@ -18,6 +18,7 @@
 
 #include "app/exchange.h"
 #include "app/metrics.h"
+#include "core/coro.h"
 #include "core/log.h"
 
 app_ctx app;
@@ -31,11 +32,9 @@ typedef struct loop {
     struct evhttp_bound_socket *bound;
     struct evbuffer *out;
     auth_cache *tokens;
-    struct event *wake; /* activated by workers when `done` goes from empty to non-empty */
-    pthread_mutex_t mu;
-    exchange *done_head, *done_tail;
-    bool sleeping;  /* under mu: the loop is (about to be) blocked in epoll and needs a wake-up */
-    exchange *free; /* recycled exchanges, loop thread only */
+    int running;               /* handlers in progress (coroutines) */
+    exchange *backlog, *btail; /* requests waiting for one to finish (WORKERS reached) */
+    exchange *free;            /* recycled exchanges */
     int nfree;
     pthread_t thread;
 } loop;
@@ -43,18 +42,13 @@ typedef struct loop {
 static struct {
     loop *loops;
     int nloops;
-    pthread_t *workers;
-    int nworkers;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    exchange *head, *tail; /* jobs waiting for a worker */
-    bool stopping;
-    atomic_int inflight; /* jobs handed to workers and not yet replied */
+    int handlers_per_loop;
+    atomic_int inflight; /* requests given to handlers and not yet replied */
     atomic_bool draining;
     double deadline;
     struct event *drain_timer;
     bool timed_out;
-} S = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} S;
 
 exchange *loop_exchange_get(loop *lp)
 {
@@ -94,125 +88,77 @@ struct evbuffer *loop_buffer(loop *lp)
     return lp->out;
 }
 
-/* Worker -> loop: queue the finished exchange. The loop is woken (event_active: an eventfd write
- * and an epoll wake-up) only when it is about to sleep; a loop that is busy picks completions up
- * after its current iteration (loop_run), so under load most hand-backs cost no syscall. */
-static void loop_post(loop *lp, exchange *x)
+static void handler_start(loop *lp, exchange *x);
+
+/* In the coroutine: the handler with its session. Its database waits yield to the loop. */
+static void handler_run(void *arg)
 {
-    x->next = NULL;
-    pthread_mutex_lock(&lp->mu);
-    if (lp->done_tail)
-        lp->done_tail->next = x;
-    else
-        lp->done_head = x;
-    lp->done_tail = x;
-    bool wake = lp->sleeping;
-    lp->sleeping = false;
-    pthread_mutex_unlock(&lp->mu);
-    if (wake)
-        event_active(lp->wake, EV_READ, 1);
+    dispatch_run(arg);
 }
 
-/* Sends every finished exchange waiting for this loop. */
-static void drain(loop *lp)
+/* Back on the loop's stack: the reply, then the next request that waited for a handler. */
+static void handler_done(void *arg)
 {
-    pthread_mutex_lock(&lp->mu);
-    exchange *x = lp->done_head;
-    lp->done_head = lp->done_tail = NULL;
-    pthread_mutex_unlock(&lp->mu);
-    while (x) {
-        exchange *next = x->next;
-        metrics_handoff(x->t_started - x->t_queued, now_seconds() - x->t_posted);
-        dispatch_finish(x);
-        atomic_fetch_sub(&S.inflight, 1);
-        x = next;
+    exchange *x = arg;
+    loop *lp = x->loop;
+    dispatch_finish(x);
+    atomic_fetch_sub(&S.inflight, 1);
+    lp->running--;
+    exchange *next = lp->backlog;
+    if (next) {
+        lp->backlog = next->next;
+        if (!lp->backlog)
+            lp->btail = NULL;
+        metrics_handler_wait(now_seconds() - next->t0);
+        handler_start(lp, next);
     }
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+static void handler_start(loop *lp, exchange *x)
 {
-    (void)fd, (void)what;
-    drain(arg);
-}
-
-/* The loop: one libevent iteration at a time, draining completions between iterations, and
- * telling workers it sleeps only when nothing is left to send. */
-static void loop_run(loop *lp)
-{
-    /* access-log lines go out once per iteration that may sleep, not once per request */
-    log_buffer_lines(true);
-    while (!event_base_got_exit(lp->base) && !event_base_got_break(lp->base)) {
-        pthread_mutex_lock(&lp->mu);
-        bool pending = lp->done_head != NULL;
-        lp->sleeping = !pending;
-        pthread_mutex_unlock(&lp->mu);
-        if (pending) {
-            drain(lp);
-            event_base_loop(lp->base, EVLOOP_NONBLOCK);
-        } else {
-            log_flush(); /* before epoll_wait may block */
-            if (event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
-                break;
-        }
-        pthread_mutex_lock(&lp->mu);
-        lp->sleeping = false;
-        pthread_mutex_unlock(&lp->mu);
-        drain(lp);
+    lp->running++;
+    if (coro_spawn(handler_run, handler_done, x) < 0) {
+        log_error("out of memory for a handler's stack");
+        http_reply_detail(&x->res, 503, "Service Unavailable");
+        handler_done(x);
     }
-    log_buffer_lines(false);
-}
-
-static void *worker_main(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&S.mu);
-        while (!S.head && !S.stopping)
-            pthread_cond_wait(&S.cv, &S.mu);
-        exchange *x = S.head;
-        if (!x) { /* stopping and nothing left */
-            pthread_mutex_unlock(&S.mu);
-            return NULL;
-        }
-        S.head = x->next;
-        if (!S.head)
-            S.tail = NULL;
-        pthread_mutex_unlock(&S.mu);
-        x->t_started = now_seconds();
-        dispatch_run(x);
-        x->t_posted = now_seconds();
-        loop_post(x->loop, x);
-    }
-}
-
-static void submit(exchange *x)
-{
-    atomic_fetch_add(&S.inflight, 1);
-    x->t_queued = now_seconds();
-    x->next = NULL;
-    pthread_mutex_lock(&S.mu);
-    if (S.tail)
-        S.tail->next = x;
-    else
-        S.head = x;
-    S.tail = x;
-    pthread_mutex_unlock(&S.mu);
-    /* after the unlock: a woken worker does not block at once on the mutex still held here */
-    pthread_cond_signal(&S.cv);
 }
 
 static void on_request(struct evhttp_request *ev, void *arg)
 {
-    exchange *x = dispatch_request(arg, ev);
-    if (x)
-        submit(x);
+    loop *lp = arg;
+    exchange *x = dispatch_request(lp, ev);
+    if (!x)
+        return;
+    atomic_fetch_add(&S.inflight, 1);
+    if (lp->running < S.handlers_per_loop) {
+        handler_start(lp, x);
+        return;
+    }
+    x->next = NULL;
+    if (lp->btail)
+        lp->btail->next = x;
+    else
+        lp->backlog = x;
+    lp->btail = x;
+}
+
+/* The loop: held-back log lines are written once per iteration, before epoll may block. */
+static void loop_run(loop *lp)
+{
+    log_buffer_lines(true);
+    while (!event_base_got_exit(lp->base) && !event_base_got_break(lp->base)) {
+        log_flush();
+        if (event_base_loop(lp->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0)
+            break;
+    }
+    log_buffer_lines(false);
 }
 
 static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
 {
     const app_config *cfg = app.cfg;
     lp->index = index;
-    pthread_mutex_init(&lp->mu, NULL);
     /* the changelist folds the add/del pairs evhttp makes per request into one epoll_ctl */
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -223,7 +169,6 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
         return -1;
     lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
-    lp->wake = event_new(lp->base, -1, 0, on_wake, lp);
     /* One listening socket, shared by every loop (each accepts on its own dup of it). Not
      * SO_REUSEPORT: with it a second server started on the same port by mistake would silently
      * receive a share of the connections instead of failing with "address in use". */
@@ -263,22 +208,10 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
 
 static void loop_free(loop *lp)
 {
-    /* replies that came back after the loops stopped: the connections are going away with evhttp */
-    for (exchange *x = lp->done_head, *next; x; x = next) {
-        next = x->next;
-        json_decref(x->req.body);
-        if (x->query_parsed)
-            evhttp_clear_headers(&x->query);
-        router_match_free(&x->match);
-        http_response_reset(&x->res);
-        free(x);
-    }
     for (exchange *x = lp->free, *next; x; x = next) {
         next = x->next;
         free(x);
     }
-    if (lp->wake)
-        event_free(lp->wake);
     if (lp->http)
         evhttp_free(lp->http);
     if (lp->out)
@@ -286,12 +219,22 @@ static void loop_free(loop *lp)
     auth_cache_free(lp->tokens);
     if (lp->base)
         event_base_free(lp->base);
-    pthread_mutex_destroy(&lp->mu);
+}
+
+/* Runs on the loop's thread, which owns the coroutines (they exist only there). */
+static void loop_serve(loop *lp)
+{
+    if (coro_thread_init(lp->base) < 0) {
+        log_error("out of memory");
+        return;
+    }
+    loop_run(lp);
+    coro_thread_free();
 }
 
 static void *loop_main(void *arg)
 {
-    loop_run(arg);
+    loop_serve(arg);
     return NULL;
 }
 
@@ -347,12 +290,6 @@ bool server_draining(void)
 
 static int start_threads(void)
 {
-    S.workers = calloc((size_t)app.cfg->workers, sizeof *S.workers);
-    for (int i = 0; i < app.cfg->workers; i++) {
-        if (pthread_create(&S.workers[i], NULL, worker_main, NULL) != 0)
-            return -1;
-        S.nworkers++;
-    }
     for (int i = 1; i < S.nloops; i++)
         if (pthread_create(&S.loops[i].thread, NULL, loop_main, &S.loops[i]) != 0)
             return -1;
@@ -362,9 +299,9 @@ static int start_threads(void)
 static void stop_threads(int started_loops)
 {
     if (S.timed_out) {
-        /* a worker may still be inside a query and will touch its loop when it returns: nothing
-         * can be freed safely, and the kernel closes the sockets and connections for us. The
-         * other loops were told to exit too: joined first, so that their held-back log lines
+        /* handlers are still suspended inside queries, holding pool connections and stacks:
+         * nothing can be freed safely, and the kernel closes the sockets and connections for us.
+         * The other loops were told to exit too: joined first, so that their held-back log lines
          * are written (loop_run flushes them on its way out). */
         for (int i = 1; i < started_loops; i++)
             pthread_join(S.loops[i].thread, NULL);
@@ -375,13 +312,7 @@ static void stop_threads(int started_loops)
         event_base_loopexit(S.loops[i].base, NULL);
         pthread_join(S.loops[i].thread, NULL);
     }
-    pthread_mutex_lock(&S.mu);
-    S.stopping = true;
-    pthread_cond_broadcast(&S.cv);
-    pthread_mutex_unlock(&S.mu);
-    for (int i = 0; i < S.nworkers; i++)
-        pthread_join(S.workers[i], NULL);
-    free(S.workers);
+    coro_offload_shutdown();
 }
 
 int server_run(void)
@@ -395,6 +326,7 @@ int server_run(void)
         return 1;
     }
     S.nloops = cfg->loops;
+    S.handlers_per_loop = (cfg->workers + S.nloops - 1) / S.nloops;
     S.loops = calloc((size_t)S.nloops, sizeof *S.loops);
     int rc = 0;
     for (int i = 0; i < S.nloops; i++)
@@ -415,9 +347,9 @@ int server_run(void)
             log_error("could not start threads");
             rc = 1;
         } else {
-            log_info("listening on http://%s:%d (%d loop(s), %d worker(s))", cfg->host, cfg->port,
-                     S.nloops, cfg->workers);
-            loop_run(&S.loops[0]);
+            log_info("listening on http://%s:%d (%d loop(s), up to %d handler(s) each)", cfg->host,
+                     cfg->port, S.nloops, S.handlers_per_loop);
+            loop_serve(&S.loops[0]);
         }
     }
     stop_threads(rc == 0 ? S.nloops : 1);

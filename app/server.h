@@ -1,16 +1,18 @@
-/* server: event loops for HTTP I/O, a pool of worker threads for handlers, signals and graceful
- * shutdown. FastAPI's model in C (docs/architecture.md has the why and the measurements):
+/* server: event loops that run the handlers as coroutines, signals and graceful shutdown.
+ * (docs/architecture.md has the why and the measurements):
  *
- *   LOOPS threads, each with its own event_base + evhttp on a shared port (SO_REUSEPORT), parse
- *   the request, route it, check the token and validate the parameters and body. Answers that need
- *   no database (health, 404, 405, 307, preflight, 401/403/413/422/431, /openapi.json) are sent
- *   right there. Everything else becomes a job for one of WORKERS threads, which opens the route's
- *   session (read-only or read-write), runs the synchronous handler, closes the session, and posts
- *   the finished response back to the loop that owns the connection (waking it only when it is
- *   about to sleep). evhttp objects are only ever touched by their own loop thread.
+ *   LOOPS threads, each with its own event_base + evhttp, accepting on one shared listening
+ *   socket, parse the request, route it, check the token and validate the parameters and body.
+ *   Answers that need no database (health, 404, 405, 307, preflight, 401/403/413/422/431,
+ *   /openapi.json) are sent right there. Everything else runs its synchronous-looking handler in a
+ *   coroutine of the same loop (core/coro): the route's session (read-only or read-write) is
+ *   opened, the handler runs, the session is closed. Whenever the handler waits on the database
+ *   (a free connection, a statement's result, a connect or a cancel moved to a helper thread) the
+ *   coroutine is suspended and the loop serves other requests. At most WORKERS handlers are in
+ *   progress at once (split over the loops); further requests wait their turn in arrival order.
  *
  * SIGTERM/SIGINT: stop accepting, let in-flight requests finish within SHUTDOWN_TIMEOUT, stop the
- * loops and workers; server_run then returns and main closes the engine. */
+ * loops; server_run then returns and main closes the engine. */
 #ifndef APP_SERVER_H
 #define APP_SERVER_H
 

@@ -52,6 +52,11 @@ void log_set_request_id(const char *request_id)
     log_request_id[n] = '\0';
 }
 
+const char *log_request_id_get(void)
+{
+    return log_request_id;
+}
+
 static void write_all(const char *line, size_t len)
 {
     /* one write per line (or per batch of whole lines) keeps concurrent lines whole; a short

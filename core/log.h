@@ -28,6 +28,9 @@ bool log_enabled(log_level level);
 /* Sets the request id that this thread adds to each line (copied; NULL clears it). */
 void log_set_request_id(const char *request_id);
 
+/* This thread's current request id ("" when none); valid until the next log_set_request_id. */
+const char *log_request_id_get(void);
+
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Like log_msg with extra key/value fields; takes ownership of `fields` (a JSON object, may be

@@ -5,28 +5,27 @@
  * SET LOCAL would cost a round trip per transaction. Waiting on the socket with poll() until the
  * deadline and then sending a cancel request (PgBouncer forwards it) costs nothing on the happy
  * path, and also bounds the wait when the server vanishes without closing the socket.
- * The blocking PQcancel is fine here: sessions run on worker threads, never on the event loop. */
+ * Every wait goes through core/coro: it yields to the event loop when the session runs in a
+ * coroutine (the API) and blocks in poll() otherwise (migrate, tests). */
 #include <errno.h>
-#include <math.h>
-#include <poll.h>
 
+#include "core/coro.h"
 #include "core/log.h"
 #include "db/pool.h"
 
 /* Waits until PQisBusy() is false or the deadline passes (0: none). Returns 1 when not busy, 0 on
- * timeout, -1 when the connection failed. */
+ * timeout, -1 when the connection failed. In a coroutine the wait yields to the event loop. */
 static int wait_ready(PGconn *pg, double deadline)
 {
     while (PQisBusy(pg)) {
-        int ms = -1;
-        if (deadline > 0) {
-            double left = deadline - db_now();
-            if (left <= 0)
-                return 0;
-            ms = (int)ceil(left * 1000);
-        }
-        struct pollfd p = {PQsocket(pg), POLLIN, 0};
-        int r = poll(&p, 1, ms);
+        /* the statement may not have left entirely yet (non-blocking connection, full socket
+         * buffer): keep sending while waiting for the answer */
+        int unsent = PQflush(pg);
+        if (unsent < 0)
+            return -1;
+        int r = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
+        if (r == 0)
+            return 0;
         if (r < 0 && errno != EINTR)
             return -1;
         if (r > 0 && !PQconsumeInput(pg))
@@ -43,12 +42,22 @@ static bool is_error(const PGresult *r)
     return st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE;
 }
 
+static void send_cancel(void *arg)
+{
+    PGcancel *c = arg;
+    char why[256];
+    if (!PQcancel(c, why, sizeof why))
+        log_warn("could not send a cancel request: %s", why);
+}
+
+/* PQcancel opens a connection of its own and blocks: on a helper thread when in a coroutine. */
 static void cancel(PGconn *pg)
 {
-    char why[256];
     PGcancel *c = PQgetCancel(pg);
-    if (!c || !PQcancel(c, why, sizeof why))
-        log_warn("could not send a cancel request: %s", c ? why : "no cancel handle");
+    if (c)
+        coro_offload(send_cancel, c);
+    else
+        log_warn("could not send a cancel request: no cancel handle");
     PQfreeCancel(c);
 }
 

@@ -10,13 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/coro.h"
 #include "core/log.h"
 #include "db/connect.h"
 
 enum { W_WAITING, W_CONN, W_SLOT, W_CLOSED };
 
 struct db_waiter {
-    pthread_cond_t cond;
+    coro_parker parker; /* a coroutine (the API) or a thread (everything else) */
     int outcome;
     db_conn *conn;
     db_waiter *next;
@@ -65,7 +66,7 @@ static void slot_freed_locked(db_pool *p)
         p->wtail = NULL;
     w->outcome = W_SLOT;
     p->in_use++;
-    pthread_cond_signal(&w->cond);
+    coro_unpark(&w->parker);
 }
 
 /* A borrower gives up its slot (its connection is closed or was never opened). Locked. */
@@ -91,33 +92,43 @@ static void unlink_waiter_locked(db_pool *p, db_waiter *w)
         p->wtail = prev;
 }
 
-/* Queues the calling thread until it is handed a connection or a slot, the deadline passes or the
- * pool closes. Locked (the wait releases the lock). Returns the waiter's outcome. */
+/* Queues the caller (thread or coroutine) until it is handed a connection or a slot, the deadline
+ * passes or the pool closes. Locked (the wait releases the lock). Returns the waiter's outcome. */
 static int wait_turn_locked(db_pool *p, double deadline, db_conn **conn)
 {
     db_waiter w = {.outcome = W_WAITING};
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.cond, &a);
-    pthread_condattr_destroy(&a);
+    coro_parker_init(&w.parker);
     if (p->wtail)
         p->wtail->next = &w;
     else
         p->whead = &w;
     p->wtail = &w;
     p->waiting++;
-    struct timespec ts = abs_mono(deadline);
     while (w.outcome == W_WAITING) {
-        if (pthread_cond_timedwait(&w.cond, &p->mu, &ts) == ETIMEDOUT && w.outcome == W_WAITING) {
+        if (coro_park(&w.parker, &p->mu, deadline) && w.outcome == W_WAITING) {
             unlink_waiter_locked(p, &w);
             break;
         }
     }
     p->waiting--;
-    pthread_cond_destroy(&w.cond);
+    coro_parker_destroy(&w.parker);
     *conn = w.conn;
     return w.outcome;
+}
+
+typedef struct connect_call {
+    const char *url;
+    db_connect_opts opts;
+    db_error *err;
+    PGconn *pg;
+} connect_call;
+
+/* Name resolution and the TLS and SCRAM handshakes block: on a helper thread when called from a
+ * coroutine (coro_offload), so that a Neon cold start never stalls an event loop. */
+static void connect_now(void *arg)
+{
+    connect_call *c = arg;
+    c->pg = db_connect(c->url, &c->opts, c->err);
 }
 
 /* Opens a connection, retrying transient failures within the connect timeout.
@@ -146,11 +157,18 @@ static db_conn *open_conn(db_pool *p, db_error *err)
     p->probing = probe;
     pthread_mutex_unlock(&p->mu);
 
-    db_connect_opts o = {.application_name = cfg->application_name,
-                         .connect_timeout = cfg->connect_timeout,
-                         .budget = cfg->connect_timeout,
-                         .log_label = p->label};
-    PGconn *pg = db_connect(p->url, &o, err);
+    connect_call call = {.url = p->url,
+                         .opts = {.application_name = cfg->application_name,
+                                  .connect_timeout = cfg->connect_timeout,
+                                  .budget = cfg->connect_timeout,
+                                  .log_label = p->label},
+                         .err = err};
+    coro_offload(connect_now, &call);
+    PGconn *pg = call.pg;
+    /* statements never block on a full socket buffer (exec.c flushes the rest while it waits):
+     * an event loop must not stall on one slow connection */
+    if (pg)
+        PQsetnonblocking(pg, 1);
     db_conn *c = pg ? calloc(1, sizeof *c) : NULL;
     pthread_mutex_lock(&p->mu);
     if (probe)
@@ -310,7 +328,7 @@ void db_pool_release(db_pool *p, db_conn *c, bool broken)
         c->last_used = now;
         w->conn = c;
         w->outcome = W_CONN;
-        pthread_cond_signal(&w->cond);
+        coro_unpark(&w->parker);
         c = NULL;
     } else {
         p->in_use--;
@@ -392,7 +410,7 @@ bool db_pool_close(db_pool *p, double wait)
     p->closing = true;
     for (db_waiter *w = p->whead; w; w = w->next) {
         w->outcome = W_CLOSED;
-        pthread_cond_signal(&w->cond);
+        coro_unpark(&w->parker);
     }
     p->whead = p->wtail = NULL;
     struct timespec ts = abs_mono(db_now() + wait);

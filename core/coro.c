@@ -1,0 +1,447 @@
+/* coro: see coro.h. Stack switching is PCL's (libpcl, Debian's Portable Coroutine Library, on
+ * glibc's ucontext); scheduling is libevent's: a suspended coroutine is an event (socket, timer,
+ * or activated by another thread) whose callback switches back into it. Coroutines are always
+ * resumed from the loop's own stack, never from another coroutine. */
+#include "core/coro.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <math.h>
+#include <pcl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CORO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORO_ASAN 1
+#endif
+#endif
+#ifdef CORO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* Handlers, libpq and jansson need a few KiB; AddressSanitizer's frames several times more. Only
+ * the pages a coroutine touches become resident. */
+#define STACK_SIZE (256 * 1024)
+/* Idle coroutines kept per thread for reuse. */
+#define FREE_MAX 256
+/* Helper threads for coro_offload, started as needed. */
+#define OFFLOAD_MAX 8
+
+struct coro {
+    coroutine_t pcl;
+    char *map; /* mmap'd: a guard page, then the stack */
+    size_t map_size;
+    struct event *ev; /* what the coroutine is waiting for */
+    short woke;       /* the event's flags when it fired */
+    void (*fn)(void *);
+    void (*done)(void *);
+    void *arg;
+    void *fake_stack; /* AddressSanitizer's bookkeeping while switched out */
+    coro *next;       /* free list */
+};
+
+typedef struct sched {
+    struct event_base *base;
+    coro *current;
+    coro *free;
+    int nfree;
+    const void *main_bottom; /* the thread's own stack, for AddressSanitizer */
+    size_t main_size;
+} sched;
+
+static _Thread_local sched *T;
+
+double coro_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool coro_active(void)
+{
+    return T && T->current;
+}
+
+coro *coro_self(void)
+{
+    return T ? T->current : NULL;
+}
+
+static struct timeval until(double deadline)
+{
+    double left = deadline - coro_now();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {(time_t)left, (suseconds_t)((left - floor(left)) * 1e6)};
+    return tv;
+}
+
+/* Loop stack -> coroutine, until it waits again or finishes. */
+static void switch_in(coro *co)
+{
+#ifdef CORO_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, co->map + getpagesize(),
+                                   co->map_size - (size_t)getpagesize());
+    co_call(co->pcl);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    co_call(co->pcl);
+#endif
+}
+
+/* Coroutine -> loop stack. Returns when resumed. The log request id is the coroutine's. */
+static void switch_out(coro *co)
+{
+    char rid[80];
+    snprintf(rid, sizeof rid, "%s", log_request_id_get());
+#ifdef CORO_ASAN
+    __sanitizer_start_switch_fiber(&co->fake_stack, T->main_bottom, T->main_size);
+    co_resume();
+    __sanitizer_finish_switch_fiber(co->fake_stack, &T->main_bottom, &T->main_size);
+#else
+    co_resume();
+#endif
+    log_set_request_id(rid);
+}
+
+static void trampoline(void *arg)
+{
+    coro *co = arg;
+#ifdef CORO_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &T->main_bottom, &T->main_size);
+#endif
+    for (;;) { /* a coroutine never returns: it runs one function after another */
+        co->fn(co->arg);
+        co->fn = NULL;
+        switch_out(co);
+    }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg);
+
+static void coro_free(coro *co)
+{
+    if (co->ev)
+        event_free(co->ev);
+    if (co->pcl)
+        co_delete(co->pcl);
+    if (co->map)
+        munmap(co->map, co->map_size);
+    free(co);
+}
+
+static coro *coro_new(void)
+{
+    coro *co = calloc(1, sizeof *co);
+    if (!co)
+        return NULL;
+    size_t page = (size_t)getpagesize();
+    co->map_size = STACK_SIZE + page;
+    co->map = mmap(NULL, co->map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (co->map == MAP_FAILED) {
+        co->map = NULL;
+        coro_free(co);
+        return NULL;
+    }
+    mprotect(co->map, page, PROT_NONE); /* overflow faults instead of corrupting a neighbour */
+    co->ev = event_new(T->base, -1, 0, on_wake, co);
+    co->pcl = co->ev ? co_create(trampoline, co, co->map + page, STACK_SIZE) : NULL;
+    if (!co->pcl) {
+        coro_free(co);
+        return NULL;
+    }
+    return co;
+}
+
+int coro_thread_init(struct event_base *base)
+{
+    if (T)
+        return 0;
+    T = calloc(1, sizeof *T);
+    if (!T || co_thread_init() < 0) {
+        free(T);
+        T = NULL;
+        return -1;
+    }
+    T->base = base;
+    return 0;
+}
+
+void coro_thread_free(void)
+{
+    if (!T)
+        return;
+    for (coro *co = T->free, *next; co; co = next) {
+        next = co->next;
+        coro_free(co);
+    }
+    co_thread_cleanup();
+    free(T);
+    T = NULL;
+}
+
+/* Switches into co (loop stack only); when it finished, recycles it and runs its `done`. */
+static void resume(coro *co)
+{
+    T->current = co;
+    switch_in(co);
+    T->current = NULL;
+    log_set_request_id(NULL);
+    if (co->fn)
+        return; /* suspended in a wait */
+    void (*done)(void *) = co->done;
+    void *arg = co->arg;
+    if (T->nfree < FREE_MAX) {
+        co->next = T->free;
+        T->free = co;
+        T->nfree++;
+    } else {
+        coro_free(co);
+    }
+    if (done)
+        done(arg);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    coro *co = arg;
+    co->woke = what;
+    resume(co);
+}
+
+int coro_spawn(void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    coro *co = T->free;
+    if (co) {
+        T->free = co->next;
+        T->nfree--;
+    } else if (!(co = coro_new())) {
+        return -1;
+    }
+    co->fn = fn;
+    co->done = done;
+    co->arg = arg;
+    resume(co);
+    return 0;
+}
+
+typedef struct later {
+    void (*fn)(void *);
+    void (*done)(void *);
+    void *arg;
+} later;
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    later l = *(later *)arg;
+    free(arg);
+    if (coro_spawn(l.fn, l.done, l.arg) < 0) {
+        log_error("out of memory for a coroutine's stack");
+        abort(); /* the caller was promised fn would run; nothing sane is left to do */
+    }
+}
+
+int coro_spawn_later(void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    later *l = malloc(sizeof *l);
+    if (!l)
+        return -1;
+    *l = (later){fn, done, arg};
+    struct timeval zero = {0, 0};
+    if (event_base_once(T->base, -1, EV_TIMEOUT, on_later, l, &zero) < 0) {
+        free(l);
+        return -1;
+    }
+    return 0;
+}
+
+/* Suspends the running coroutine until its event fires; returns the event's flags. */
+static short wait_event(coro *co, double deadline)
+{
+    struct timeval tv = until(deadline);
+    event_add(co->ev, deadline > 0 ? &tv : NULL);
+    co->woke = 0;
+    switch_out(co);
+    return co->woke;
+}
+
+int coro_wait_fd(int fd, bool write, double deadline)
+{
+    short want = write ? EV_WRITE : EV_READ;
+    if (!coro_active()) {
+        int ms = -1;
+        if (deadline > 0) {
+            double left = deadline - coro_now();
+            ms = left > 0 ? (int)ceil(left * 1000) : 0;
+        }
+        struct pollfd p = {fd, write ? POLLOUT : POLLIN, 0};
+        int r;
+        while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+            ;
+        return r < 0 ? -1 : r > 0;
+    }
+    coro *co = T->current;
+    event_assign(co->ev, T->base, fd, want, on_wake, co);
+    short got = wait_event(co, deadline);
+    return (got & want) ? 1 : 0;
+}
+
+void coro_suspend(void)
+{
+    coro *co = T->current;
+    event_assign(co->ev, T->base, -1, 0, on_wake, co);
+    co->woke = 0;
+    switch_out(co);
+}
+
+void coro_wake(coro *co)
+{
+    event_active(co->ev, EV_READ, 1);
+}
+
+void coro_parker_init(coro_parker *p)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &a);
+    pthread_condattr_destroy(&a);
+    p->co = NULL;
+}
+
+void coro_parker_destroy(coro_parker *p)
+{
+    pthread_cond_destroy(&p->cond);
+}
+
+int coro_park(coro_parker *p, pthread_mutex_t *mu, double deadline)
+{
+    if (!coro_active()) {
+        if (deadline <= 0)
+            return pthread_cond_wait(&p->cond, mu) == 0 ? 0 : 1;
+        struct timespec ts = {(time_t)deadline, (long)((deadline - floor(deadline)) * 1e9)};
+        return pthread_cond_timedwait(&p->cond, mu, &ts) == ETIMEDOUT;
+    }
+    coro *co = T->current;
+    event_assign(co->ev, T->base, -1, 0, on_wake, co);
+    p->co = co;
+    pthread_mutex_unlock(mu);
+    short got = wait_event(co, deadline);
+    pthread_mutex_lock(mu);
+    /* an unpark that raced with the timeout left the event active: drop it before reuse */
+    event_del(co->ev);
+    p->co = NULL;
+    return got == EV_TIMEOUT;
+}
+
+void coro_unpark(coro_parker *p)
+{
+    if (p->co)
+        event_active(p->co->ev, EV_READ, 1); /* thread-safe: evthread_use_pthreads() */
+    else
+        pthread_cond_signal(&p->cond);
+}
+
+/* coro_offload's helper threads. */
+typedef struct job {
+    void (*fn)(void *);
+    void *arg;
+    bool done;
+    coro_parker parker;
+    struct job *next;
+} job;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    pthread_t threads[OFFLOAD_MAX];
+    int nthreads, idle;
+    bool stop;
+} O = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *offload_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&O.mu);
+    for (;;) {
+        while (!O.head && !O.stop)
+            pthread_cond_wait(&O.cv, &O.mu);
+        job *j = O.head;
+        if (!j)
+            break;
+        O.head = j->next;
+        if (!O.head)
+            O.tail = NULL;
+        O.idle--;
+        pthread_mutex_unlock(&O.mu);
+        j->fn(j->arg);
+        pthread_mutex_lock(&O.mu);
+        O.idle++;
+        j->done = true;
+        coro_unpark(&j->parker);
+    }
+    pthread_mutex_unlock(&O.mu);
+    return NULL;
+}
+
+void coro_offload(void (*fn)(void *), void *arg)
+{
+    if (!coro_active()) {
+        fn(arg);
+        return;
+    }
+    job j = {.fn = fn, .arg = arg};
+    coro_parker_init(&j.parker);
+    pthread_mutex_lock(&O.mu);
+    if (O.idle == 0 && O.nthreads < OFFLOAD_MAX && !O.stop &&
+        pthread_create(&O.threads[O.nthreads], NULL, offload_main, NULL) == 0) {
+        O.nthreads++;
+        O.idle++;
+    }
+    if (O.nthreads == 0 || O.stop) { /* no helper thread: block this loop rather than fail */
+        pthread_mutex_unlock(&O.mu);
+        coro_parker_destroy(&j.parker);
+        fn(arg);
+        return;
+    }
+    if (O.tail)
+        O.tail->next = &j;
+    else
+        O.head = &j;
+    O.tail = &j;
+    pthread_cond_signal(&O.cv);
+    while (!j.done)
+        coro_park(&j.parker, &O.mu, 0);
+    pthread_mutex_unlock(&O.mu);
+    coro_parker_destroy(&j.parker);
+}
+
+void coro_offload_shutdown(void)
+{
+    pthread_mutex_lock(&O.mu);
+    O.stop = true;
+    pthread_cond_broadcast(&O.cv);
+    int n = O.nthreads;
+    pthread_mutex_unlock(&O.mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(O.threads[i], NULL);
+    pthread_mutex_lock(&O.mu);
+    O.nthreads = O.idle = 0;
+    O.stop = false;
+    pthread_mutex_unlock(&O.mu);
+}
