@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # api.sh: the API's throughput against the database's own limit, on one machine, in one go.
 #
-#   bench/api.sh [RUNS=3] [DURATION=8] [CONNECTIONS=32]      (env: BUILD, WORKERS, DB_POOL_MAX, LOOPS)
+#   bench/api.sh [RUNS=3] [DURATION=8] [CONNECTIONS=32]      (env: BUILD, WORKERS, DB_POOL_MAX, LOOPS, DB_PIPELINE)
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users, then per run:
@@ -93,7 +93,7 @@ for run in $(seq 1 "$RUNS"); do
        awk '/^tps = / {print $3}')
 
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
-      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-4}" LOOPS="${LOOPS:-1}" \
+      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" DB_PIPELINE="${DB_PIPELINE:-true}" LOOPS="${LOOPS:-1}" \
       DB_POOL_MAX="${DB_POOL_MAX:-4}" python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
   # warm the pool, then measure
   timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$port" >/dev/null
@@ -132,7 +132,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 echo
-echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-4} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
+echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} DB_PIPELINE=${DB_PIPELINE:-true} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
 for col in 1 2 3 4 7 8; do
   printf '%s\n' "${results[@]}" | awk -v c=$col '{print $c}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 done | paste -sd' ' | awk '{printf "  pgbench %s tps\n  api %s req/s; share of pgbench (median of the per-run shares) %s%%\n  server CPU %s us/request\n  peak RSS %s MB\n  start to first 200 on /health %s ms\n", $1, $2, $3, $4, $5, $6}'

@@ -72,7 +72,8 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
                     e) < 0 ||
         env_seconds("DB_STATEMENT_TIMEOUT", DEF_STATEMENT_TIMEOUT, 0, 86400,
                     &cfg->statement_timeout, e) < 0 ||
-        env_seconds("DB_PREPING_AFTER", DEF_PREPING_AFTER, 0, 86400, &cfg->preping_after, e) < 0) {
+        env_seconds("DB_PREPING_AFTER", DEF_PREPING_AFTER, 0, 86400, &cfg->preping_after, e) < 0 ||
+        env_bool("DB_PIPELINE", true, &cfg->pipeline, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;
     }

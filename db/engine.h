@@ -50,6 +50,7 @@ typedef struct db_config {
     double connect_timeout;       /* DB_CONNECT_TIMEOUT, seconds */
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
+    bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
 } db_config;
 
 /* Reads the DB_* variables and DATABASE_URL[_RW|_RO] (defaults and the reason for each:
@@ -82,7 +83,11 @@ void db_engine_close(db_engine *engine);
  * connect_timeout (on top of the acquire wait). Read-only sessions use the read-replica URL when
  * configured; DB_READ_ONLY is the caller's promise that it only reads (it allows the silent retry
  * of db_query). In per_request mode each session opens its own connection (at most pool_max at
- * once). Blocks the calling thread: call it from a worker thread, never from the event loop.
+ * once). Blocks the calling thread, or, in a coroutine (core/coro), suspends only the coroutine.
+ * In a coroutine with DB_PIPELINE on (the default), a read-only session borrows nothing up front:
+ * its statements outside a transaction are pipelined with those of the loop's other read-only
+ * sessions on one shared connection (db/pipe.h); db_begin or db_session_conn borrow a connection
+ * of its own.
  * Returns 0 and *out (give it back with db_session_close), or -1 with err (TRANSIENT,
  * POOL_TIMEOUT, CONFIG, CLOSED). */
 int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);

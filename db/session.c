@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/coro.h"
 #include "core/log.h"
 #include "db/engine_internal.h"
+#include "db/pipe.h"
 
 /* ROLLBACK when a session is closed with a transaction left open gets this long at most. */
 #define CLOSE_ROLLBACK_TIMEOUT 5.0
@@ -24,6 +26,12 @@ int db_session_open(db_engine *e, db_access access, db_session **out, db_error *
     s->engine = e;
     s->access = access;
     s->pool = access == DB_READ_ONLY && e->has_ro ? &e->ro : &e->rw;
+    if (access == DB_READ_ONLY && e->cfg.pipeline && e->cfg.mode == DB_POOL_MODE_POOL &&
+        coro_active()) {
+        s->pipelined = true;
+        *out = s;
+        return 0;
+    }
     if (db_pool_acquire(s->pool, db_now() + e->cfg.acquire_timeout, &s->conn, err) < 0) {
         free(s);
         return -1;
@@ -51,11 +59,6 @@ void db_session_close(db_session *s)
     if (s->conn)
         db_pool_release(s->pool, s->conn, s->broken);
     free(s);
-}
-
-PGconn *db_session_conn(db_session *s)
-{
-    return s && s->conn ? s->conn->pg : NULL;
 }
 
 static bool conn_lost(PGconn *pg, const char *sqlstate)
@@ -98,11 +101,52 @@ static void log_lost(db_session *s, const db_error *err, int attempt)
     log_fields(LOG_LVL_WARN, f, "database connection lost during a statement: %s", err->message);
 }
 
+/* A pipelined session that needs a connection of its own (a transaction, raw access) borrows it
+ * now. Returns 0 or -1 with err. */
+static int own_conn(db_session *s, db_error *err)
+{
+    if (!s->pipelined)
+        return 0;
+    if (db_pool_acquire(s->pool, db_now() + s->engine->cfg.acquire_timeout, &s->conn, err) < 0)
+        return -1;
+    s->pipelined = false;
+    return 0;
+}
+
+PGconn *db_session_conn(db_session *s)
+{
+    db_error err;
+    if (s && own_conn(s, &err) < 0)
+        return NULL;
+    return s && s->conn ? s->conn->pg : NULL;
+}
+
+/* One statement through the loop's pipeline: the outcomes of run() below, without the retry on a
+ * fresh connection, which the pipeline does itself. */
+static PGresult *run_pipelined(db_session *s, const char *sql, int nparams,
+                               const char *const *params, db_error *err)
+{
+    const db_config *cfg = &s->engine->cfg;
+    bool timed_out;
+    PGresult *r = db_pipe_query(s->pool, cfg->statement_timeout, cancel_grace(cfg), sql, nparams,
+                                params, &timed_out, err);
+    if (!r)
+        return NULL;
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return r;
+    db_error_from_result(err, NULL, r);
+    PQclear(r);
+    return NULL;
+}
+
 /* Runs one statement; `retry_ok` says whether it may be re-sent on a fresh connection when its
  * connection turns out dead. */
 static PGresult *run(db_session *s, const char *sql, int nparams, const char *const *params,
                      bool retry_ok, bool is_commit, db_error *err)
 {
+    if (own_conn(s, err) < 0)
+        return NULL;
     for (int attempt = 0;; attempt++) {
         if (!s->conn) {
             db_error_set(err, DB_ERR_TRANSIENT, "08003",
@@ -149,6 +193,8 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err)
 {
+    if (s->pipelined)
+        return run_pipelined(s, sql, nparams, params, err);
     return run(s, sql, nparams, params, s->access == DB_READ_ONLY, false, err);
 }
 
@@ -174,6 +220,8 @@ int db_begin(db_session *s, db_error *err)
 
 int db_commit(db_session *s, db_error *err)
 {
+    if (s->pipelined)
+        return 0; /* no transaction was opened: like COMMIT outside one, nothing to do */
     PGresult *r = run(s, "COMMIT", 0, NULL, false, true, err);
     if (!r)
         return -1;
@@ -190,6 +238,8 @@ int db_commit(db_session *s, db_error *err)
 
 int db_rollback(db_session *s, db_error *err)
 {
+    if (s->pipelined)
+        return 0;
     PGresult *r = run(s, "ROLLBACK", 0, NULL, false, false, err);
     PQclear(r);
     /* a connection lost during the transaction took the transaction with it: nothing to undo */

@@ -1,0 +1,272 @@
+/* pipe: see pipe.h. One channel per (loop thread, pool); its driver is a coroutine that lives
+ * while the channel has statements, sends a batch, hands out the results, and repeats. Everything
+ * here runs on one thread: no locks. */
+#include "db/pipe.h"
+
+#include <stdlib.h>
+
+#include "core/coro.h"
+#include "core/log.h"
+
+/* A statement re-sent this many times because earlier statements of its batches failed gets the
+ * connection's error instead (never seen in practice: a guard against a loop). */
+#define MAX_TRIES 3
+
+typedef struct item {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    PGresult *res;
+    db_error err; /* when res is NULL */
+    bool done, timed_out;
+    int tries;
+    coro *co;
+    struct item *next;
+} item;
+
+typedef struct chan {
+    db_pool *pool;
+    double timeout, grace;
+    db_conn *conn;
+    item *qhead, *qtail; /* waiting for the next batch */
+    item *batch;         /* sent, in order, results pending */
+    bool driving;
+} chan;
+
+/* Two pools per engine at most, and tests may open a few engines in one process. */
+#define CHANS 8
+static _Thread_local chan chans[CHANS];
+
+static chan *chan_for(db_pool *p)
+{
+    chan *spare = NULL;
+    for (int i = 0; i < CHANS; i++) {
+        if (chans[i].pool == p)
+            return &chans[i];
+        if (!spare && !chans[i].driving) /* unused, or idle (a closed engine's, say) */
+            spare = &chans[i];
+    }
+    if (spare)
+        *spare = (chan){.pool = p};
+    return spare;
+}
+
+static void finish(item *it)
+{
+    it->done = true;
+    coro_wake(it->co);
+}
+
+static void enqueue_front(chan *ch, item *list)
+{
+    if (!list)
+        return;
+    item *last = list;
+    while (last->next)
+        last = last->next;
+    last->next = ch->qhead;
+    ch->qhead = list;
+    if (!ch->qtail)
+        ch->qtail = last;
+}
+
+/* Ends the wait of every statement of `list` with err. */
+static void fail_all(item *list, const db_error *err)
+{
+    for (item *it = list, *next; it; it = next) {
+        next = it->next;
+        it->err = *err;
+        finish(it);
+    }
+}
+
+static void release(chan *ch, bool broken)
+{
+    if (!ch->conn)
+        return;
+    if (!broken && PQpipelineStatus(ch->conn->pg) != PQ_PIPELINE_OFF &&
+        !PQexitPipelineMode(ch->conn->pg))
+        broken = true;
+    db_pool_release(ch->pool, ch->conn, broken);
+    ch->conn = NULL;
+}
+
+/* Sends the queued statements as one batch. Returns 0, or -1 when the connection failed. */
+static int send_batch(chan *ch)
+{
+    PGconn *pg = ch->conn->pg;
+    item *list = ch->qhead;
+    ch->qhead = ch->qtail = NULL;
+    ch->batch = list;
+    for (item *it = list; it; it = it->next) {
+        it->tries++;
+        if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
+            return -1;
+    }
+    return PQpipelineSync(pg) ? 0 : -1;
+}
+
+/* Sends a cancel for the running statement (a helper thread: PQcancel blocks). */
+static void send_cancel(void *arg)
+{
+    char why[256];
+    if (!PQcancel(arg, why, sizeof why))
+        log_warn("could not send a cancel request: %s", why);
+}
+
+/* Reads the batch's results and hands each to its statement. Statements the server skipped
+ * because an earlier one failed go back to the queue. Returns 0 when the batch is complete, -1
+ * when the connection failed or stayed silent past the deadline and the cancel's grace: the
+ * unanswered statements are then still in ch->batch. */
+static int read_batch(chan *ch)
+{
+    PGconn *pg = ch->conn->pg;
+    double deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+    bool cancelled = false;
+    item *retry = NULL, **rtail = &retry;
+    for (;;) {
+        while (!PQisBusy(pg)) {
+            PGresult *r = PQgetResult(pg);
+            item *it = ch->batch;
+            if (!r) { /* the end of the current statement's results */
+                if (!it)
+                    break;
+                ch->batch = it->next;
+                it->next = NULL;
+                if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED &&
+                    it->tries < MAX_TRIES) {
+                    PQclear(it->res);
+                    it->res = NULL;
+                    *rtail = it;
+                    rtail = &it->next;
+                } else {
+                    it->timed_out = cancelled;
+                    finish(it);
+                }
+                continue;
+            }
+            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+                PQclear(r);
+                enqueue_front(ch, retry);
+                return 0;
+            }
+            if (it && !it->res)
+                it->res = r; /* the first result decides: an error, or the rows */
+            else
+                PQclear(r);
+            if (PQstatus(pg) == CONNECTION_BAD)
+                break;
+        }
+        if (PQstatus(pg) == CONNECTION_BAD)
+            break;
+        int unsent = PQflush(pg);
+        if (unsent < 0)
+            break;
+        int ready = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
+        if (ready == 0) {
+            if (cancelled || ch->grace < 0)
+                break;
+            cancelled = true; /* the running statement ends with 57014, the rest are skipped */
+            PGcancel *c = PQgetCancel(pg);
+            if (c)
+                coro_offload(send_cancel, c);
+            PQfreeCancel(c);
+            deadline = coro_now() + ch->grace;
+            continue;
+        }
+        if (ready < 0 || !PQconsumeInput(pg)) {
+            if (PQstatus(pg) == CONNECTION_BAD)
+                continue; /* collect the error results libpq made up */
+            break;
+        }
+    }
+    /* the connection is gone (or mute): statements answered stay answered */
+    enqueue_front(ch, retry);
+    return -1;
+}
+
+static void drive(void *arg)
+{
+    chan *ch = arg;
+    while (ch->qhead) {
+        if (!ch->conn) {
+            db_error err;
+            db_conn *c;
+            if (db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err) <
+                0) {
+                /* everyone queued fails like a session that could not open */
+                item *list = ch->qhead;
+                ch->qhead = ch->qtail = NULL;
+                fail_all(list, &err);
+                continue;
+            }
+            if (!PQenterPipelineMode(c->pg)) { /* only when not idle: a broken connection */
+                db_pool_release(ch->pool, c, true);
+                continue;
+            }
+            ch->conn = c;
+        }
+        if (send_batch(ch) < 0 || read_batch(ch) < 0) {
+            /* lost: what was not answered is re-sent once on a fresh connection (reads only) */
+            db_error lost;
+            db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
+                         "the database connection was lost while the statement waited for its "
+                         "result");
+            snprintf(lost.hint, sizeof lost.hint, "retry in a moment");
+            log_warn("database connection lost under pipelined statements: %s",
+                     PQerrorMessage(ch->conn->pg));
+            item *unanswered = ch->batch;
+            ch->batch = NULL;
+            release(ch, true);
+            pthread_mutex_lock(&ch->pool->mu);
+            ch->pool->discarded++;
+            pthread_mutex_unlock(&ch->pool->mu);
+            for (item *it = unanswered, *next; it; it = next) {
+                next = it->next;
+                it->next = NULL;
+                PQclear(it->res);
+                it->res = NULL;
+                if (it->tries >= 2)
+                    fail_all(it, &lost);
+                else
+                    enqueue_front(ch, it);
+            }
+        }
+    }
+    release(ch, false);
+    ch->driving = false;
+}
+
+PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
+                        const char *const *params, bool *timed_out, db_error *err)
+{
+    chan *ch = chan_for(p);
+    *timed_out = false;
+    if (!ch) {
+        db_error_set(err, DB_ERR_TRANSIENT, NULL, "too many database pools on one thread");
+        return NULL;
+    }
+    ch->timeout = timeout;
+    ch->grace = grace;
+    item it = {.sql = sql, .nparams = nparams, .params = params, .co = coro_self()};
+    if (ch->qtail)
+        ch->qtail->next = &it;
+    else
+        ch->qhead = &it;
+    ch->qtail = &it;
+    if (!ch->driving) {
+        /* started at the loop's next iteration: the requests already read join this batch */
+        if (coro_spawn_later(drive, NULL, ch) < 0) {
+            ch->qhead = ch->qtail = NULL; /* only `it` can be queued when no driver runs */
+            db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
+            return NULL;
+        }
+        ch->driving = true;
+    }
+    while (!it.done)
+        coro_suspend();
+    *timed_out = it.timed_out;
+    if (!it.res)
+        *err = it.err;
+    return it.res;
+}

@@ -1,0 +1,36 @@
+/* pipe: the single statements of read-only sessions, from every coroutine of one event-loop
+ * thread, pipelined on one pooled connection. Internal to db/ (session.c).
+ *
+ * Why: on a small machine the cost of a query is mostly the round trip's system calls and process
+ * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
+ * (libpq's pipeline mode, one Sync per batch), the server answers them in one read and one write,
+ * and the next batch gathers while this one is in flight. That is how the fastest database
+ * servers of the TechEmpower benchmark cut the per-query cost below plain pgbench's.
+ *
+ * What may be pipelined: statements of DB_READ_ONLY sessions outside an explicit transaction,
+ * when the session runs in a coroutine (the API). A batch is one implicit transaction on the
+ * server; every statement still takes its own snapshot (READ COMMITTED), and a statement that
+ * fails makes the server skip the rest of its batch: those are re-sent in the next batch, so each
+ * caller sees only its own statement's outcome. Reads never wait on row locks; a slow read does
+ * delay the reads batched behind it on the same connection (a statement timeout bounds that).
+ *
+ * The connection is borrowed from the pool while the loop has statements in flight and given
+ * back as soon as it has none, so the pool's size and its accounting still hold. */
+#ifndef DB_PIPE_H
+#define DB_PIPE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "db/pool.h"
+
+/* Runs one statement through the calling loop thread's pipeline on pool p (coroutines only: see
+ * coro_active). timeout/grace as for db_exec_wait, per batch. Returns the statement's result (the
+ * caller PQclear()s it; it may be an error result), or NULL with *err set when it got none: the
+ * connection could not be borrowed (err from the pool) or was lost twice (TRANSIENT), or the
+ * statement timed out and the server did not answer the cancel (STATEMENT_TIMEOUT).
+ * *timed_out tells whether the batch's deadline passed (an error result is then the cancel's). */
+PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
+                        const char *const *params, bool *timed_out, db_error *err);
+
+#endif
