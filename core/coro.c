@@ -100,11 +100,9 @@ static void switch_in(coro *co)
 #endif
 }
 
-/* Coroutine -> loop stack. Returns when resumed. The log request id is the coroutine's. */
-static void switch_out(coro *co)
+/* Coroutine -> loop stack. Returns when resumed. */
+static void switch_to_loop(coro *co)
 {
-    char rid[80];
-    snprintf(rid, sizeof rid, "%s", log_request_id_get());
 #ifdef CORO_ASAN
     __sanitizer_start_switch_fiber(&co->fake_stack, T->main_bottom, T->main_size);
     co_resume();
@@ -112,6 +110,14 @@ static void switch_out(coro *co)
 #else
     co_resume();
 #endif
+}
+
+/* A wait's switch_to_loop: the log request id is the coroutine's again when it resumes. */
+static void switch_out(coro *co)
+{
+    char rid[80];
+    snprintf(rid, sizeof rid, "%s", log_request_id_get());
+    switch_to_loop(co);
     log_set_request_id(rid);
 }
 
@@ -124,7 +130,9 @@ static void trampoline(void *arg)
     for (;;) { /* a coroutine never returns: it runs one function after another */
         co->fn(co->arg);
         co->fn = NULL;
-        switch_out(co);
+        /* not switch_out: the next fn is another coroutine's and starts with its spawner's
+         * request id, as on a new stack, not with the one this fn left behind */
+        switch_to_loop(co);
     }
 }
 
@@ -269,11 +277,16 @@ int coro_spawn_later(void (*fn)(void *), void (*done)(void *), void *arg)
     return 0;
 }
 
-/* Suspends the running coroutine until its event fires; returns the event's flags. */
+/* Suspends the running coroutine until its event fires; returns the event's flags, or -1 when
+ * the event could not be added (errno; an fd epoll refuses, say: nothing would ever wake it). */
 static short wait_event(coro *co, double deadline)
 {
+    /* libevent measures a relative timeout from the time it cached when this loop iteration
+     * began; coroutines that ran (or blocked on a mutex) since would make the wait end early */
+    event_base_update_cache_time(T->base);
     struct timeval tv = until(deadline);
-    event_add(co->ev, deadline > 0 ? &tv : NULL);
+    if (event_add(co->ev, deadline > 0 ? &tv : NULL) < 0)
+        return -1;
     co->woke = 0;
     switch_out(co);
     return co->woke;
@@ -292,11 +305,17 @@ int coro_wait_fd(int fd, bool write, double deadline)
         int r;
         while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
             ;
+        if (r > 0 && (p.revents & POLLNVAL)) { /* as in a coroutine, where epoll refuses it */
+            errno = EBADF;
+            return -1;
+        }
         return r < 0 ? -1 : r > 0;
     }
     coro *co = T->current;
     event_assign(co->ev, T->base, fd, want, on_wake, co);
     short got = wait_event(co, deadline);
+    if (got < 0)
+        return -1;
     return (got & want) ? 1 : 0;
 }
 
@@ -360,6 +379,7 @@ void coro_unpark(coro_parker *p)
 typedef struct job {
     void (*fn)(void *);
     void *arg;
+    char request_id[80]; /* the caller's, for what fn logs */
     bool done;
     coro_parker parker;
     struct job *next;
@@ -371,6 +391,7 @@ static struct {
     job *head, *tail;
     pthread_t threads[OFFLOAD_MAX];
     int nthreads, idle;
+    int queued; /* jobs in the list, not yet taken by a thread */
     bool stop;
 } O = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -387,9 +408,12 @@ static void *offload_main(void *arg)
         O.head = j->next;
         if (!O.head)
             O.tail = NULL;
+        O.queued--;
         O.idle--;
         pthread_mutex_unlock(&O.mu);
+        log_set_request_id(j->request_id);
         j->fn(j->arg);
+        log_set_request_id(NULL);
         pthread_mutex_lock(&O.mu);
         O.idle++;
         j->done = true;
@@ -406,9 +430,12 @@ void coro_offload(void (*fn)(void *), void *arg)
         return;
     }
     job j = {.fn = fn, .arg = arg};
+    snprintf(j.request_id, sizeof j.request_id, "%s", log_request_id_get());
     coro_parker_init(&j.parker);
     pthread_mutex_lock(&O.mu);
-    if (O.idle == 0 && O.nthreads < OFFLOAD_MAX && !O.stop &&
+    /* a thread counts as idle until it takes a job: one more is needed when the idle ones are
+     * all promised to jobs queued before this one (else a burst of calls runs one by one) */
+    if (O.idle <= O.queued && O.nthreads < OFFLOAD_MAX && !O.stop &&
         pthread_create(&O.threads[O.nthreads], NULL, offload_main, NULL) == 0) {
         O.nthreads++;
         O.idle++;
@@ -424,6 +451,7 @@ void coro_offload(void (*fn)(void *), void *arg)
     else
         O.head = &j;
     O.tail = &j;
+    O.queued++;
     pthread_cond_signal(&O.cv);
     while (!j.done)
         coro_park(&j.parker, &O.mu, 0);

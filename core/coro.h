@@ -64,7 +64,8 @@ int coro_wait_fd(int fd, bool write, double deadline);
 
 /* Runs fn(arg) on a helper thread and waits for it (yielding in a coroutine; outside one fn runs
  * on the calling thread). For blocking library calls that have no asynchronous form: DNS and the
- * TLS/SCRAM handshake of a new connection, PQcancel. fn must not touch loop-owned objects. */
+ * TLS/SCRAM handshake of a new connection, PQcancel. fn must not touch loop-owned objects; what it
+ * logs carries the caller's request id. */
 void coro_offload(void (*fn)(void *arg), void *arg);
 
 /* Joins the helper threads (at exit, after the loops stopped). */
