@@ -45,7 +45,7 @@ static void *check_schema(void *arg)
         log_warn("schema check skipped: %s", err.message);
         return NULL;
     }
-    db_schema_status st = db_schema_version(db_session_conn(s), version, sizeof version, &err);
+    db_schema_status st = db_session_schema_version(s, version, sizeof version, &err);
     db_session_close(s);
     const char *want = db_schema_expected();
     if (st == DB_SCHEMA_ERROR)

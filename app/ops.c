@@ -33,7 +33,7 @@ int ops_ready(const http_request *req, db_session *unused, http_response *res)
     if (db_session_open(app.engine, DB_READ_ONLY, &s, &err) < 0)
         return not_ready(res, err.message);
     char version[64] = "";
-    db_schema_status st = db_schema_version(db_session_conn(s), version, sizeof version, &err);
+    db_schema_status st = db_session_schema_version(s, version, sizeof version, &err);
     db_session_close(s);
     const char *want = db_schema_expected();
     char reason[256];

@@ -17,7 +17,7 @@
 
 /* How a route's handler runs:
  *   RUN_LOOP      on the event loop thread, session NULL (no database: /health, /openapi.json)
- *   RUN_WORKER    on a worker thread, session NULL (the handler opens what it needs: /ready)
+ *   RUN_WORKER    in a coroutine, session NULL (the handler opens what it needs: /ready)
  *   RUN_READ      on a worker with a read-only session (a DATABASE_URL_RO replica may serve it)
  *   RUN_WRITE     on a worker with a read-write session */
 typedef enum { RUN_LOOP, RUN_WORKER, RUN_READ, RUN_WRITE } route_run;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/engine.h"
 #include "migrations_latest.h"
 
 const char *db_schema_expected(void)
@@ -26,30 +27,26 @@ int db_schema_version_cmp(const char *a, const char *b)
     return (c > 0) - (c < 0);
 }
 
-db_schema_status db_schema_version(PGconn *conn, char *out, size_t outlen, db_error *err)
+/* The two statements, run by whoever holds the connection (a raw PGconn or a session). */
+typedef PGresult *(*run_fn)(void *ctx, const char *sql, db_error *err);
+
+static db_schema_status read_version(run_fn run, void *ctx, char *out, size_t outlen, db_error *err)
 {
     out[0] = '\0';
-    PGresult *r = PQexecParams(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
-                               NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        db_error_from_result(err, conn, r);
-        PQclear(r);
+    PGresult *r = run(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL", err);
+    if (!r)
         return DB_SCHEMA_ERROR;
-    }
-    int exists = PQgetvalue(r, 0, 0)[0] == 't';
+    int exists = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     if (!exists)
         return DB_SCHEMA_NONE;
     /* numeric order without casting (versions may exceed bigint): shorter digit runs first */
-    r = PQexecParams(conn,
-                     "SELECT version FROM schema_migrations ORDER BY "
-                     "length(ltrim(version, '0')) DESC, ltrim(version, '0') DESC LIMIT 1",
-                     0, NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        db_error_from_result(err, conn, r);
-        PQclear(r);
+    r = run(ctx,
+            "SELECT version FROM schema_migrations ORDER BY "
+            "length(ltrim(version, '0')) DESC, ltrim(version, '0') DESC LIMIT 1",
+            err);
+    if (!r)
         return DB_SCHEMA_ERROR;
-    }
     db_schema_status st = DB_SCHEMA_NONE;
     if (PQntuples(r) > 0) {
         snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
@@ -57,4 +54,30 @@ db_schema_status db_schema_version(PGconn *conn, char *out, size_t outlen, db_er
     }
     PQclear(r);
     return st;
+}
+
+static PGresult *run_on_conn(void *ctx, const char *sql, db_error *err)
+{
+    PGconn *conn = ctx;
+    PGresult *r = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        return r;
+    db_error_from_result(err, conn, r);
+    PQclear(r);
+    return NULL;
+}
+
+static PGresult *run_in_session(void *ctx, const char *sql, db_error *err)
+{
+    return db_query(ctx, sql, 0, NULL, err);
+}
+
+db_schema_status db_schema_version(PGconn *conn, char *out, size_t outlen, db_error *err)
+{
+    return read_version(run_on_conn, conn, out, outlen, err);
+}
+
+db_schema_status db_session_schema_version(db_session *s, char *out, size_t outlen, db_error *err)
+{
+    return read_version(run_in_session, s, out, outlen, err);
 }

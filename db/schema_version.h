@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "db/engine.h"
 #include "db/error.h"
 
 typedef enum {
@@ -36,6 +37,10 @@ const char *db_schema_expected(void);
  * session state). Call it outside an explicit transaction or in one that may fail. Copies the
  * version into out (outlen >= 32 is enough). */
 db_schema_status db_schema_version(PGconn *conn, char *out, size_t outlen, db_error *err);
+
+/* The same through a session: the engine's statement timeout applies, and in a coroutine the
+ * waits yield to the event loop (the API's /ready and startup check). */
+db_schema_status db_session_schema_version(db_session *s, char *out, size_t outlen, db_error *err);
 
 /* Numeric comparison of two versions ("0002" vs "0010"): <0, 0 or >0. NULL or "" sorts first. */
 int db_schema_version_cmp(const char *a, const char *b);
