@@ -4,13 +4,17 @@
 #include "db/pipe.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/coro.h"
 #include "core/log.h"
 
-/* A statement re-sent this many times because earlier statements of its batches failed gets the
- * connection's error instead (never seen in practice: a guard against a loop). */
-#define MAX_TRIES 3
+/* A statement the server skipped because an earlier one of its batch failed is re-sent with no
+ * limit on how often: that cannot loop, since the first statement of a batch is never skipped (a
+ * batch starts after the previous one's Sync), so every batch answers at least one statement. A
+ * statement is skipped at most once per failed statement queued ahead of it; a fixed cap on the
+ * re-sends would fail good reads queued behind a few bad ones (three bad requests in one loop
+ * iteration used to fail the next read with "unknown error"). */
 
 typedef struct item {
     const char *sql;
@@ -19,7 +23,7 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
-    int tries;
+    int lost; /* connections lost while it waited for its result: it is re-sent after the first */
     coro *co;
     struct item *next;
 } item;
@@ -99,7 +103,6 @@ static int send_batch(chan *ch)
     ch->qhead = ch->qtail = NULL;
     ch->batch = list;
     for (item *it = list; it; it = it->next) {
-        it->tries++;
         if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
             return -1;
     }
@@ -114,6 +117,17 @@ static void send_cancel(void *arg)
         log_warn("could not send a cancel request: %s", why);
 }
 
+/* An error result that means the server is closing the connection: a terminated backend's FATAL
+ * goodbye (57P01), a shutdown (57P02), a connection failure (08xxx; PgBouncer's own goodbyes).
+ * The same set as session.c's conn_lost. libpq reports the goodbye as the running statement's
+ * result and notices the EOF behind it only at its next read, so CONNECTION_BAD alone comes too
+ * late: the statement would end with the goodbye instead of being re-sent like the others. */
+static bool says_goodbye(const PGresult *r)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return s && (!strncmp(s, "08", 2) || !strcmp(s, "57P01") || !strcmp(s, "57P02"));
+}
+
 /* Reads the batch's results and hands each to its statement. Statements the server skipped
  * because an earlier one failed go back to the queue. Returns 0 when the batch is complete, -1
  * when the connection failed or stayed silent past the deadline and the cancel's grace: the
@@ -122,7 +136,7 @@ static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
     double deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
-    bool cancelled = false;
+    bool cancelled = false, goodbye = false;
     item *retry = NULL, **rtail = &retry;
     for (;;) {
         while (!PQisBusy(pg)) {
@@ -133,8 +147,7 @@ static int read_batch(chan *ch)
                     break;
                 ch->batch = it->next;
                 it->next = NULL;
-                if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED &&
-                    it->tries < MAX_TRIES) {
+                if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED) {
                     PQclear(it->res);
                     it->res = NULL;
                     *rtail = it;
@@ -150,14 +163,15 @@ static int read_batch(chan *ch)
                 enqueue_front(ch, retry);
                 return 0;
             }
+            goodbye = it && !it->res && says_goodbye(r); /* `it` then stays in ch->batch */
             if (it && !it->res)
                 it->res = r; /* the first result decides: an error, or the rows */
             else
                 PQclear(r);
-            if (PQstatus(pg) == CONNECTION_BAD)
+            if (PQstatus(pg) == CONNECTION_BAD || goodbye)
                 break;
         }
-        if (PQstatus(pg) == CONNECTION_BAD)
+        if (PQstatus(pg) == CONNECTION_BAD || goodbye)
             break;
         int unsent = PQflush(pg);
         if (unsent < 0)
@@ -213,20 +227,19 @@ static void drive(void *arg)
                          "the database connection was lost while the statement waited for its "
                          "result");
             snprintf(lost.hint, sizeof lost.hint, "retry in a moment");
+            const char *why = PQerrorMessage(ch->conn->pg);
             log_warn("database connection lost under pipelined statements: %s",
-                     PQerrorMessage(ch->conn->pg));
+                     why && *why ? why
+                                 : "no answer within DB_STATEMENT_TIMEOUT, nor to the cancel");
             item *unanswered = ch->batch;
             ch->batch = NULL;
-            release(ch, true);
-            pthread_mutex_lock(&ch->pool->mu);
-            ch->pool->discarded++;
-            pthread_mutex_unlock(&ch->pool->mu);
+            release(ch, true); /* counted in the pool's `discarded` there, once */
             for (item *it = unanswered, *next; it; it = next) {
                 next = it->next;
                 it->next = NULL;
                 PQclear(it->res);
                 it->res = NULL;
-                if (it->tries >= 2)
+                if (++it->lost >= 2)
                     fail_all(it, &lost);
                 else
                     enqueue_front(ch, it);

@@ -12,7 +12,8 @@
  * server; every statement still takes its own snapshot (READ COMMITTED), and a statement that
  * fails makes the server skip the rest of its batch: those are re-sent in the next batch, so each
  * caller sees only its own statement's outcome. Reads never wait on row locks; a slow read does
- * delay the reads batched behind it on the same connection (a statement timeout bounds that).
+ * delay the reads of its batch (the server answers a batch at its Sync) and those queued behind
+ * it, at most by the statement timeout.
  *
  * The connection is borrowed from the pool while the loop has statements in flight and given
  * back as soon as it has none, so the pool's size and its accounting still hold. */
@@ -27,9 +28,10 @@
 /* Runs one statement through the calling loop thread's pipeline on pool p (coroutines only: see
  * coro_active). timeout/grace as for db_exec_wait, per batch. Returns the statement's result (the
  * caller PQclear()s it; it may be an error result), or NULL with *err set when it got none: the
- * connection could not be borrowed (err from the pool) or was lost twice (TRANSIENT), or the
- * statement timed out and the server did not answer the cancel (STATEMENT_TIMEOUT).
- * *timed_out tells whether the batch's deadline passed (an error result is then the cancel's). */
+ * connection could not be borrowed (err from the pool), or it was lost (or stayed silent past the
+ * deadline and the cancel's grace) twice while the statement waited: it is re-sent once on a
+ * fresh connection, then fails with TRANSIENT (08006). *timed_out tells whether the batch's
+ * deadline passed (an error result is then the cancel's 57014). */
 PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
                         const char *const *params, bool *timed_out, db_error *err);
 

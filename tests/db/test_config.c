@@ -5,13 +5,12 @@
 
 #include "db/engine.h"
 
-static const char *const vars[] = {"DATABASE_URL",         "DATABASE_URL_RW",
-                                   "DATABASE_URL_RO",      "DB_APPLICATION_NAME",
-                                   "DB_POOL_MODE",         "DB_POOL_MAX",
-                                   "DB_POOL_MIN_IDLE",     "DB_POOL_IDLE_TIMEOUT",
-                                   "DB_POOL_MAX_LIFETIME", "DB_ACQUIRE_TIMEOUT",
-                                   "DB_CONNECT_TIMEOUT",   "DB_STATEMENT_TIMEOUT",
-                                   "DB_PREPING_AFTER",     NULL};
+static const char *const vars[] = {
+    "DATABASE_URL",        "DATABASE_URL_RW",      "DATABASE_URL_RO",
+    "DB_APPLICATION_NAME", "DB_POOL_MODE",         "DB_POOL_MAX",
+    "DB_POOL_MIN_IDLE",    "DB_POOL_IDLE_TIMEOUT", "DB_POOL_MAX_LIFETIME",
+    "DB_ACQUIRE_TIMEOUT",  "DB_CONNECT_TIMEOUT",   "DB_STATEMENT_TIMEOUT",
+    "DB_PREPING_AFTER",    "DB_PIPELINE",          NULL};
 
 static void clean_env(void)
 {
@@ -39,6 +38,29 @@ Test(config, defaults_are_the_neon_ones)
     cr_assert_eq(c.connect_timeout, 10);
     cr_assert_gt(c.acquire_timeout, 0);
     cr_assert_gt(c.preping_after, 0);
+    cr_assert(c.pipeline, "read-only statements of coroutines are pipelined by default");
+}
+
+Test(config, pipeline_switch)
+{
+    db_config c;
+    char err[512];
+    static const char *const off[] = {"false", "0", "no", "OFF"};
+    for (int i = 0; i < 4; i++) {
+        setenv("DB_PIPELINE", off[i], 1);
+        cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+        cr_assert_not(c.pipeline, "DB_PIPELINE=%s", off[i]);
+    }
+    static const char *const on[] = {"true", "1", "yes", "On"};
+    for (int i = 0; i < 4; i++) {
+        setenv("DB_PIPELINE", on[i], 1);
+        cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+        cr_assert(c.pipeline, "DB_PIPELINE=%s", on[i]);
+    }
+    setenv("DB_PIPELINE", "maybe", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert_str_eq(err, "DB_PIPELINE must be true or false, got \"maybe\"");
+    cr_assert_null(strchr(err, '\n'));
 }
 
 Test(config, fractions_modes_and_overrides)

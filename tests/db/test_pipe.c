@@ -1,0 +1,959 @@
+/* db/pipe: read-only sessions in coroutines of one event loop, pipelined on one pooled connection
+ * (db/pipe.h). Each test runs its sessions as coroutines on a libevent loop in the test thread,
+ * the way the API's loops do, against the real server; runs direct and through pgbouncer in
+ * transaction mode (the _pooler run).
+ *
+ * Nothing is asserted inside a coroutine (a Criterion failure unwinds with longjmp, which must not
+ * cross coroutine stacks): each coroutine records its outcome in a `job`, and the test thread
+ * asserts once the loop has settled. */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+
+#include "core/coro.h"
+#include "db/url.h"
+#include "engine_support.h"
+#include "proxy.h"
+
+/* ---- a loop and its coroutines ---- */
+
+typedef struct loop {
+    struct event_base *base;
+    db_engine *e;
+    int pending; /* jobs spawned and not finished */
+    double deadline;
+    struct event *tick;
+} loop;
+
+static _Thread_local loop *L;
+
+typedef struct job job;
+struct job {
+    db_engine *e;
+    const char *sql;
+    const char *params[2];
+    char pbuf[2][32];
+    int nparams;
+    void (*on_done)(job *); /* on the loop's stack, after the job finished */
+    /* outcome */
+    bool finished, in_coro;
+    int in_use_after_open; /* pool connections borrowed right after db_session_open */
+    int rc;                /* 0: the statement returned rows; -1: err says why */
+    char v0[64], v1[64];   /* row 0, columns 0 and 1 */
+    db_error err;
+    double ms;
+};
+
+static int in_use(db_engine *e)
+{
+    db_stats st;
+    db_engine_stats(e, &st);
+    return st.in_use;
+}
+
+static void job_read(job *j, db_engine *e, const char *sql, int nparams, const char *p0,
+                     const char *p1)
+{
+    memset(j, 0, sizeof *j);
+    j->e = e;
+    j->sql = sql;
+    j->nparams = nparams;
+    if (p0) {
+        snprintf(j->pbuf[0], sizeof j->pbuf[0], "%s", p0);
+        j->params[0] = j->pbuf[0];
+    }
+    if (p1) {
+        snprintf(j->pbuf[1], sizeof j->pbuf[1], "%s", p1);
+        j->params[1] = j->pbuf[1];
+    }
+    j->rc = -9; /* never ran */
+}
+
+/* `select $1::int * 2, pg_backend_pid()` with $1 = i. */
+static const char *const DOUBLE_SQL = "select $1::int * 2, pg_backend_pid()";
+
+static void job_double(job *j, db_engine *e, int i)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", i);
+    job_read(j, e, DOUBLE_SQL, 1, p, NULL);
+}
+
+static void keep_result(job *j, PGresult *r)
+{
+    if (PQntuples(r) > 0) {
+        snprintf(j->v0, sizeof j->v0, "%s", PQgetvalue(r, 0, 0));
+        if (PQnfields(r) > 1)
+            snprintf(j->v1, sizeof j->v1, "%s", PQgetvalue(r, 0, 1));
+    }
+}
+
+/* In the coroutine: one read-only session, one statement. */
+static void job_run(void *arg)
+{
+    job *j = arg;
+    double t0 = pgtest_now_ms();
+    j->in_coro = coro_active();
+    j->rc = -1;
+    db_session *s;
+    if (db_session_open(j->e, DB_READ_ONLY, &s, &j->err) == 0) {
+        j->in_use_after_open = in_use(j->e);
+        PGresult *r = db_query(s, j->sql, j->nparams, j->params, &j->err);
+        if (r) {
+            j->rc = 0;
+            keep_result(j, r);
+            PQclear(r);
+        }
+        db_session_close(s);
+    }
+    j->ms = pgtest_now_ms() - t0;
+}
+
+/* On the loop's stack. */
+static void job_done(void *arg)
+{
+    job *j = arg;
+    j->finished = true;
+    L->pending--;
+    if (j->on_done)
+        j->on_done(j);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    loop *l = arg;
+    /* settled: every job finished and the pipeline gave its connection back */
+    if ((l->pending == 0 && in_use(l->e) == 0) || coro_now() > l->deadline)
+        event_base_loopbreak(l->base);
+}
+
+/* Makes a loop on the calling thread the coroutines' scheduler. evthread_use_pthreads() must
+ * have been called (open_engine does). Returns 0 or -1. */
+static int loop_open(loop *l, db_engine *e)
+{
+    memset(l, 0, sizeof *l);
+    l->e = e;
+    l->base = event_base_new();
+    if (!l->base || coro_thread_init(l->base) < 0)
+        return -1;
+    l->tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
+    struct timeval tv = {0, 5000};
+    if (!l->tick || event_add(l->tick, &tv) < 0)
+        return -1;
+    L = l;
+    return 0;
+}
+
+static void loop_close(loop *l)
+{
+    coro_thread_free();
+    event_free(l->tick);
+    event_base_free(l->base);
+    L = NULL;
+}
+
+/* Starts j in a coroutine now (from the loop's stack). Returns 0 or -1. */
+static int spawn(job *j)
+{
+    L->pending++;
+    if (coro_spawn(job_run, job_done, j) < 0) {
+        L->pending--;
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the loop until every job finished and no pool connection is borrowed, or `seconds`
+ * passed. Returns 0 when settled, -1 on the deadline. */
+static int loop_run(double seconds)
+{
+    L->deadline = coro_now() + seconds;
+    event_base_dispatch(L->base);
+    return L->pending == 0 && in_use(L->e) == 0 ? 0 : -1;
+}
+
+/* The test thread's loop. */
+static loop main_loop;
+
+static void setup(db_config *cfg, char *url, char *app, const char *what)
+{
+    test_appname(app, 64, what);
+    test_config(cfg, url, app);
+    cfg->pipeline = true;
+}
+
+static db_engine *open_engine(const db_config *cfg)
+{
+    db_error err;
+    db_engine *e = db_engine_open(cfg, &err);
+    cr_assert_not_null(e, "%s", err.message);
+    evthread_use_pthreads();
+    cr_assert_eq(loop_open(&main_loop, e), 0, "event loop and coroutines");
+    return e;
+}
+
+static void finish(db_engine *e)
+{
+    loop_close(&main_loop);
+    coro_offload_shutdown();
+    db_engine_close(e);
+}
+
+static void run_settled(double seconds)
+{
+    int rc = loop_run(seconds);
+    cr_assert_eq(rc, 0,
+                 "the loop did not settle within %g s: %d job(s) unfinished, %d connection(s) "
+                 "still borrowed",
+                 seconds, L->pending, in_use(L->e));
+}
+
+static void spawn_all(job *jobs, int n)
+{
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(spawn(&jobs[i]), 0, "coroutine %d", i);
+}
+
+/* Asserts job i of `select $1::int * 2, ...` answered 2*k. */
+static void assert_doubled(const job *j, int i, int k)
+{
+    cr_assert(j->finished, "job %d never finished", i);
+    cr_assert_eq(j->rc, 0, "job %d: %s: %s [%s]", i, db_errkind_name(j->err.kind), j->err.message,
+                 j->err.sqlstate);
+    char want[16];
+    snprintf(want, sizeof want, "%d", 2 * k);
+    cr_assert_str_eq(j->v0, want, "job %d got another statement's answer", i);
+}
+
+static db_stats stats(db_engine *e)
+{
+    db_stats st;
+    db_engine_stats(e, &st);
+    return st;
+}
+
+/* Terminates every server connection named `appname` (direct connection), waits until they are
+ * gone, and returns how many there were. */
+static int terminate_all(const char *appname)
+{
+    PGconn *c = pgtest_connect();
+    const char *p[1] = {appname};
+    PGresult *r = PQexecParams(c,
+                               "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                               "where application_name = $1 and pid <> pg_backend_pid()",
+                               1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    for (int i = 0; i < 300 && count_conns(appname) > 0; i++)
+        usleep(10000);
+    cr_assert_eq(count_conns(appname), 0, "the terminated backends went away");
+    return n;
+}
+
+TestSuite(pipe, .timeout = 90);
+
+/* ---- 1. many concurrent reads, one connection ---- */
+
+Test(pipe, many_concurrent_reads_get_their_own_answers_on_one_connection)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "many");
+    cfg.pool_max = 4;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 200 };
+    static job jobs[N];
+    for (int i = 0; i < N; i++)
+        job_double(&jobs[i], e, i);
+    spawn_all(jobs, N);
+    run_settled(20);
+    for (int i = 0; i < N; i++) {
+        assert_doubled(&jobs[i], i, i);
+        cr_assert(jobs[i].in_coro);
+        cr_assert_eq(jobs[i].in_use_after_open, 0,
+                     "job %d: a pipelined session borrows nothing when it opens", i);
+        /* all were queued before the loop ran: one batch, one implicit transaction, so one server
+         * backend answered every statement, even through pgbouncer */
+        cr_assert_str_eq(jobs[i].v1, jobs[0].v1, "job %d ran on backend %s, job 0 on %s", i,
+                         jobs[i].v1, jobs[0].v1);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, 1, "%d sessions borrowed %lu times: not pipelined", N,
+                 (unsigned long)st.acquires);
+    cr_assert_eq(st.connects, 1, "connects %lu", (unsigned long)st.connects);
+    cr_assert_eq(st.in_use, 0, "the pipeline gave its connection back");
+    cr_assert_eq(st.idle, 1);
+    cr_assert_eq(st.discarded, 0);
+    if (!pgtest_via_pooler())
+        cr_assert_eq(count_conns(app), 1);
+    finish(e);
+    free(url);
+}
+
+/* Coroutines that each run several sessions one after the other: the batches form by themselves
+ * while earlier ones are in flight, and still share one connection. */
+typedef struct {
+    db_engine *e;
+    int id, rounds, ok, wrong;
+    db_error err;
+} looper;
+
+static void looper_run(void *arg)
+{
+    looper *a = arg;
+    for (int i = 0; i < a->rounds; i++) {
+        db_session *s;
+        if (db_session_open(a->e, DB_READ_ONLY, &s, &a->err) < 0)
+            continue;
+        char p[16], want[16];
+        snprintf(p, sizeof p, "%d", a->id * 1000 + i);
+        snprintf(want, sizeof want, "%d", 2 * (a->id * 1000 + i));
+        const char *params[1] = {p};
+        PGresult *r = db_query(s, DOUBLE_SQL, 1, params, &a->err);
+        if (r && !strcmp(PQgetvalue(r, 0, 0), want))
+            a->ok++;
+        else if (r)
+            a->wrong++;
+        PQclear(r);
+        db_session_close(s);
+    }
+}
+
+static void looper_done(void *arg)
+{
+    (void)arg;
+    L->pending--;
+}
+
+Test(pipe, sessions_in_a_row_from_many_coroutines_keep_sharing_one_connection)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "rows");
+    db_engine *e = open_engine(&cfg);
+    enum { N = 50, ROUNDS = 10 };
+    static looper a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (looper){.e = e, .id = i, .rounds = ROUNDS};
+        L->pending++;
+        cr_assert_eq(coro_spawn(looper_run, looper_done, &a[i]), 0);
+    }
+    run_settled(30);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(a[i].wrong, 0, "coroutine %d got another statement's answer", i);
+        cr_assert_eq(a[i].ok, ROUNDS, "coroutine %d: %s", i, a[i].err.message);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1, "connects %lu", (unsigned long)st.connects);
+    /* one borrow per busy period of the loop, not per session: far below N * ROUNDS */
+    cr_assert_lt(st.acquires, N * ROUNDS / 10, "%lu borrows for %d sessions",
+                 (unsigned long)st.acquires, N * ROUNDS);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* ---- 2. a failing statement fails alone ---- */
+
+static const char *const DIV_SQL = "select $1::int * 2, 1 / $2::int";
+
+Test(pipe, a_failing_statement_does_not_fail_the_others_of_its_batch)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "iso");
+    db_engine *e = open_engine(&cfg);
+    enum { N = 20, BAD = 5 };
+    job jobs[N];
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        job_read(&jobs[i], e, DIV_SQL, 2, k, i == BAD ? "0" : "1");
+    }
+    spawn_all(jobs, N); /* same loop iteration: one batch */
+    run_settled(20);
+    for (int i = 0; i < N; i++) {
+        if (i == BAD)
+            continue;
+        assert_doubled(&jobs[i], i, i);
+    }
+    cr_assert_eq(jobs[BAD].rc, -1, "1/0 failed");
+    cr_assert_eq(jobs[BAD].err.kind, DB_ERR_QUERY, "%s: %s", db_errkind_name(jobs[BAD].err.kind),
+                 jobs[BAD].err.message);
+    cr_assert_str_eq(jobs[BAD].err.sqlstate, "22012");
+    cr_assert(strstr(jobs[BAD].err.message, "division by zero"), "%s", jobs[BAD].err.message);
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 0, "a statement's error leaves the connection usable");
+    cr_assert_eq(st.connects, 1);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+Test(pipe, several_failing_statements_in_one_batch_fail_only_themselves)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "iso2");
+    db_engine *e = open_engine(&cfg);
+    /* failures early in the batch, so that the good statements behind them are skipped by the
+     * server once per failure ahead of them, and re-sent as often */
+    enum { N = 40 };
+    job jobs[N];
+    for (int i = 0; i < N; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        bool bad = i < 12 && i % 2 == 0; /* 0, 2, ..., 10: six failures */
+        if (bad && i % 4 == 2)
+            job_read(&jobs[i], e, "select $1::int", 1, "not a number", NULL);
+        else
+            job_read(&jobs[i], e, DIV_SQL, 2, k, bad ? "0" : "1");
+    }
+    spawn_all(jobs, N);
+    run_settled(20);
+    for (int i = 0; i < N; i++) {
+        bool bad = i < 12 && i % 2 == 0;
+        if (!bad) {
+            assert_doubled(&jobs[i], i, i);
+            continue;
+        }
+        cr_assert_eq(jobs[i].rc, -1, "job %d should have failed", i);
+        cr_assert_eq(jobs[i].err.kind, DB_ERR_QUERY, "job %d: %s", i, jobs[i].err.message);
+        cr_assert_str_eq(jobs[i].err.sqlstate, i % 4 == 2 ? "22P02" : "22012", "job %d: %s", i,
+                         jobs[i].err.message);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, 1, "one pipeline, re-sending on its connection (acquires %lu)",
+                 (unsigned long)st.acquires);
+    cr_assert_eq(st.connects, 1);
+    cr_assert_eq(st.discarded, 0);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* ---- 3. statement timeout ---- */
+
+Test(pipe, statement_timeout_cancels_the_slow_read_and_the_rest_succeed)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "stmt");
+    cfg.statement_timeout = 0.3;
+    db_engine *e = open_engine(&cfg);
+    enum { AHEAD = 5, BEHIND = 10 };
+    job ahead[AHEAD], sleeper, behind[BEHIND];
+    for (int i = 0; i < AHEAD; i++)
+        job_double(&ahead[i], e, i);
+    job_read(&sleeper, e, "select pg_sleep(5)", 0, NULL, NULL);
+    for (int i = 0; i < BEHIND; i++)
+        job_double(&behind[i], e, 100 + i);
+    /* one batch: AHEAD reads, the sleeper, then BEHIND reads the server skips after the cancel */
+    spawn_all(ahead, AHEAD);
+    cr_assert_eq(spawn(&sleeper), 0);
+    spawn_all(behind, BEHIND);
+    run_settled(20);
+
+    cr_assert_eq(sleeper.rc, -1, "pg_sleep(5) was cancelled");
+    cr_assert_eq(sleeper.err.kind, DB_ERR_STATEMENT_TIMEOUT, "%s: %s",
+                 db_errkind_name(sleeper.err.kind), sleeper.err.message);
+    cr_assert_str_eq(sleeper.err.sqlstate, "57014");
+    cr_assert_lt(sleeper.ms, 4000, "cancelled after %.0f ms (timeout 300 ms)", sleeper.ms);
+    /* the server ran these before the sleeper, but it sends a batch's answers only at the
+     * batch's Sync (or when its output buffer fills): they too waited for the cancel, which the
+     * statement timeout bounds */
+    for (int i = 0; i < AHEAD; i++) {
+        assert_doubled(&ahead[i], i, i);
+        cr_assert_lt(ahead[i].ms, 4000, "read %d took %.0f ms", i, ahead[i].ms);
+    }
+    for (int i = 0; i < BEHIND; i++) {
+        assert_doubled(&behind[i], i, 100 + i);
+        cr_assert_lt(behind[i].ms, 8000, "read %d took %.0f ms", i, behind[i].ms);
+    }
+
+    /* reads issued after the timeout use the same connection: the cancel did not break it */
+    job after[10];
+    for (int i = 0; i < 10; i++)
+        job_double(&after[i], e, 200 + i);
+    spawn_all(after, 10);
+    run_settled(20);
+    for (int i = 0; i < 10; i++)
+        assert_doubled(&after[i], i, 200 + i);
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 0, "discarded %lu", (unsigned long)st.discarded);
+    cr_assert_eq(st.connects, 1, "connects %lu", (unsigned long)st.connects);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* ---- 4. lost connections ---- */
+
+Test(pipe, reads_after_the_idle_pipeline_connection_was_terminated_succeed)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "lost");
+    db_engine *e = open_engine(&cfg);
+    job first[20], again[20];
+    for (int i = 0; i < 20; i++)
+        job_double(&first[i], e, i);
+    spawn_all(first, 20);
+    run_settled(20);
+    for (int i = 0; i < 20; i++)
+        assert_doubled(&first[i], i, i);
+
+    /* the loop is idle: the pipeline's connection is back in the pool. Through pgbouncer the
+     * backend that served the batch carries our application_name too (pgbouncer sets it when it
+     * links our client), so both runs kill a real backend here. */
+    int killed = terminate_all(app);
+    cr_assert_geq(killed, 1, "a backend of this engine was terminated");
+
+    for (int i = 0; i < 20; i++)
+        job_double(&again[i], e, 100 + i);
+    spawn_all(again, 20);
+    run_settled(20);
+    for (int i = 0; i < 20; i++)
+        assert_doubled(&again[i], i, 100 + i);
+    db_stats st = stats(e);
+    if (!pgtest_via_pooler()) {
+        /* direct: the dead idle connection was noticed when borrowed and replaced */
+        cr_assert_eq(st.discarded, 1, "discarded %lu", (unsigned long)st.discarded);
+        cr_assert_eq(st.connects, 2, "connects %lu", (unsigned long)st.connects);
+    } else {
+        /* pgbouncer: our client connection survives an idle server's death (pgbouncer opens
+         * another server connection), so nothing may be discarded on our side */
+        cr_log_info("via pgbouncer the client connection outlives the terminated server "
+                    "connection: checking that it was kept, not replaced");
+        cr_assert_eq(st.discarded, 0, "discarded %lu", (unsigned long)st.discarded);
+        cr_assert_eq(st.connects, 1, "connects %lu", (unsigned long)st.connects);
+    }
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+typedef struct {
+    const char *marker;
+    char *url; /* direct */
+    volatile int killed;
+} killer_arg;
+
+/* Terminates the backend running the statement that contains `marker`, once (about 3 s at most).
+ */
+static void *killer(void *p)
+{
+    killer_arg *k = p;
+    PGconn *c = PQconnectdb(k->url);
+    char like[128];
+    snprintf(like, sizeof like, "%%%s%%", k->marker);
+    const char *params[1] = {like};
+    for (int i = 0; i < 300 && !k->killed && PQstatus(c) == CONNECTION_OK; i++) {
+        PGresult *r = PQexecParams(c,
+                                   "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                   "where query like $1 and state = 'active' "
+                                   "and pid <> pg_backend_pid()",
+                                   1, NULL, params, NULL, NULL, 0);
+        k->killed = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        usleep(10000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+Test(pipe, reads_of_a_batch_whose_connection_dies_are_resent_on_a_fresh_one)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "midb");
+    db_engine *e = open_engine(&cfg);
+    char sql[128];
+    snprintf(sql, sizeof sql, "select pg_sleep(0.5), 'mark-%s'", app);
+    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url()};
+    enum { AHEAD = 3, BEHIND = 20 };
+    job ahead[AHEAD], victim, behind[BEHIND];
+    for (int i = 0; i < AHEAD; i++)
+        job_double(&ahead[i], e, i);
+    job_read(&victim, e, sql, 0, NULL, NULL);
+    for (int i = 0; i < BEHIND; i++)
+        job_double(&behind[i], e, 100 + i);
+    pthread_t t;
+    pthread_create(&t, NULL, killer, &k);
+    spawn_all(ahead, AHEAD);
+    cr_assert_eq(spawn(&victim), 0);
+    spawn_all(behind, BEHIND);
+    int rc = loop_run(20);
+    pthread_join(t, NULL);
+    free(k.url);
+    cr_assert(k.killed, "the batch's backend was terminated while it ran the marked statement");
+    cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));
+    for (int i = 0; i < AHEAD; i++)
+        assert_doubled(&ahead[i], i, i);
+    /* the statement whose backend died is a read outside a transaction: re-sent, like the
+     * non-pipelined path does, instead of failing with the server's goodbye (57P01) */
+    cr_assert_eq(victim.rc, 0, "the read under the terminated backend: %s: %s [%s]",
+                 db_errkind_name(victim.err.kind), victim.err.message, victim.err.sqlstate);
+    cr_assert(strstr(victim.v1, "mark-"), "%s", victim.v1);
+    for (int i = 0; i < BEHIND; i++)
+        assert_doubled(&behind[i], i, 100 + i);
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 2, "a fresh connection replaced the lost one (connects %lu)",
+                 (unsigned long)st.connects);
+    cr_assert_eq(st.discarded, 1, "one connection was lost, discarded %lu",
+                 (unsigned long)st.discarded);
+    cr_assert_eq(st.in_use, 0);
+    cr_assert_eq(st.open, 1);
+    finish(e);
+    free(url);
+}
+
+/* A connection that goes silent (no answer, no EOF) under a batch: the statement timeout plus the
+ * cancel's grace bound the wait, the connection is given up, and the reads are re-sent once on a
+ * fresh connection. */
+Test(pipe, a_batch_on_a_silent_connection_never_hangs)
+{
+    char app[64];
+    char *url = pgtest_app_url(), pport[16];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy proxy;
+    test_proxy_start(&proxy, host, atoi(port), 0);
+    snprintf(pport, sizeof pport, "%d", proxy.port);
+    char *via = db_url_with(url, "port", pport);
+    free(host), free(port), free(url);
+    db_config cfg;
+    setup(&cfg, via, app, "silent");
+    cfg.statement_timeout = 0.3;
+    cfg.connect_timeout = 0.5;
+    db_engine *e = open_engine(&cfg);
+    job first[5], later[10];
+    for (int i = 0; i < 5; i++)
+        job_double(&first[i], e, i);
+    spawn_all(first, 5);
+    run_settled(20);
+    for (int i = 0; i < 5; i++)
+        assert_doubled(&first[i], i, i);
+
+    test_proxy_freeze(&proxy); /* the pooled connection: later ones work */
+    for (int i = 0; i < 10; i++)
+        job_double(&later[i], e, 100 + i);
+    spawn_all(later, 10);
+    run_settled(20);
+    for (int i = 0; i < 10; i++) {
+        assert_doubled(&later[i], i, 100 + i);
+        cr_assert_lt(later[i].ms, 5000, "bounded by the timeout and the grace (%.0f ms)",
+                     later[i].ms);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 1, "the silent connection was discarded once (discarded %lu)",
+                 (unsigned long)st.discarded);
+    cr_assert_eq(st.connects, 2, "connects %lu", (unsigned long)st.connects);
+    cr_assert_eq(st.open, 1);
+    finish(e);
+    test_proxy_stop(&proxy);
+    free(via);
+}
+
+/* ---- 5. an explicit transaction next to the pipeline ---- */
+
+enum { TX_READS = 50 };
+static job tx_reads[TX_READS];
+static int tx_reads_left;
+static coro *tx_co;
+
+typedef struct {
+    db_engine *e;
+    int step; /* how far it got */
+    int in_use_after_open;
+    bool in_tx, same_tx;
+    char pid[32], read_only[8];
+    db_error err;
+} tx_job;
+
+static void tx_read_done(job *j)
+{
+    (void)j;
+    if (--tx_reads_left == 0 && tx_co)
+        coro_wake(tx_co);
+}
+
+static void tx_run(void *arg)
+{
+    tx_job *t = arg;
+    db_session *s;
+    if (db_session_open(t->e, DB_READ_ONLY, &s, &t->err) < 0)
+        return;
+    t->in_use_after_open = in_use(t->e);
+    t->step = 1;
+    if (db_begin(s, &t->err) < 0)
+        goto out;
+    t->step = 2;
+    t->in_tx = PQtransactionStatus(db_session_conn(s)) == PQTRANS_INTRANS;
+    PGresult *r = db_query(s, "select pg_backend_pid(), current_setting('transaction_read_only')",
+                           0, NULL, &t->err);
+    if (!r)
+        goto out;
+    snprintf(t->pid, sizeof t->pid, "%s", PQgetvalue(r, 0, 0));
+    snprintf(t->read_only, sizeof t->read_only, "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+    t->step = 3;
+    /* pipelined reads run while this transaction stays open */
+    tx_co = coro_self();
+    tx_reads_left = TX_READS;
+    for (int i = 0; i < TX_READS; i++) {
+        tx_reads[i].on_done = tx_read_done;
+        L->pending++;
+        if (coro_spawn_later(job_run, job_done, &tx_reads[i]) < 0) {
+            L->pending--;
+            tx_reads_left--;
+        }
+    }
+    while (tx_reads_left > 0)
+        coro_suspend();
+    tx_co = NULL;
+    t->step = 4;
+    /* still the same transaction on the same backend: now() is its start, long past */
+    r = db_query(s, "select pg_backend_pid()::text = $1 and now() < statement_timestamp()", 1,
+                 (const char *const[]){t->pid}, &t->err);
+    if (!r)
+        goto out;
+    t->same_tx = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    t->step = 5;
+    if (db_commit(s, &t->err) < 0)
+        goto out;
+    t->step = 6;
+out:
+    db_session_close(s);
+}
+
+static void tx_done(void *arg)
+{
+    (void)arg;
+    L->pending--;
+}
+
+Test(pipe, a_read_only_transaction_gets_its_own_connection_beside_the_pipeline)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "tx");
+    db_engine *e = open_engine(&cfg);
+    for (int i = 0; i < TX_READS; i++)
+        job_double(&tx_reads[i], e, i);
+    tx_job t = {.e = e};
+    L->pending++;
+    cr_assert_eq(coro_spawn(tx_run, tx_done, &t), 0);
+    run_settled(20);
+    cr_assert_eq(t.step, 6, "the transaction stopped at step %d: %s: %s", t.step,
+                 db_errkind_name(t.err.kind), t.err.message);
+    cr_assert_eq(t.in_use_after_open, 0, "nothing borrowed before the session needed it");
+    cr_assert(t.in_tx, "db_begin opened a transaction on the session's own connection");
+    cr_assert_str_eq(t.read_only, "on", "BEGIN READ ONLY");
+    cr_assert(t.same_tx, "the transaction spanned the pipelined reads on one backend");
+    for (int i = 0; i < TX_READS; i++) {
+        assert_doubled(&tx_reads[i], i, i);
+        /* the transaction held its backend throughout, so the reads ran elsewhere (through
+         * pgbouncer too: a server in a transaction is not shared) */
+        cr_assert_str_neq(tx_reads[i].v1, t.pid, "read %d ran inside the transaction", i);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, 2, "one borrow for the transaction, one for the pipeline (got %lu)",
+                 (unsigned long)st.acquires);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* ---- 6. pipeline off ---- */
+
+Test(pipe, with_the_pipeline_off_each_session_borrows_a_connection)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "off");
+    cfg.pipeline = false;
+    cfg.pool_max = 4;
+    cfg.acquire_timeout = 10;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 50 };
+    static job jobs[N];
+    for (int i = 0; i < N; i++)
+        job_double(&jobs[i], e, i);
+    spawn_all(jobs, N);
+    run_settled(30);
+    for (int i = 0; i < N; i++) {
+        assert_doubled(&jobs[i], i, i);
+        cr_assert_geq(jobs[i].in_use_after_open, 1, "job %d borrowed its connection up front", i);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, N, "acquires %lu", (unsigned long)st.acquires);
+    cr_assert_leq(st.connects, 4, "connects %lu", (unsigned long)st.connects);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* per_request mode is never pipelined either (session.c: pool mode only) */
+Test(pipe, per_request_mode_is_not_pipelined)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "perreq");
+    cfg.mode = DB_POOL_MODE_PER_REQUEST;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 6 };
+    job jobs[N];
+    for (int i = 0; i < N; i++)
+        job_double(&jobs[i], e, i);
+    spawn_all(jobs, N);
+    run_settled(30);
+    for (int i = 0; i < N; i++) {
+        assert_doubled(&jobs[i], i, i);
+        cr_assert_geq(jobs[i].in_use_after_open, 1);
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, N);
+    cr_assert_eq(st.connects, N, "one connection per session");
+    finish(e);
+    free(url);
+}
+
+/* ---- 7. outside a coroutine ---- */
+
+typedef struct {
+    db_engine *e;
+    int in_use_after_open, rc;
+    char v[32];
+    db_error err;
+} plain_arg;
+
+/* A read-only session on the calling thread, not in a coroutine. No Criterion asserts: it also
+ * runs on a plain thread. */
+static void plain_read(plain_arg *a)
+{
+    db_session *s;
+    a->rc = -1;
+    if (db_session_open(a->e, DB_READ_ONLY, &s, &a->err) < 0)
+        return;
+    a->in_use_after_open = in_use(a->e);
+    const char *params[1] = {"21"};
+    PGresult *r = db_query(s, "select $1::int * 2", 1, params, &a->err);
+    if (r) {
+        a->rc = 0;
+        snprintf(a->v, sizeof a->v, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    db_session_close(s);
+}
+
+static void *plain_thread(void *p)
+{
+    plain_read(p);
+    return NULL;
+}
+
+Test(pipe, outside_a_coroutine_a_read_only_session_borrows_as_before)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "plain");
+    db_engine *e = open_engine(&cfg);
+
+    /* the loop's own thread, but not in a coroutine */
+    plain_arg a = {.e = e};
+    plain_read(&a);
+    cr_assert_eq(a.rc, 0, "%s", a.err.message);
+    cr_assert_str_eq(a.v, "42");
+    cr_assert_eq(a.in_use_after_open, 1, "borrowed when opened: not pipelined");
+    db_stats st = stats(e);
+    cr_assert_eq(st.acquires, 1);
+    cr_assert_eq(st.in_use, 0);
+
+    /* a plain thread that never ran a loop */
+    plain_arg b = {.e = e};
+    pthread_t t;
+    pthread_create(&t, NULL, plain_thread, &b);
+    pthread_join(t, NULL);
+    cr_assert_eq(b.rc, 0, "%s", b.err.message);
+    cr_assert_str_eq(b.v, "42");
+    cr_assert_eq(b.in_use_after_open, 1);
+
+    /* and the same engine in a coroutine is pipelined: nothing borrowed at open */
+    job j;
+    job_double(&j, e, 21);
+    cr_assert_eq(spawn(&j), 0);
+    run_settled(20);
+    assert_doubled(&j, 0, 21);
+    cr_assert_eq(j.in_use_after_open, 0);
+    st = stats(e);
+    cr_assert_eq(st.acquires, 3);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* ---- several loop threads ---- */
+
+enum { THREAD_READS = 100 };
+
+typedef struct {
+    db_engine *e;
+    int base, rc;
+    job jobs[THREAD_READS];
+} loop_thread_arg;
+
+/* A loop of its own on a second thread: no Criterion asserts here, the test thread checks. */
+static void *loop_thread(void *p)
+{
+    loop_thread_arg *a = p;
+    loop l;
+    a->rc = -1;
+    if (loop_open(&l, a->e) < 0)
+        return NULL;
+    for (int i = 0; i < THREAD_READS; i++)
+        job_double(&a->jobs[i], a->e, a->base + i);
+    int spawned = 0;
+    for (int i = 0; i < THREAD_READS; i++)
+        spawned += spawn(&a->jobs[i]) == 0;
+    if (spawned == THREAD_READS)
+        a->rc = loop_run(30);
+    else
+        loop_run(30);
+    loop_close(&l);
+    return NULL;
+}
+
+Test(pipe, each_loop_thread_pipelines_on_its_own_connection)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "threads");
+    db_engine *e = open_engine(&cfg);
+    static loop_thread_arg a[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        a[i].e = e;
+        a[i].base = 1000 * (i + 1);
+        pthread_create(&t[i], NULL, loop_thread, &a[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(a[i].rc, 0, "loop thread %d did not settle", i);
+        for (int k = 0; k < THREAD_READS; k++) {
+            assert_doubled(&a[i].jobs[k], k, a[i].base + k);
+            cr_assert_str_eq(a[i].jobs[k].v1, a[i].jobs[0].v1,
+                             "thread %d: one batch on one backend", i);
+        }
+    }
+    db_stats st = stats(e);
+    cr_assert_leq(st.acquires, 2, "one borrow per loop (got %lu)", (unsigned long)st.acquires);
+    cr_assert_leq(st.connects, 2);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
