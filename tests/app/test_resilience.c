@@ -54,6 +54,18 @@ static void *put_task(void *arg)
     return NULL;
 }
 
+static void *get_task(void *arg)
+{
+    slow_call *c = arg;
+    char p[256];
+    snprintf(p, sizeof p, "/api/%s/tasks/%lld", c->user, c->id);
+    api_response *r = api_as(c->port, c->user, "GET", p, NULL);
+    c->status = r->status;
+    c->ms = r->ms;
+    api_response_free(r);
+    return NULL;
+}
+
 /* Waits (10 s at most) until `n` backends wait on a lock: the parked requests are really in flight.
  */
 static void wait_for_lock_waiters(PGconn *c, int n)
@@ -126,6 +138,132 @@ Test(resilience, slow_requests_do_not_stall_others)
         pthread_join(th[i], NULL);
         cr_assert_eq(calls[i].status, 200, "PUT %d: %d", i, calls[i].status);
     }
+    cr_assert_eq(api_stop(&srv), 0);
+    free(u);
+}
+
+/* Concurrent reads of many users share pipelined batches (DB_PIPELINE, the default): each must
+ * still get its own user's task, never a neighbour's answer. */
+typedef struct {
+    int port;
+    char *user;
+    long long id;
+    int ok, wrong;
+    char first_error[512];
+} reader;
+
+static void *read_own_task(void *arg)
+{
+    reader *r = arg;
+    char p[256], want_title[64], want_user[128];
+    snprintf(p, sizeof p, "/api/%s/tasks/%lld", r->user, r->id);
+    snprintf(want_title, sizeof want_title, "\"title\":\"own %lld\"", r->id);
+    snprintf(want_user, sizeof want_user, "\"user_id\":\"%s\"", r->user);
+    for (int i = 0; i < 40; i++) {
+        api_response *g = api_as(r->port, r->user, "GET", p, NULL);
+        if (g->status == 200 && strstr(g->body, want_title) && strstr(g->body, want_user)) {
+            r->ok++;
+        } else {
+            if (!r->wrong)
+                snprintf(r->first_error, sizeof r->first_error, "%d %s", g->status, g->body);
+            r->wrong++;
+        }
+        api_response_free(g);
+    }
+    return NULL;
+}
+
+Test(resilience, concurrent_reads_of_many_users_each_get_their_own_task)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "DB_POOL_MAX=2");
+    free(app);
+    enum { N = 12 };
+    reader rd[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        char tag[32], title[64];
+        snprintf(tag, sizeof tag, "many%d", i);
+        rd[i] = (reader){.port = srv.port, .user = api_user(tag)};
+        /* the title carries the id, so a swapped answer cannot look right */
+        rd[i].id = create(srv.port, rd[i].user, "placeholder");
+        snprintf(title, sizeof title, "{\"title\":\"own %lld\"}", rd[i].id);
+        char p[256];
+        snprintf(p, sizeof p, "/api/%s/tasks/%lld", rd[i].user, rd[i].id);
+        api_response *u = api_as(srv.port, rd[i].user, "PUT", p, title);
+        EXPECT(u, 200);
+        api_response_free(u);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_create(&th[i], NULL, read_own_task, &rd[i]);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(rd[i].ok, 40, "user %s: %d right, %d wrong, first wrong: %s", rd[i].user,
+                     rd[i].ok, rd[i].wrong, rd[i].first_error);
+        free(rd[i].user);
+    }
+    /* they really shared connections: without the pipeline every read borrows one (24 writes
+     * above + 480 reads); batches of the readers' statements borrow once per batch or less */
+    api_response *m = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    EXPECT(m, 200);
+    const char *a = strstr(m->body, "\ndb_pool_acquires_total ");
+    cr_assert(a, "%s", m->body);
+    long acquires = atol(a + strlen("\ndb_pool_acquires_total "));
+    cr_expect_lt(acquires, 24 + N * 40, "%ld acquires: the reads were not pipelined", acquires);
+    cr_log_info("%ld pool acquires for %d reads and 24 writes", acquires, N * 40);
+    api_response_free(m);
+    cr_assert_eq(api_stop(&srv), 0);
+}
+
+/* WORKERS bounds the handlers in progress: with one, a request arriving while a PUT waits on a
+ * row lock waits its turn (and is counted in http_handler_wait_seconds), then gets its answer;
+ * /health, answered on the loop, never waits. */
+Test(resilience, workers_bounds_handlers_in_progress)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "WORKERS=1");
+    free(app);
+    char *u = api_user("bound");
+    long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
+    PGconn *holder = lock_task(locked);
+    slow_call put = {.port = srv.port, .user = u, .id = locked};
+    pthread_t th;
+    pthread_create(&th, NULL, put_task, &put);
+    PGconn *watch = pgtest_connect();
+    wait_for_lock_waiters(watch, 1);
+    PQfinish(watch);
+    /* the GET waits for the only handler; released after 300 ms by committing the lock holder */
+    slow_call get = {.port = srv.port, .user = u, .id = other};
+    pthread_t tg;
+    pthread_create(&tg, NULL, get_task, &get);
+    usleep(300000);
+    api_response *h = api_call(srv.port, "GET", "/health", NULL, NULL);
+    EXPECT(h, 200);
+    cr_expect_lt(h->ms, 500, "/health waited %.0f ms", h->ms);
+    api_response_free(h);
+    cr_assert_eq(get.status, 0, "the GET was answered while the only handler was busy");
+    free(pgtest_query(holder, "commit"));
+    PQfinish(holder);
+    pthread_join(th, NULL);
+    pthread_join(tg, NULL);
+    cr_assert_eq(put.status, 200);
+    cr_assert_eq(get.status, 200);
+    cr_assert_geq(get.ms, 250, "the GET took %.0f ms: it did not wait for the handler", get.ms);
+    api_response *m = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    EXPECT(m, 200);
+    const char *c = strstr(m->body, "\nhttp_handler_wait_seconds_count ");
+    cr_assert(c, "%s", m->body);
+    cr_expect_geq(atoi(c + strlen("\nhttp_handler_wait_seconds_count ")), 1);
+    api_response_free(m);
     cr_assert_eq(api_stop(&srv), 0);
     free(u);
 }
