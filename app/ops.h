@@ -1,6 +1,6 @@
 /* ops: the operational endpoints (health, readiness, metrics, OpenAPI, Swagger UI). Handlers with
- * the signature of router.h; ops_ready runs on a worker (it talks to the database), the rest on the
- * event loop. */
+ * the signature of router.h; ops_ready runs in a coroutine (it talks to the database), the rest on
+ * the event loop. */
 #ifndef APP_OPS_H
 #define APP_OPS_H
 

@@ -3,7 +3,7 @@
  * table feeds /openapi.json (openapi.c).
  *
  * A route is pure data: method, path template with typed parameters, handler, how the handler runs
- * (on the event loop, or on a worker with a read-only or read-write session), whether it needs a
+ * (on the event loop, or in a coroutine with a read-only or read-write session), whether it needs a
  * bearer token, and the OpenAPI metadata. Thread: router_init once at startup; router_match is
  * read-only afterwards and safe from any thread. */
 #ifndef APP_ROUTER_H
@@ -17,10 +17,11 @@
 
 /* How a route's handler runs:
  *   RUN_LOOP      on the event loop thread, session NULL (no database: /health, /openapi.json)
- *   RUN_WORKER    in a coroutine, session NULL (the handler opens what it needs: /ready)
- *   RUN_READ      on a worker with a read-only session (a DATABASE_URL_RO replica may serve it)
- *   RUN_WRITE     on a worker with a read-write session */
-typedef enum { RUN_LOOP, RUN_WORKER, RUN_READ, RUN_WRITE } route_run;
+ *   RUN_OWN_SESSION in a coroutine, session NULL (the handler opens what it needs: /ready)
+ *   RUN_READ      in a coroutine with a read-only session (a DATABASE_URL_RO replica may serve
+ *                 it; pipelined with other requests' reads, see db/pipe.h)
+ *   RUN_WRITE     in a coroutine with a read-write session */
+typedef enum { RUN_LOOP, RUN_OWN_SESSION, RUN_READ, RUN_WRITE } route_run;
 
 struct db_session;
 typedef int (*http_handler)(const http_request *req, db_session *s, http_response *res);

@@ -98,7 +98,7 @@ static const int errs_ready[] = {503, 0};
 const route app_routes[] = {
     {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
      .tag = "ops", .status = 200, .response = "Health", .description = "The process is up"},
-    {"GET", "/ready", ops_ready, RUN_WORKER, .operation_id = "ready",
+    {"GET", "/ready", ops_ready, RUN_OWN_SESSION, .operation_id = "ready",
      .summary = "Readiness: database round trip and schema version", .tag = "ops", .status = 200,
      .response = "Health", .description = "Ready to serve", .errors = errs_ready},
     {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics",

@@ -1,6 +1,6 @@
-/* tasks: the Todo API's handlers, the only code that knows the tasks table. Each runs on a worker
- * with the session its route asks for (routes.c) and the request already authenticated (user_id
- * equals the token's sub) and validated. */
+/* tasks: the Todo API's handlers, the only code that knows the tasks table. Each runs in a
+ * coroutine with the session its route asks for (routes.c) and the request already authenticated
+ * (user_id equals the token's sub) and validated. */
 #ifndef APP_TASKS_H
 #define APP_TASKS_H
 
