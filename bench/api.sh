@@ -8,7 +8,8 @@
 #   1. pgbench -M extended with the handler's exact SELECT at the same concurrency (the limit for
 #      one query per round trip);
 #   2. starts bin/api as in production (access log, metrics, request ids), timing spawn to the
-#      first 200 on /health;
+#      first 200 on /health; twice: with DB_PIPELINE=true (the default: concurrent reads share
+#      pipelined batches) and DB_PIPELINE=false (one query per round trip, like pgbench);
 #   3. wrk against GET /api/{user_id}/tasks/{id} with valid tokens for random users and ids;
 #   4. server CPU per request (utime+stime from /proc/<pid>/stat), peak RSS (VmHWM).
 # Prints each run and the median of the runs. Everything it started is stopped on exit; the whole
@@ -86,15 +87,15 @@ ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-results=()
-for run in $(seq 1 "$RUNS"); do
+# One measured run of the API with the given DB_PIPELINE; prints one line of figures:
+# rps share cpu_us p50 p99 rss_mb start_ms health_ms puts
+measure_api() {
+  local pipeline=$1 port
   port=$(free_port)
-  pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
-       awk '/^tps = / {print $3}')
-
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
-      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" DB_PIPELINE="${DB_PIPELINE:-true}" LOOPS="${LOOPS:-1}" \
-      DB_POOL_MAX="${DB_POOL_MAX:-4}" python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
+      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-1}" \
+      DB_PIPELINE="$pipeline" DB_POOL_MAX="${DB_POOL_MAX:-4}" \
+      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
   # warm the pool, then measure
   timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$port" >/dev/null
   c0=$(cpu_ticks "$api_pid")
@@ -106,34 +107,54 @@ for run in $(seq 1 "$RUNS"); do
   wait "$slow_pid"
   sleep 0.5
   health_ms=$(awk '{printf "%.1f", $1 * 1000}' "$tmp/health_max")
-  puts=$(sort "$tmp/puts" | uniq -c | awk '{printf "%s x %s ", $1, $2}')
+  puts=$(sort "$tmp/puts" | uniq -c | awk '{printf "%sx%s,", $1, $2}')
   if ! hwm=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status" 2>/dev/null); then
-    echo "api.sh: the server died during run $run; its log:" >&2
+    echo "api.sh: the server died (DB_PIPELINE=$pipeline); its log:" >&2
     grep -v '"msg":"request"' "$tmp/api.log" | tail -20 >&2
     exit 1
   fi
   kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""
-
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {printf "%s ", $0}')
-  [ -n "$errs" ] && echo "run $run: $errs" >&2
-  line=$(awk -v pg="$pg" -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" \
-             -v p50="$p50" -v p99="$p99" -v hwm="$hwm" -v st="$start_ms" \
-             'BEGIN { printf "%.0f %.0f %.1f %.1f %s %s %.1f %.1f", pg, rps, 100 * rps / pg,
-                      dt / tck / reqs * 1e6, p50, p99, hwm / 1024, st }')
-  results+=("$line")
-  printf 'run %d: pgbench %s tps | api %s req/s (%s%% of pgbench) | cpu %s us/req | p50 %s p99 %s | peak RSS %s MB | start->200 %s ms\n' \
-    "$run" $line
-  printf '       slow-request check: slowest of 10 /health %s ms while 2 PUTs waited on a row lock (PUT statuses after the lock: %s)\n' \
-    "$health_ms" "$puts"
+  [ -n "$errs" ] && echo "DB_PIPELINE=$pipeline: $errs" >&2
+  awk -v pg="$pg" -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" \
+      -v p50="$p50" -v p99="$p99" -v hwm="$hwm" -v st="$start_ms" -v h="$health_ms" -v puts="${puts%,}" \
+      'BEGIN { printf "%.0f %.1f %.1f %s %s %.1f %.1f %s %s", rps, 100 * rps / pg,
+               dt / tck / reqs * 1e6, p50, p99, hwm / 1024, st, h, puts }'
+}
+
+report() { # label line
+  set -- "$1" $2
+  printf '  %-22s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | p50 %s p99 %s | RSS %s MB | start->200 %s ms | slowest /health %s ms while 2 PUTs waited (then %s)\n' "$@"
+}
+
+variants=(true false)
+declare -A results=([true]="" [false]="")
+pgs=""
+for run in $(seq 1 "$RUNS"); do
+  pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
+       awk '/^tps = / {print $3}')
+  echo "run $run: pgbench $(printf '%.0f' "$pg") tps"
+  for v in "${variants[@]}"; do
+    measure_api "$v" > "$tmp/line" # not in a subshell: api_pid stays visible to the cleanup trap
+    line=$(cat "$tmp/line")
+    results[$v]+="$line"$'\n'
+    report "api DB_PIPELINE=$v" "$line"
+  done
+  pgs+="$pg"$'\n'
 done
 
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} DB_PIPELINE=${DB_PIPELINE:-true} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
-for col in 1 2 3 4 7 8; do
-  printf '%s\n' "${results[@]}" | awk -v c=$col '{print $c}' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
-done | paste -sd' ' | awk '{printf "  pgbench %s tps\n  api %s req/s; share of pgbench (median of the per-run shares) %s%%\n  server CPU %s us/request\n  peak RSS %s MB\n  start to first 200 on /health %s ms\n", $1, $2, $3, $4, $5, $6}'
-echo "  latency p50/p99 per run: $(printf '%s\n' "${results[@]}" | awk '{printf "%s/%s ", $5, $6}')"
+echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
+echo "  pgbench -M extended    $(printf '%s' "$pgs" | median | xargs printf '%.0f') tps"
+for v in "${variants[@]}"; do
+  m=()
+  for col in 1 2 3 6 7 8; do m+=("$(printf '%s' "${results[$v]}" | awk -v c=$col 'NF {print $c}' | median)"); done
+  lat=$(printf '%s' "${results[$v]}" | awk 'NF {printf "%s/%s ", $4, $5}')
+  printf '  api DB_PIPELINE=%-6s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | RSS %s MB | start->200 %s ms | slowest /health %s ms | p50/p99 per run: %s\n' \
+    "$v" "${m[@]}" "$lat"
+done
