@@ -251,7 +251,12 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     int left = atomic_load(&S.inflight);
-    if (left > 0 && now_seconds() < S.deadline)
+    /* a pipeline's driver may still be reading its last batch's Sync after the last handler got
+     * its answer: the loops keep running until it has given its connection back too, or the
+     * engine would wait for it in vain once they stopped */
+    db_stats st = {0};
+    db_engine_stats(app.engine, &st);
+    if ((left > 0 || st.in_use > 0) && now_seconds() < S.deadline)
         return;
     if (left > 0) {
         log_error("shutdown timeout: %d request(s) still running, giving up on them", left);
