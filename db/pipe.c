@@ -259,6 +259,10 @@ PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sq
         db_error_set(err, DB_ERR_TRANSIENT, NULL, "too many database pools on one thread");
         return NULL;
     }
+    /* the driver (or another session) is probing a server that went away: answer now, as the
+     * pool answers borrowers during an outage, instead of queueing for up to the connect timeout */
+    if (!ch->conn && db_pool_failing_fast(p, err))
+        return NULL;
     ch->timeout = timeout;
     ch->grace = grace;
     item it = {.sql = sql, .nparams = nparams, .params = params, .co = coro_self()};

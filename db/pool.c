@@ -131,6 +131,28 @@ static void connect_now(void *arg)
     c->pg = db_connect(c->url, &c->opts, c->err);
 }
 
+/* During an outage, a borrower that would wait for the probe fails at once with its error. Locked.
+ */
+static void fast_failure_locked(db_pool *p, db_error *err)
+{
+    p->fast_failures++;
+    *err = p->down_err;
+    snprintf(err->hint, sizeof err->hint,
+             "the database has been unreachable for %.1f s; another request is checking "
+             "whether it is back",
+             db_now() - p->down_since);
+}
+
+bool db_pool_failing_fast(db_pool *p, db_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    bool fail = p->down_since > 0 && p->probing;
+    if (fail)
+        fast_failure_locked(p, err);
+    pthread_mutex_unlock(&p->mu);
+    return fail;
+}
+
 /* Opens a connection, retrying transient failures within the connect timeout.
  *
  * During an outage only one borrower at a time retries (the probe); the others fail at once with
@@ -144,14 +166,8 @@ static db_conn *open_conn(db_pool *p, db_error *err)
     pthread_mutex_lock(&p->mu);
     bool probe = p->down_since > 0;
     if (probe && p->probing) {
-        p->fast_failures++;
-        *err = p->down_err;
-        double since = db_now() - p->down_since;
+        fast_failure_locked(p, err);
         pthread_mutex_unlock(&p->mu);
-        snprintf(err->hint, sizeof err->hint,
-                 "the database has been unreachable for %.1f s; another request is checking "
-                 "whether it is back",
-                 since);
         return NULL;
     }
     p->probing = probe;

@@ -56,6 +56,12 @@ int db_pool_init(db_pool *p, const char *url, const char *label, const db_config
  * Returns 0 and *out, or -1 with err (POOL_TIMEOUT, CLOSED, TRANSIENT, CONFIG). */
 int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err);
 
+/* True (and err set, counted as a fast failure) while the server is unreachable and a connect is
+ * already checking whether it is back (the probe, see open_conn in pool.c): a caller that would
+ * only queue behind it (a pipelined statement) fails at once instead, like borrowers that need a
+ * new connection. */
+bool db_pool_failing_fast(db_pool *p, db_error *err);
+
 /* Gives c back; broken (or expired, or per_request mode) connections are closed and their slot
  * handed on. */
 void db_pool_release(db_pool *p, db_conn *c, bool broken);

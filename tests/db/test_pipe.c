@@ -952,3 +952,74 @@ Test(pipe, each_loop_thread_pipelines_on_its_own_connection)
     finish(e);
     free(url);
 }
+
+/* ---- an outage: reads must not queue behind a connect that is bound to fail ---- */
+
+enum { OUTAGE_READS = 20 };
+static job outage_jobs[OUTAGE_READS];
+
+static void spawn_outage_reads(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    for (int i = 0; i < OUTAGE_READS; i++)
+        if (spawn(&outage_jobs[i]) < 0)
+            outage_jobs[i].rc = -8; /* asserted below */
+}
+
+Test(pipe, during_an_outage_reads_fail_at_once_while_the_driver_probes)
+{
+    /* a private server, stopped and started by this test (never the shared one) */
+    static pgtest_cluster c;
+    pgtest_cluster_start(&c);
+    char app[64];
+    db_config cfg;
+    setup(&cfg, c.url, app, "outage");
+    cfg.connect_timeout = 0.5;
+    db_engine *e = open_engine(&cfg);
+    job ok, lost, probe;
+    job_double(&ok, e, 1);
+    cr_assert_eq(spawn(&ok), 0);
+    run_settled(10);
+    assert_doubled(&ok, 0, 1);
+
+    pgtest_cluster_stop(&c);
+    /* the first read finds the connection dead and its connect fails: the pool now knows the
+     * server is down */
+    job_double(&lost, e, 2);
+    cr_assert_eq(spawn(&lost), 0);
+    run_settled(10);
+    cr_assert_eq(lost.rc, -1, "a read succeeded with the server stopped");
+    cr_assert_eq(lost.err.kind, DB_ERR_TRANSIENT, "%s", db_errkind_name(lost.err.kind));
+
+    /* the next read's driver probes (up to the 0.5 s connect budget); reads arriving meanwhile
+     * get the outage's error at once instead of waiting for the probe */
+    uint64_t fast_before = stats(e).outage_fast_failures;
+    job_double(&probe, e, 3);
+    cr_assert_eq(spawn(&probe), 0);
+    for (int i = 0; i < OUTAGE_READS; i++)
+        job_double(&outage_jobs[i], e, 10 + i);
+    struct timeval later = {0, 100000}; /* the driver has started connecting by then */
+    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_outage_reads, NULL, &later), 0);
+    run_settled(10);
+    cr_assert_eq(probe.rc, -1);
+    for (int i = 0; i < OUTAGE_READS; i++) {
+        job *j = &outage_jobs[i];
+        cr_assert(j->finished, "read %d never finished", i);
+        cr_assert_eq(j->rc, -1, "read %d succeeded with the server stopped", i);
+        cr_assert_eq(j->err.kind, DB_ERR_TRANSIENT, "read %d: %s", i, db_errkind_name(j->err.kind));
+        cr_assert(strstr(j->err.hint, "another request is checking"),
+                  "read %d queued behind the probe instead of failing at once: %s (%.0f ms)", i,
+                  j->err.hint, j->ms);
+    }
+    cr_assert_geq(stats(e).outage_fast_failures - fast_before, OUTAGE_READS);
+
+    /* back: the next read reconnects */
+    pgtest_cluster_restart(&c);
+    job back;
+    job_double(&back, e, 4);
+    cr_assert_eq(spawn(&back), 0);
+    run_settled(10);
+    assert_doubled(&back, 0, 4);
+    finish(e);
+    pgtest_cluster_destroy(&c);
+}
