@@ -89,7 +89,8 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||
         env_seconds("SHUTDOWN_TIMEOUT", 10, 0, 3600, &cfg->shutdown_timeout, e) < 0 ||
         env_seconds("READ_TIMEOUT", 30, 0.1, 3600, &cfg->read_timeout, e) < 0 ||
-        env_bool("ACCESS_LOG", true, &cfg->access_log, e) < 0)
+        env_bool("ACCESS_LOG", true, &cfg->access_log, e) < 0 ||
+        env_seconds("IDEMPOTENCY_KEY_TTL", 86400, 0, 365 * 86400, &cfg->idempotency_ttl, e) < 0)
         goto fail;
     cfg->env = (app_env)env;
     cfg->port = (int)port;

@@ -27,10 +27,13 @@ typedef struct {
     long max_body_bytes;   /* MAX_BODY_BYTES: default 1 MiB; larger bodies get 413 */
     long max_header_bytes; /* MAX_HEADER_BYTES: default 8 KiB; larger headers get 431 */
     double
-        shutdown_timeout; /* SHUTDOWN_TIMEOUT: seconds to finish in-flight requests, default 10 */
-    double read_timeout;  /* READ_TIMEOUT: seconds a client may take to send a request or sit
-                             idle between keep-alive requests, default 30 */
-    bool access_log;      /* ACCESS_LOG: one line per request, default true */
+        shutdown_timeout;   /* SHUTDOWN_TIMEOUT: seconds to finish in-flight requests, default 10 */
+    double read_timeout;    /* READ_TIMEOUT: seconds a client may take to send a request or sit
+                               idle between keep-alive requests, default 30 */
+    bool access_log;        /* ACCESS_LOG: one line per request, default true */
+    double idempotency_ttl; /* IDEMPOTENCY_KEY_TTL: seconds an Idempotency-Key replays its first
+                               response, default 86400; expired keys are deleted in the
+                               background; 0: kept forever */
 } app_config;
 
 /* Fills `cfg` from the environment. Strings point into the environment or into cfg (not owned).

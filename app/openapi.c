@@ -58,7 +58,8 @@ static json_t *parameters(const route *r)
         json_array_append_new(
             list, json_pack("{ss ss sb ss s{ss si}}", "name", "Idempotency-Key", "in", "header",
                             "required", 0, "description",
-                            "A retry with the same key and body returns the first response",
+                            "A retry with the same key and body returns the first response "
+                            "(keys expire after IDEMPOTENCY_KEY_TTL, a day by default)",
                             "schema", "type", "string", "maxLength", 255));
     return list;
 }

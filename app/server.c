@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "app/exchange.h"
+#include "app/jobs.h"
 #include "app/metrics.h"
 #include "core/coro.h"
 #include "core/log.h"
@@ -281,6 +282,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
              app.cfg->shutdown_timeout);
     S.deadline = now_seconds() + app.cfg->shutdown_timeout;
     atomic_store(&S.draining, true);
+    jobs_stop(); /* no new background runs; one in progress holds a session the drain waits for */
     struct timeval zero = {0, 0};
     for (int i = 0; i < S.nloops; i++)
         event_base_once(S.loops[i].base, -1, EV_TIMEOUT, stop_accepting, &S.loops[i], &zero);
@@ -348,7 +350,7 @@ int server_run(void)
         S.drain_timer = event_new(main_base, -1, EV_PERSIST, on_drain_tick, NULL);
         event_add(term, NULL);
         event_add(intr, NULL);
-        if (start_threads() < 0) {
+        if (jobs_start(main_base) < 0 || start_threads() < 0) {
             log_error("could not start threads");
             rc = 1;
         } else {
@@ -358,6 +360,7 @@ int server_run(void)
         }
     }
     stop_threads(rc == 0 ? S.nloops : 1);
+    jobs_stop(); /* their timers live on the first loop's base, freed below */
     if (term)
         event_free(term);
     if (intr)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/server.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 
@@ -277,14 +278,23 @@ static int create_once(const http_request *req, db_session *s, http_response *re
 {
     char hash[65];
     request_hash(req, hash);
-    const char *claim[] = {req->user_id, req->idempotency_key, hash};
+    char ttl[32];
+    snprintf(ttl, sizeof ttl, "%.3f", app.cfg->idempotency_ttl);
+    const char *claim[] = {req->user_id, req->idempotency_key, hash, ttl};
     db_error err;
     if (db_begin(s, &err) < 0)
         return db_fail(res, req, &err);
+    /* a key older than IDEMPOTENCY_KEY_TTL is claimed afresh, as if it had never been used
+     * (the background cleanup may not have deleted it yet) */
     PGresult *r = db_query(s,
                            "insert into idempotency_keys (user_id, key, request_hash) "
-                           "values ($1, $2, $3) on conflict do nothing returning 1",
-                           3, claim, &err);
+                           "values ($1, $2, $3) on conflict (user_id, key) do update "
+                           "set request_hash = excluded.request_hash, status = null, "
+                           "body = null, created_at = now() "
+                           "where $4::float8 > 0 and idempotency_keys.created_at "
+                           "< now() - $4::float8 * interval '1 second' "
+                           "returning 1",
+                           4, claim, &err);
     if (!r)
         return db_fail(res, req, &err);
     bool claimed = PQntuples(r) == 1;
@@ -304,6 +314,36 @@ static int create_once(const http_request *req, db_session *s, http_response *re
         db_commit(s, &err) < 0) {
         http_response_reset(res);
         return db_fail(res, req, &err);
+    }
+    return 0;
+}
+
+/* Up to this many rows per statement, so a large backlog never holds long locks. */
+#define EXPIRE_BATCH 1000
+
+int tasks_expire_idempotency_keys(db_session *s, long *deleted, db_error *err)
+{
+    *deleted = 0;
+    if (app.cfg->idempotency_ttl <= 0)
+        return 0;
+    char ttl[32], batch[16];
+    snprintf(ttl, sizeof ttl, "%.3f", app.cfg->idempotency_ttl);
+    snprintf(batch, sizeof batch, "%d", EXPIRE_BATCH);
+    const char *params[] = {ttl, batch};
+    for (int round = 0; round < 100; round++) {
+        PGresult *r = db_query(s,
+                               "delete from idempotency_keys where ctid = any(array("
+                               "select ctid from idempotency_keys "
+                               "where created_at < now() - $1::float8 * interval '1 second' "
+                               "limit $2::int))",
+                               2, params, err);
+        if (!r)
+            return -1;
+        long n = atol(PQcmdTuples(r));
+        PQclear(r);
+        *deleted += n;
+        if (n < EXPIRE_BATCH)
+            break;
     }
     return 0;
 }

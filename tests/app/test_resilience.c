@@ -268,6 +268,106 @@ Test(resilience, workers_bounds_handlers_in_progress)
     free(u);
 }
 
+/* Idempotency keys expire after IDEMPOTENCY_KEY_TTL: a background job deletes them, and a key
+ * past its TTL that is still there is claimed afresh instead of replaying a stale response. */
+static int key_rows(const char *user)
+{
+    PGconn *c = pgtest_connect();
+    char sql[256];
+    snprintf(sql, sizeof sql, "select count(*) from idempotency_keys where user_id = '%s'", user);
+    char *n = pgtest_query(c, sql);
+    int v = atoi(n);
+    free(n);
+    PQfinish(c);
+    return v;
+}
+
+static api_response *post_with_key(int port, const char *user, const char *key, const char *body)
+{
+    char *tok = api_token(user, "HS256", TEST_SECRET, 3600, 0), hdr[1024], p[256];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\nIdempotency-Key: %s\r\n", tok, key);
+    snprintf(p, sizeof p, "/api/%s/tasks", user);
+    api_response *r = api_call(port, "POST", p, hdr, body);
+    free(tok);
+    return r;
+}
+
+Test(resilience, expired_idempotency_keys_are_deleted_in_the_background)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    api_start(&srv, app, "IDEMPOTENCY_KEY_TTL=1");
+    free(app);
+    char *u = api_user("ttl");
+    api_response *a = post_with_key(srv.port, u, "k1", "{\"title\":\"first\"}");
+    EXPECT(a, 201);
+    api_response *b = post_with_key(srv.port, u, "k1", "{\"title\":\"other\"}");
+    EXPECT(b, 422); /* within the TTL the key is bound to its first body */
+    cr_assert_eq(key_rows(u), 1);
+    /* the job runs every TTL (1 s): the row is gone within a few seconds */
+    double t0 = pgtest_now_ms();
+    while (key_rows(u) > 0) {
+        cr_assert_lt(pgtest_now_ms() - t0, 8000, "the expired key was never deleted");
+        usleep(100000);
+    }
+    char *log = api_log(&srv);
+    cr_assert(strstr(log, "expire-idempotency-keys") && strstr(log, "deleted"), "%s", log);
+    free(log);
+    /* and the key is free again: a new task, not a replay */
+    api_response *c = post_with_key(srv.port, u, "k1", "{\"title\":\"other\"}");
+    EXPECT(c, 201);
+    cr_assert(!strstr(c->head, "Idempotent-Replayed"), "%s", c->head);
+    cr_assert(strstr(c->body, "\"title\":\"other\""), "%s", c->body);
+    api_response_free(a);
+    api_response_free(b);
+    api_response_free(c);
+    cr_assert_eq(api_stop(&srv), 0);
+    free(u);
+}
+
+Test(resilience, a_key_past_its_ttl_is_claimed_afresh)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_server srv;
+    /* an hour: the background job does not run during the test */
+    api_start(&srv, app, "IDEMPOTENCY_KEY_TTL=3600");
+    free(app);
+    char *u = api_user("stale");
+    api_response *a = post_with_key(srv.port, u, "k2", "{\"title\":\"first\"}");
+    EXPECT(a, 201);
+    api_response *replay = post_with_key(srv.port, u, "k2", "{\"title\":\"first\"}");
+    EXPECT(replay, 201);
+    cr_assert(strstr(replay->head, "Idempotent-Replayed: true"), "%s", replay->head);
+    /* two hours later, as far as the key is concerned */
+    PGconn *c = pgtest_connect();
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "update idempotency_keys set created_at = now() - interval '2 hours' "
+             "where user_id = '%s'",
+             u);
+    free(pgtest_query(c, sql));
+    PQfinish(c);
+    api_response *again = post_with_key(srv.port, u, "k2", "{\"title\":\"first\"}");
+    EXPECT(again, 201);
+    cr_assert(!strstr(again->head, "Idempotent-Replayed"), "a stale key replayed: %s", again->head);
+    cr_assert(strcmp(again->body, a->body) != 0, "the same task came back: %s", again->body);
+    /* and it is bound to its new body from now on */
+    api_response *other = post_with_key(srv.port, u, "k2", "{\"title\":\"changed\"}");
+    EXPECT(other, 422);
+    api_response_free(a);
+    api_response_free(replay);
+    api_response_free(again);
+    api_response_free(other);
+    cr_assert_eq(api_stop(&srv), 0);
+    free(u);
+}
+
 Test(resilience, sigterm_finishes_in_flight_request)
 {
     char *url = pgtest_url();

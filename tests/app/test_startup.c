@@ -95,6 +95,8 @@ Test(startup, production_needs_a_jwt_secret)
         {"DATABASE_URL=postgresql://u:hunter2@h/db BETTER_AUTH_SECRET=short", "BETTER_AUTH_SECRET"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db WORKERS=0 APP_ENV=development",
          "WORKERS must be an integer"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db IDEMPOTENCY_KEY_TTL=1d APP_ENV=development",
+         "IDEMPOTENCY_KEY_TTL"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db CORS_ORIGINS=app.example.com "
          "APP_ENV=development",
          "CORS_ORIGINS"},
