@@ -105,6 +105,11 @@ static const char *hint_for_sqlstate(const char *s)
     return NULL;
 }
 
+bool db_sqlstate_conn_lost(const char *s)
+{
+    return s && (!strncmp(s, "08", 2) || !strcmp(s, "57P01") || !strcmp(s, "57P02"));
+}
+
 void db_error_from_result(db_error *err, PGconn *conn, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

@@ -51,6 +51,10 @@ bool db_error_is_transient(const db_error *err);
 /* Classifies a SQLSTATE (NULL or "" means none) into a kind. */
 db_errkind db_classify_sqlstate(const char *sqlstate);
 
+/* True for the SQLSTATEs of a connection the server is closing: a failure (08xxx, PgBouncer's
+ * own goodbyes too), a terminated backend (57P01), a shutdown (57P02). NULL is false. */
+bool db_sqlstate_conn_lost(const char *sqlstate);
+
 /* Fills err from a failed result (res may be NULL) on conn: kind from the SQLSTATE and, when there
  * is none, from the connection status; message from libpq (first line); hint for the known cases.
  */

@@ -50,8 +50,7 @@ static void send_cancel(void *arg)
         log_warn("could not send a cancel request: %s", why);
 }
 
-/* PQcancel opens a connection of its own and blocks: on a helper thread when in a coroutine. */
-static void cancel(PGconn *pg)
+void db_cancel(PGconn *pg)
 {
     PGcancel *c = PQgetCancel(pg);
     if (c)
@@ -79,7 +78,7 @@ PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *con
             *timed_out = true;
             if (grace >= 0) {
                 /* the server answers the cancel with 57014 and the connection stays usable */
-                cancel(pg);
+                db_cancel(pg);
                 deadline = db_now() + grace;
                 continue;
             }

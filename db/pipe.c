@@ -4,17 +4,9 @@
 #include "db/pipe.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/coro.h"
 #include "core/log.h"
-
-/* A statement the server skipped because an earlier one of its batch failed is re-sent with no
- * limit on how often: that cannot loop, since the first statement of a batch is never skipped (a
- * batch starts after the previous one's Sync), so every batch answers at least one statement. A
- * statement is skipped at most once per failed statement queued ahead of it; a fixed cap on the
- * re-sends would fail good reads queued behind a few bad ones (three bad requests in one loop
- * iteration used to fail the next read with "unknown error"). */
 
 typedef struct item {
     const char *sql;
@@ -109,29 +101,22 @@ static int send_batch(chan *ch)
     return PQpipelineSync(pg) ? 0 : -1;
 }
 
-/* Sends a cancel for the running statement (a helper thread: PQcancel blocks). */
-static void send_cancel(void *arg)
-{
-    char why[256];
-    if (!PQcancel(arg, why, sizeof why))
-        log_warn("could not send a cancel request: %s", why);
-}
-
 /* An error result that means the server is closing the connection: a terminated backend's FATAL
  * goodbye (57P01), a shutdown (57P02), a connection failure (08xxx; PgBouncer's own goodbyes).
- * The same set as session.c's conn_lost. libpq reports the goodbye as the running statement's
+ * libpq reports the goodbye as the running statement's
  * result and notices the EOF behind it only at its next read, so CONNECTION_BAD alone comes too
  * late: the statement would end with the goodbye instead of being re-sent like the others. */
 static bool says_goodbye(const PGresult *r)
 {
-    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return s && (!strncmp(s, "08", 2) || !strcmp(s, "57P01") || !strcmp(s, "57P02"));
+    return db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
 }
 
 /* Reads the batch's results and hands each to its statement. Statements the server skipped
- * because an earlier one failed go back to the queue. Returns 0 when the batch is complete, -1
- * when the connection failed or stayed silent past the deadline and the cancel's grace: the
- * unanswered statements are then still in ch->batch. */
+ * because an earlier one failed go back to the queue, with no limit on how often: that cannot
+ * loop, since the first statement of a batch is never skipped, so every batch answers at least
+ * one (a fixed cap would fail good reads queued behind a few bad ones). Returns 0 when the batch is
+ * complete, -1 when the connection failed or stayed silent past the deadline and the cancel's
+ * grace: the unanswered statements are then still in ch->batch. */
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
@@ -181,10 +166,7 @@ static int read_batch(chan *ch)
             if (cancelled || ch->grace < 0)
                 break;
             cancelled = true; /* the running statement ends with 57014, the rest are skipped */
-            PGcancel *c = PQgetCancel(pg);
-            if (c)
-                coro_offload(send_cancel, c);
-            PQfreeCancel(c);
+            db_cancel(pg);
             deadline = coro_now() + ch->grace;
             continue;
         }

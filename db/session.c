@@ -63,8 +63,7 @@ void db_session_close(db_session *s)
 
 static bool conn_lost(PGconn *pg, const char *sqlstate)
 {
-    return PQstatus(pg) == CONNECTION_BAD || !strncmp(sqlstate, "08", 2) ||
-           !strcmp(sqlstate, "57P01") || !strcmp(sqlstate, "57P02");
+    return PQstatus(pg) == CONNECTION_BAD || db_sqlstate_conn_lost(sqlstate);
 }
 
 /* What to tell the caller when the connection died under a statement that may not be re-sent. */

@@ -57,3 +57,15 @@ Test(error, unparseable_connection_string_is_reported_by_libpq)
     cr_assert_null(strchr(e.message, '\n'), "one line: %s", e.message);
     PQfinish(c);
 }
+
+Test(error, sqlstates_of_a_connection_the_server_is_closing)
+{
+    static const char *const lost[] = {"08000", "08003", "08006", "08P01", "57P01", "57P02"};
+    for (size_t i = 0; i < sizeof lost / sizeof lost[0]; i++)
+        cr_expect(db_sqlstate_conn_lost(lost[i]), "%s", lost[i]);
+    /* 57P03 (starting up) is a connect failure, not a connection closing under a statement */
+    static const char *const not_lost[] = {"57P03", "57014", "40001", "23505", "", "5"};
+    for (size_t i = 0; i < sizeof not_lost / sizeof not_lost[0]; i++)
+        cr_expect(!db_sqlstate_conn_lost(not_lost[i]), "%s", not_lost[i]);
+    cr_expect(!db_sqlstate_conn_lost(NULL));
+}
