@@ -22,6 +22,18 @@ TestSuite(resilience, .timeout = 90);
 
 #define EXPECT(r, code) cr_assert_eq((r)->status, code, "%s\n%s", (r)->head, (r)->body)
 
+/* Migrates this suite's database and starts the api on it (through pgbouncer in the _pooler run)
+ * with `extra_env`. */
+static void serve(api_server *srv, const char *extra_env)
+{
+    char *url = pgtest_url();
+    api_migrate(url);
+    free(url);
+    char *app = pgtest_app_url();
+    api_start(srv, app, extra_env);
+    free(app);
+}
+
 static long long create(int port, const char *user, const char *title)
 {
     char p[256], body[256];
@@ -96,13 +108,8 @@ static PGconn *lock_task(long long id)
 
 Test(resilience, slow_requests_do_not_stall_others)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
-    api_start(&srv, app, "WORKERS=6 DB_POOL_MAX=5");
-    free(app);
+    serve(&srv, "WORKERS=6 DB_POOL_MAX=5");
     char *u = api_user("slow");
     long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
     PGconn *holder = lock_task(locked);
@@ -175,13 +182,8 @@ static void *read_own_task(void *arg)
 
 Test(resilience, concurrent_reads_of_many_users_each_get_their_own_task)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
-    api_start(&srv, app, "DB_POOL_MAX=2");
-    free(app);
+    serve(&srv, "DB_POOL_MAX=2");
     enum { N = 12 };
     reader rd[N];
     pthread_t th[N];
@@ -225,13 +227,8 @@ Test(resilience, concurrent_reads_of_many_users_each_get_their_own_task)
  * /health, answered on the loop, never waits. */
 Test(resilience, workers_bounds_handlers_in_progress)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
-    api_start(&srv, app, "WORKERS=1");
-    free(app);
+    serve(&srv, "WORKERS=1");
     char *u = api_user("bound");
     long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
     PGconn *holder = lock_task(locked);
@@ -294,13 +291,8 @@ static api_response *post_with_key(int port, const char *user, const char *key, 
 
 Test(resilience, expired_idempotency_keys_are_deleted_in_the_background)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
-    api_start(&srv, app, "IDEMPOTENCY_KEY_TTL=1");
-    free(app);
+    serve(&srv, "IDEMPOTENCY_KEY_TTL=1");
     char *u = api_user("ttl");
     api_response *a = post_with_key(srv.port, u, "k1", "{\"title\":\"first\"}");
     EXPECT(a, 201);
@@ -330,14 +322,9 @@ Test(resilience, expired_idempotency_keys_are_deleted_in_the_background)
 
 Test(resilience, a_key_past_its_ttl_is_claimed_afresh)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
     /* an hour: the background job does not run during the test */
-    api_start(&srv, app, "IDEMPOTENCY_KEY_TTL=3600");
-    free(app);
+    serve(&srv, "IDEMPOTENCY_KEY_TTL=3600");
     char *u = api_user("stale");
     api_response *a = post_with_key(srv.port, u, "k2", "{\"title\":\"first\"}");
     EXPECT(a, 201);
@@ -370,13 +357,8 @@ Test(resilience, a_key_past_its_ttl_is_claimed_afresh)
 
 Test(resilience, sigterm_finishes_in_flight_request)
 {
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
-    char *app = pgtest_app_url();
     api_server srv;
-    api_start(&srv, app, "SHUTDOWN_TIMEOUT=10");
-    free(app);
+    serve(&srv, "SHUTDOWN_TIMEOUT=10");
     char *u = api_user("term");
     long long id = create(srv.port, u, "in flight");
     PGconn *holder = lock_task(id);
@@ -502,7 +484,7 @@ Test(resilience, schema_behind_then_database_down_and_back)
     free(u);
 }
 
-/* A client that never finishes its request holds a connection on the loop, not a worker, and is
+/* A client that never finishes its request holds a connection on the loop, not a handler, and is
  * dropped after READ_TIMEOUT. */
 Test(resilience, slow_client_is_cut_off)
 {
