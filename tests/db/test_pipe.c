@@ -905,7 +905,8 @@ typedef struct {
 static void *loop_thread(void *p)
 {
     loop_thread_arg *a = p;
-    loop l;
+    /* thread-local static, not a stack variable: L (also thread-local) points at it */
+    static _Thread_local loop l;
     a->rc = -1;
     if (loop_open(&l, a->e) < 0)
         return NULL;
