@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "app/exchange.h"
+#include "app/idempotency.h"
 #include "app/metrics.h"
 #include "app/server.h"
 #include "core/log.h"
@@ -293,7 +294,14 @@ void dispatch_run(exchange *x)
             return;
         }
     }
-    rc = r->handler(&x->req, s, &x->res);
+    if (r->idempotency_key && x->req.idempotency_key && r->run == RUN_WRITE) {
+        idempotency idem; /* the framework's, around the handler (idempotency.h) */
+        idempotency_begin(&idem, &x->req, s);
+        rc = r->handler(&x->req, s, &x->res);
+        idempotency_end(&idem, s, &x->res);
+    } else {
+        rc = r->handler(&x->req, s, &x->res);
+    }
     db_session_close(s); /* always, like a dependency with yield */
     if (rc < 0 || !x->res.status) {
         http_response_reset(&x->res);

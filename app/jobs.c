@@ -4,8 +4,8 @@
 #include <event2/event.h>
 #include <math.h>
 
+#include "app/idempotency.h"
 #include "app/server.h"
-#include "app/tasks.h"
 #include "core/coro.h"
 #include "core/log.h"
 
@@ -31,7 +31,7 @@ static double idempotency_interval(const app_config *cfg)
 static job jobs[] = {
     {.name = "expire-idempotency-keys",
      .interval = idempotency_interval,
-     .run = tasks_expire_idempotency_keys,
+     .run = idempotency_expire,
      .done_what = "expired idempotency key(s) deleted"},
 };
 #define NJOBS (sizeof jobs / sizeof jobs[0])

@@ -3,7 +3,6 @@
 #include "app/tasks.h"
 
 #include <event2/http.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,131 +226,9 @@ static PGresult *insert_task(const http_request *req, db_session *s, http_respon
     return r;
 }
 
-/* Hex SHA-256 of the body as validated (keys sorted, compact): the same JSON written with other
- * spacing or key order is the same request. */
-static void request_hash(const http_request *req, char out[65])
-{
-    char *canon = json_dumps(req->body, JSON_COMPACT | JSON_SORT_KEYS);
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(canon ? canon : "", canon ? strlen(canon) : 0, md, &n, EVP_sha256(), NULL);
-    free(canon);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* The first response for this key: replayed when the body matches, 422 when it does not. */
-static int replay(const http_request *req, db_session *s, http_response *res, const char *hash)
-{
-    const char *params[] = {req->user_id, req->idempotency_key};
-    db_error err;
-    PGresult *r = db_query(s,
-                           "select request_hash, status, body from idempotency_keys "
-                           "where user_id = $1 and key = $2",
-                           2, params, &err);
-    if (!r)
-        return db_fail(res, req, &err);
-    int rc;
-    if (!PQntuples(r) || PQgetisnull(r, 0, 2)) {
-        rc = http_reply_detail(res, 409, "A request with this Idempotency-Key is in progress");
-    } else if (strcmp(PQgetvalue(r, 0, 0), hash)) {
-        rc = http_reply_detail(res, 422,
-                               "Idempotency-Key was already used with a different request body");
-    } else {
-        json_t *task = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
-        json_t *id = json_object_get(task, "id");
-        if (json_is_integer(id)) {
-            char idbuf[24];
-            snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(id));
-            add_location(res, req->user_id, idbuf);
-        }
-        http_header_add(res, "Idempotent-Replayed", "true");
-        rc = http_reply_json(res, atoi(PQgetvalue(r, 0, 1)), task);
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* With an Idempotency-Key, one transaction claims the key (a concurrent retry waits on its row),
- * creates the task and stores the response; a retry finds the key and replays the response. */
-static int create_once(const http_request *req, db_session *s, http_response *res)
-{
-    char hash[65];
-    request_hash(req, hash);
-    char ttl[32];
-    snprintf(ttl, sizeof ttl, "%.3f", app.cfg->idempotency_ttl);
-    const char *claim[] = {req->user_id, req->idempotency_key, hash, ttl};
-    db_error err;
-    if (db_begin(s, &err) < 0)
-        return db_fail(res, req, &err);
-    /* a key older than IDEMPOTENCY_KEY_TTL is claimed afresh, as if it had never been used
-     * (the background cleanup may not have deleted it yet) */
-    PGresult *r = db_query(s,
-                           "insert into idempotency_keys (user_id, key, request_hash) "
-                           "values ($1, $2, $3) on conflict (user_id, key) do update "
-                           "set request_hash = excluded.request_hash, status = null, "
-                           "body = null, created_at = now() "
-                           "where $4::float8 > 0 and idempotency_keys.created_at "
-                           "< now() - $4::float8 * interval '1 second' "
-                           "returning 1",
-                           4, claim, &err);
-    if (!r)
-        return db_fail(res, req, &err);
-    bool claimed = PQntuples(r) == 1;
-    PQclear(r);
-    if (!claimed) {
-        db_rollback(s, &err);
-        return replay(req, s, res, hash);
-    }
-    if (!(r = insert_task(req, s, res, &err)))
-        return db_fail(res, req, &err);
-    PQclear(r);
-    const char *store[] = {req->user_id, req->idempotency_key, res->body};
-    if (db_exec(s,
-                "update idempotency_keys set status = 201, body = $3 "
-                "where user_id = $1 and key = $2",
-                3, store, &err) < 0 ||
-        db_commit(s, &err) < 0) {
-        http_response_reset(res);
-        return db_fail(res, req, &err);
-    }
-    return 0;
-}
-
-/* Up to this many rows per statement, so a large backlog never holds long locks. */
-#define EXPIRE_BATCH 1000
-
-int tasks_expire_idempotency_keys(db_session *s, long *deleted, db_error *err)
-{
-    *deleted = 0;
-    if (app.cfg->idempotency_ttl <= 0)
-        return 0;
-    char ttl[32], batch[16];
-    snprintf(ttl, sizeof ttl, "%.3f", app.cfg->idempotency_ttl);
-    snprintf(batch, sizeof batch, "%d", EXPIRE_BATCH);
-    const char *params[] = {ttl, batch};
-    for (int round = 0; round < 100; round++) {
-        PGresult *r = db_query(s,
-                               "delete from idempotency_keys where ctid = any(array("
-                               "select ctid from idempotency_keys "
-                               "where created_at < now() - $1::float8 * interval '1 second' "
-                               "limit $2::int))",
-                               2, params, err);
-        if (!r)
-            return -1;
-        long n = atol(PQcmdTuples(r));
-        PQclear(r);
-        *deleted += n;
-        if (n < EXPIRE_BATCH)
-            break;
-    }
-    return 0;
-}
-
+/* With an Idempotency-Key the framework makes this statement idempotent (app/idempotency.h). */
 int tasks_create(const http_request *req, db_session *s, http_response *res)
 {
-    if (req->idempotency_key)
-        return create_once(req, s, res);
     db_error err;
     PGresult *r = insert_task(req, s, res, &err);
     if (!r)

@@ -14,9 +14,4 @@ int tasks_update(const http_request *req, db_session *s, http_response *res);
 int tasks_delete(const http_request *req, db_session *s, http_response *res);
 int tasks_toggle(const http_request *req, db_session *s, http_response *res);
 
-/* Background job (jobs.c): deletes Idempotency-Key rows older than IDEMPOTENCY_KEY_TTL, in
- * batches of 1000 statements each committed on its own. Sets *deleted. Returns 0, or -1 with err
- * (a database error; what was deleted before it stays deleted). Does nothing when the TTL is 0. */
-int tasks_expire_idempotency_keys(db_session *s, long *deleted, db_error *err);
-
 #endif

@@ -124,6 +124,15 @@ PGresult *db_query(db_session *s, const char *sql, int nparams, const char *cons
 /* db_query for statements whose result is not needed. Returns 0 or -1 with err. */
 int db_exec(db_session *s, const char *sql, int nparams, const char *const *params, db_error *err);
 
+/* A statement interceptor: while one is set, every db_query/db_exec of the session (the handler's)
+ * calls hook(ctx, ...) instead, whose own db_query calls on s run their statements. The framework
+ * uses it to make a handler's statement idempotent without code in the handler
+ * (app/idempotency.c): it may rewrite the statement or answer it from a stored result. Set it
+ * before handing the session out; NULL removes it. Same thread as the session. */
+typedef PGresult *(*db_query_hook)(void *ctx, db_session *s, const char *sql, int nparams,
+                                   const char *const *params, db_error *err);
+void db_session_set_query_hook(db_session *s, db_query_hook hook, void *ctx);
+
 /* The session's connection, for code that needs libpq directly (PQescape*, PQserverVersion), or
  * NULL when the session lost it. Owned by the session: do not PQfinish it, do not change its
  * session state, do not keep it past db_session_close(). */

@@ -192,9 +192,21 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err)
 {
+    if (s->hook && !s->in_hook) {
+        s->in_hook = true;
+        PGresult *r = s->hook(s->hook_ctx, s, sql, nparams, params, err);
+        s->in_hook = false;
+        return r;
+    }
     if (s->pipelined)
         return run_pipelined(s, sql, nparams, params, err);
     return run(s, sql, nparams, params, s->access == DB_READ_ONLY, false, err);
+}
+
+void db_session_set_query_hook(db_session *s, db_query_hook hook, void *ctx)
+{
+    s->hook = hook;
+    s->hook_ctx = ctx;
 }
 
 int db_exec(db_session *s, const char *sql, int nparams, const char *const *params, db_error *err)

@@ -1,9 +1,18 @@
 -- schema.sql: the schema the migrations produce, written by `migrate dump` from the
 -- system catalogs (schema_migrations left out). Do not edit: `migrate check` compares
 -- the database with it.
--- migrations applied: 0002
+-- migrations applied: 0003
 
 -- functions
+
+CREATE OR REPLACE FUNCTION public.idempotency_key_taken()
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+begin
+    raise exception 'this Idempotency-Key was already used' using errcode = 'IK001';
+end;
+$function$;
 
 CREATE OR REPLACE FUNCTION public.tasks_set_updated_at()
  RETURNS trigger
@@ -23,7 +32,8 @@ CREATE TABLE public.idempotency_keys (
     request_hash text NOT NULL,
     status integer,
     body text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    result text
 );
 
 CREATE TABLE public.tasks (

@@ -42,6 +42,11 @@ static bool health_ok(int port)
 
 void api_start(api_server *s, const char *db_url, const char *extra_env)
 {
+    api_start_bin(s, "api", db_url, extra_env);
+}
+
+void api_start_bin(api_server *s, const char *bin, const char *db_url, const char *extra_env)
+{
     memset(s, 0, sizeof *s);
     s->port = pgtest_free_port();
     snprintf(s->log, sizeof s->log, "/tmp/apitest-%d-%d.log", (int)getpid(), s->port);
@@ -50,7 +55,7 @@ void api_start(api_server *s, const char *db_url, const char *extra_env)
              "cd /tmp && exec env -i PATH=/usr/bin:/bin LOG_FORMAT=json APP_ENV=production "
              "JWT_SECRET=%s DATABASE_URL='%s' PORT=%d DB_ACQUIRE_TIMEOUT=2 DB_CONNECT_TIMEOUT=2 "
              "%s %s >%s 2>&1",
-             TEST_SECRET, db_url, s->port, extra_env ? extra_env : "", pgtest_bin("api"), s->log);
+             TEST_SECRET, db_url, s->port, extra_env ? extra_env : "", pgtest_bin(bin), s->log);
     s->pid = fork();
     cr_assert(s->pid >= 0);
     if (s->pid == 0) {

@@ -24,6 +24,9 @@ void api_migrate(const char *url);
  * ("NAME=value NAME2=value", may be NULL); waits until /health answers (5 s at most). */
 void api_start(api_server *s, const char *db_url, const char *extra_env);
 
+/* api_start with another server binary of bin/ ("framework-api": tests/app/framework). */
+void api_start_bin(api_server *s, const char *bin, const char *db_url, const char *extra_env);
+
 /* SIGTERM, waits (10 s at most), returns the exit status. */
 int api_stop(api_server *s);
 

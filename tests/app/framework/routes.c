@@ -1,0 +1,109 @@
+/* The framework test server's route table: app/main.c and the whole framework (the `app`
+ * library) with this table instead of app/routes.c, so the framework's tests (test_framework.c,
+ * test_idempotency.c) need no example resource and survive its removal. One small resource,
+ * "items", over tables the tests create (items.sql), with the per-user limit done in one statement
+ * (docs/template.md's recipe) and an Idempotency-Key on its POST. */
+#include <event2/http.h>
+#include <stdlib.h>
+
+#include "app/ops.h"
+#include "app/router.h"
+
+/* At most this many items per user: the "limit" setting of the recipe, fixed for the tests. */
+#define ITEMS_MAX "3"
+
+static json_t *item_json(const PGresult *r, int row)
+{
+    return json_pack("{sI ss ss}", "id", (json_int_t)atoll(PQgetvalue(r, row, 0)), "user_id",
+                     PQgetvalue(r, row, 1), "name", PQgetvalue(r, row, 2));
+}
+
+/* One statement, race-free: the user's counter row is locked by the upsert, so two concurrent
+ * creates count one after the other; no slot left, no row, no insert. */
+static int items_create(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {req->user_id, json_string_value(json_object_get(req->body, "name")),
+                            ITEMS_MAX};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "with slot as (insert into item_counts (user_id, n) values ($1, 1) "
+                           "on conflict (user_id) do update set n = item_counts.n + 1 "
+                           "where item_counts.n < $3::int returning 1) "
+                           "insert into items (user_id, name) select $1, $2 from slot "
+                           "returning id, user_id, name",
+                           3, params, &err);
+    if (!r)
+        return http_reply_db_error(res, req, &err);
+    if (!PQntuples(r)) {
+        PQclear(r);
+        return http_reply_detail(res, 409, "Item limit reached");
+    }
+    char *enc = evhttp_uriencode(req->user_id, -1, 0);
+    http_header_add(res, "Location", "/api/%s/items/%s", enc ? enc : "", PQgetvalue(r, 0, 0));
+    free(enc);
+    json_t *item = item_json(r, 0);
+    PQclear(r);
+    return http_reply_json(res, 201, item);
+}
+
+static int items_list(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {req->user_id};
+    db_error err;
+    PGresult *r = db_query(s, "select id, user_id, name from items where user_id = $1 order by id",
+                           1, params, &err);
+    if (!r)
+        return http_reply_db_error(res, req, &err);
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(list, item_json(r, i));
+    PQclear(r);
+    return http_reply_json(res, 200, list);
+}
+
+/* Breaks the Idempotency-Key contract on purpose (two statements): the framework refuses. */
+static int items_twice(const http_request *req, db_session *s, http_response *res)
+{
+    db_error err;
+    PGresult *a = db_query(s, "select 1 as one", 0, NULL, &err), *b = NULL;
+    if (a)
+        b = db_query(s, "select 2 as two", 0, NULL, &err);
+    PQclear(a);
+    if (!b)
+        return http_reply_db_error(res, req, &err);
+    PQclear(b);
+    return http_reply_json(res, 200, json_pack("{sb}", "ok", 1));
+}
+
+static const param_spec user_params[] = {
+    {.name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING, .min_len = 1, .max_len = 255},
+    {0},
+};
+static const field_spec item_fields[] = {
+    {.name = "name", .type = TYPE_STRING, .required = true, .min_len = 1, .max_len = 100},
+    {0},
+};
+static const body_spec item_create = {"ItemCreate", item_fields};
+static const int errs[] = {401, 403, 409, 422, 503, 0};
+
+const route app_routes[] = {
+    {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
+     .tag = "ops", .status = 200, .description = "The process is up"},
+    {"GET", "/ready", ops_ready, RUN_OWN_SESSION, .operation_id = "ready", .summary = "Readiness",
+     .tag = "ops", .status = 200, .description = "Ready to serve"},
+    {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics", .summary = "Metrics",
+     .tag = "ops", .status = 200, .description = "Prometheus text format"},
+    {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
+    {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
+    {"GET", "/api/{user_id}/items", items_list, RUN_READ, .auth = true, .params = user_params,
+     .operation_id = "list_items", .summary = "List the user's items", .tag = "items",
+     .status = 200, .description = "The items", .errors = errs},
+    {"POST", "/api/{user_id}/items", items_create, RUN_WRITE, .auth = true, .params = user_params,
+     .body = &item_create, .idempotency_key = true, .operation_id = "create_item",
+     .summary = "Create an item", .tag = "items", .status = 201, .description = "The item",
+     .errors = errs},
+    {"POST", "/api/{user_id}/twice", items_twice, RUN_WRITE, .auth = true, .params = user_params,
+     .idempotency_key = true, .operation_id = "twice", .summary = "Two statements", .tag = "items",
+     .status = 200, .description = "Never", .errors = errs},
+};
+const int app_nroutes = sizeof app_routes / sizeof *app_routes;
