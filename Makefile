@@ -2,6 +2,7 @@
 #   make run     install missing packages, build, start the API on http://127.0.0.1:8000
 #   make test    install missing packages, build with sanitizers, run every suite against a real PostgreSQL
 .PHONY: all run build test deps db-start db-stop db-reset migrate format format-check bench clean install
+.PHONY: migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump migrate-new
 
 BUILD      ?= build/release
 TEST_BUILD ?= build/test
@@ -39,6 +40,16 @@ db-reset:
 
 migrate: build
 	@BUILD=$(BUILD) scripts/run --migrate-only
+
+# The migrate CLI against the database `make run` uses (.env's DATABASE_URL, else .devdb/):
+#   make migrate-status | migrate-up | migrate-down | migrate-redo | migrate-check | migrate-dump
+#   make migrate-new NAME=add_bookmarks      (ARGS="..." adds options: make migrate-up ARGS=--dry-run)
+migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump: build
+	@BUILD=$(BUILD) scripts/migrate $(@:migrate-%=%) $(ARGS)
+
+migrate-new: build
+	@test -n "$(NAME)" || { echo "usage: make migrate-new NAME=add_bookmarks" >&2; exit 2; }
+	@BUILD=$(BUILD) scripts/migrate new $(NAME) $(ARGS)
 
 format:
 	@find core db app migrate tests bench -name '*.[ch]' 2>/dev/null | xargs clang-format -i
