@@ -35,7 +35,9 @@ RUN set -e; for lib in $(ldd /app/bin/* 2>/dev/null | awk '$3 ~ /^\// { print $3
 
 # ---- runtime: the shared libraries, the CA bundle (Neon requires TLS), nothing else ----
 FROM ${DEBIAN_IMAGE}
-ARG VERSION=0.1.0
+# The version is project(... VERSION) of CMakeLists.txt, its one place: scripts/container-test passes it
+# (--build-arg VERSION=...); a build without it labels the image "unknown".
+ARG VERSION=unknown
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="neon-todo" \
       org.opencontainers.image.description="Todo REST API in C (libevent, libpq) for Neon serverless Postgres, with its migrate CLI" \
