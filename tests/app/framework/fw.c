@@ -7,7 +7,7 @@
 
 #include "tests/support/pgtest.h"
 
-void fw_serve(api_server *srv, const char *extra_env)
+void fw_prepare(void)
 {
     char *url = pgtest_url();
     api_migrate(url);
@@ -25,6 +25,11 @@ void fw_serve(api_server *srv, const char *extra_env)
     PQfinish(c);
     free(sql);
     free(out);
+}
+
+void fw_serve(api_server *srv, const char *extra_env)
+{
+    fw_prepare();
     char *app = pgtest_app_url();
     api_start_bin(srv, "framework-api", app, extra_env);
     free(app);

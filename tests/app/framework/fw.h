@@ -6,7 +6,10 @@
 
 #include "tests/app/apiclient.h"
 
-/* Migrates this suite's database, creates the items tables and starts framework-api with
+/* Migrates this suite's database and creates the items tables (idempotent). */
+void fw_prepare(void);
+
+/* fw_prepare, then starts framework-api with
  * `extra_env` (through pgbouncer in the _pooler run). */
 void fw_serve(api_server *srv, const char *extra_env);
 
