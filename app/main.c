@@ -19,6 +19,19 @@
 #include "db/schema_version.h"
 #include "db/url.h"
 
+/* The first authenticated GET of the table whose only path parameter is {user_id}, for the dev
+ * curl line ("/api/{user_id}/tasks"), or NULL. */
+static const char *dev_try_path(void)
+{
+    for (int i = 0; i < app_nroutes; i++) {
+        const char *p = app_routes[i].path, *u = strstr(p, "{user_id}");
+        if (app_routes[i].auth && !strcmp(app_routes[i].method, "GET") && u &&
+            !strchr(u + 9, '{') && strchr(p, '{') == u)
+            return p;
+    }
+    return NULL;
+}
+
 /* Development without a secret: the generated one is useless without a token, so print one. */
 static void print_dev_token(const app_config *cfg)
 {
@@ -26,9 +39,16 @@ static void print_dev_token(const app_config *cfg)
     if (!token)
         return;
     printf("\nDevelopment mode: generated a JWT secret for this run (set JWT_SECRET to keep one).\n"
-           "A token for user \"dev-user\", valid 24 hours:\n\n  %s\n\n"
-           "Try it:\n\n  curl -H 'Authorization: Bearer %s' http://%s:%d/api/dev-user/tasks\n\n",
-           token, token, cfg->host, cfg->port);
+           "A token for user \"dev-user\", valid 24 hours:\n\n  %s\n\n",
+           token);
+    const char *path = dev_try_path();
+    if (path) {
+        const char *u = strstr(path, "{user_id}");
+        printf("Try it:\n\n  curl -H 'Authorization: Bearer %s' http://%s:%d%.*sdev-user%s\n\n",
+               token, cfg->host, cfg->port, (int)(u - path), path, u + 9);
+    }
+    printf("Or in the browser: http://%s:%d/docs (Authorize, paste the token)\n\n", cfg->host,
+           cfg->port);
     fflush(stdout);
     free(token);
 }

@@ -61,6 +61,37 @@ static int items_list(const http_request *req, db_session *s, http_response *res
     return http_reply_json(res, 200, list);
 }
 
+static int items_get(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id};
+    db_error err;
+    PGresult *r = db_query(s, "select id, user_id, name from items where id = $1 and user_id = $2",
+                           2, params, &err);
+    if (!r)
+        return http_reply_db_error(res, req, &err);
+    int rc = PQntuples(r) ? http_reply_json(res, 200, item_json(r, 0))
+                          : http_reply_detail(res, 404, "Item not found");
+    PQclear(r);
+    return rc;
+}
+
+/* The counter goes down with the item, in the same statement. */
+static int items_delete(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {http_param(req, "id")->str, req->user_id};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "with gone as (delete from items where id = $1 and user_id = $2 "
+                           "returning user_id) update item_counts c set n = n - 1 from gone "
+                           "where c.user_id = gone.user_id",
+                           2, params, &err);
+    if (!r)
+        return http_reply_db_error(res, req, &err);
+    bool deleted = atoi(PQcmdTuples(r)) > 0;
+    PQclear(r);
+    return deleted ? http_reply_empty(res, 204) : http_reply_detail(res, 404, "Item not found");
+}
+
 /* Breaks the Idempotency-Key contract on purpose (two statements): the framework refuses. */
 static int items_twice(const http_request *req, db_session *s, http_response *res)
 {
@@ -79,12 +110,18 @@ static const param_spec user_params[] = {
     {.name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING, .min_len = 1, .max_len = 255},
     {0},
 };
+static const param_spec item_params[] = {
+    {.name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING, .min_len = 1, .max_len = 255},
+    {.name = "id", .in = PARAM_PATH, .type = TYPE_INT, .has_ge = true, .ge = 1},
+    {0},
+};
 static const field_spec item_fields[] = {
     {.name = "name", .type = TYPE_STRING, .required = true, .min_len = 1, .max_len = 100},
     {0},
 };
 static const body_spec item_create = {"ItemCreate", item_fields};
 static const int errs[] = {401, 403, 409, 422, 503, 0};
+static const int errs_item[] = {401, 403, 404, 422, 503, 0};
 
 const route app_routes[] = {
     {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
@@ -102,6 +139,12 @@ const route app_routes[] = {
      .body = &item_create, .idempotency_key = true, .operation_id = "create_item",
      .summary = "Create an item", .tag = "items", .status = 201, .description = "The item",
      .errors = errs},
+    {"GET", "/api/{user_id}/items/{id}", items_get, RUN_READ, .auth = true, .params = item_params,
+     .operation_id = "get_item", .summary = "Get an item", .tag = "items", .status = 200,
+     .description = "The item", .errors = errs_item},
+    {"DELETE", "/api/{user_id}/items/{id}", items_delete, RUN_WRITE, .auth = true,
+     .params = item_params, .operation_id = "delete_item", .summary = "Delete an item",
+     .tag = "items", .status = 204, .description = "Deleted", .errors = errs_item},
     {"POST", "/api/{user_id}/twice", items_twice, RUN_WRITE, .auth = true, .params = user_params,
      .idempotency_key = true, .operation_id = "twice", .summary = "Two statements", .tag = "items",
      .status = 200, .description = "Never", .errors = errs},
