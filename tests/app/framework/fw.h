@@ -9,6 +9,9 @@
 /* Migrates this suite's database and creates the items tables (idempotent). */
 void fw_prepare(void);
 
+/* Runs items.sql on the database at `url`. */
+void fw_create_items(const char *url);
+
 /* fw_prepare, then starts framework-api with
  * `extra_env` (through pgbouncer in the _pooler run). */
 void fw_serve(api_server *srv, const char *extra_env);
