@@ -6,8 +6,9 @@
 #include <event2/http.h>
 #include <stdlib.h>
 
-#include "app/ops.h"
 #include "app/router.h"
+
+http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs;
 
 /* At most this many items per user: the "limit" setting of the recipe, fixed for the tests. */
 #define ITEMS_MAX "3"
@@ -106,6 +107,12 @@ static int items_twice(const http_request *req, db_session *s, http_response *re
     return http_reply_json(res, 200, json_pack("{sb}", "ok", 1));
 }
 
+const route_tag app_tags[] = {
+    {"items", "The framework test server's resource"},
+    {"ops", "Health, readiness and metrics"},
+    {NULL, NULL},
+};
+
 static const param_spec user_params[] = {
     {.name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING, .min_len = 1, .max_len = 255},
     {0},
@@ -120,33 +127,51 @@ static const field_spec item_fields[] = {
     {0},
 };
 static const body_spec item_create = {"ItemCreate", item_fields};
-static const int errs[] = {401, 403, 409, 422, 503, 0};
-static const int errs_item[] = {401, 403, 404, 422, 503, 0};
+static const field_spec item_out_fields[] = {
+    {.name = "id", .type = TYPE_INT, .required = true},
+    {.name = "user_id", .type = TYPE_STRING, .required = true},
+    {.name = "name", .type = TYPE_STRING, .required = true},
+    {0},
+};
+static const body_spec item = {"Item", item_out_fields};
+static const field_spec ok_fields[] = {{.name = "ok", .type = TYPE_BOOL, .required = true}, {0}};
+static const body_spec ok = {"Ok", ok_fields};
+static const field_spec health_fields[] = {
+    {.name = "status", .type = TYPE_STRING, .required = true},
+    {.name = "schema_version", .type = TYPE_STRING},
+    {.name = "detail", .type = TYPE_STRING},
+    {0},
+};
+static const body_spec health = {"Health", health_fields};
+static const route_error errs_ready[] = {{503, "Not ready", &health}, {0}};
+static const route_error errs_full[] = {{.status = 409, .description = "Item limit reached"}, {0}};
+static const route_error errs_item[] = {{.status = 404, .description = "Item not found"}, {0}};
 
 const route app_routes[] = {
     {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
-     .tag = "ops", .status = 200, .description = "The process is up"},
+     .tag = "ops", .status = 200, .response = &health, .description = "The process is up"},
     {"GET", "/ready", ops_ready, RUN_OWN_SESSION, .operation_id = "ready", .summary = "Readiness",
-     .tag = "ops", .status = 200, .description = "Ready to serve"},
+     .tag = "ops", .status = 200, .response = &health, .description = "Ready to serve",
+     .errors = errs_ready},
     {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics", .summary = "Metrics",
      .tag = "ops", .status = 200, .description = "Prometheus text format"},
     {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
     {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
     {"GET", "/api/{user_id}/items", items_list, RUN_READ, .auth = true, .params = user_params,
      .operation_id = "list_items", .summary = "List the user's items", .tag = "items",
-     .status = 200, .description = "The items", .errors = errs},
+     .status = 200, .response = &item, .response_list = true, .description = "The items"},
     {"POST", "/api/{user_id}/items", items_create, RUN_WRITE, .auth = true, .params = user_params,
      .body = &item_create, .idempotency_key = true, .operation_id = "create_item",
-     .summary = "Create an item", .tag = "items", .status = 201, .description = "The item",
-     .errors = errs},
+     .summary = "Create an item", .tag = "items", .status = 201, .response = &item,
+     .location = true, .description = "The item", .errors = errs_full},
     {"GET", "/api/{user_id}/items/{id}", items_get, RUN_READ, .auth = true, .params = item_params,
      .operation_id = "get_item", .summary = "Get an item", .tag = "items", .status = 200,
-     .description = "The item", .errors = errs_item},
+     .response = &item, .description = "The item", .errors = errs_item},
     {"DELETE", "/api/{user_id}/items/{id}", items_delete, RUN_WRITE, .auth = true,
      .params = item_params, .operation_id = "delete_item", .summary = "Delete an item",
      .tag = "items", .status = 204, .description = "Deleted", .errors = errs_item},
     {"POST", "/api/{user_id}/twice", items_twice, RUN_WRITE, .auth = true, .params = user_params,
      .idempotency_key = true, .operation_id = "twice", .summary = "Two statements", .tag = "items",
-     .status = 200, .description = "Never", .errors = errs},
+     .status = 200, .response = &ok, .description = "Without a key only"},
 };
 const int app_nroutes = sizeof app_routes / sizeof *app_routes;
