@@ -6,8 +6,8 @@
  *     that also inserts the key with the statement's rows;
  *   - a retry with the same key and the same request (method, path and query values, body as
  *     validated) runs the handler again on the stored rows instead of the database: the same
- *     answer, plus `Idempotent-Replayed: true` when it is the route's success status; a retry while the first is still running waits for
- *     it (the key's row lock) and then replays;
+ *     answer, plus `Idempotent-Replayed: true` when it is the route's success status;
+ *   - a retry while the first is still running waits for it (the key's row lock), then replays;
  *   - the same key with a different request: 422; a key whose row has no result (stored by an older
  *     version while in progress): 409;
  *   - a key older than IDEMPOTENCY_KEY_TTL is claimed afresh; a background job (jobs.c) deletes
