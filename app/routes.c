@@ -106,6 +106,7 @@ const route app_routes[] = {
      .description = "Prometheus text format"},
     {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
     {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
+    {"GET", "/redoc", ops_redoc, RUN_LOOP, .operation_id = "redoc", .hidden = true},
 
     {"GET", "/api/{user_id}/tasks", tasks_list, RUN_READ, .auth = true, .params = list_params,
      .operation_id = "list_tasks", .summary = "List the user's tasks", .tag = "tasks",
