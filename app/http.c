@@ -27,14 +27,25 @@ static void set_body(http_response *res, int status, char *body, size_t len)
     res->body_len = len;
 }
 
+/* A reply helper was handed nothing to send: the handler's bug (a json_pack format that does not
+ * match its arguments, say) or an allocation that failed. Never a success with a `null` body. */
+static int reply_broken(http_response *res, int status, const char *what)
+{
+    log_error("%s for a %d reply: answering 500 instead", what, status);
+    char *text = strdup("{\"detail\":\"Internal Server Error\"}");
+    set_body(res, 500, text, text ? strlen(text) : 0);
+    res->content_type = "application/json";
+    return 0;
+}
+
 int http_reply_json(http_response *res, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    if (!body)
+        return reply_broken(res, status, "NULL JSON body (a json_pack error or no memory)");
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(body);
-    if (!text) {
-        text = strdup("{\"detail\":\"Internal Server Error\"}");
-        status = 500;
-    }
+    if (!text)
+        return reply_broken(res, status, "the JSON body could not be serialized");
     set_body(res, status, text, strlen(text));
     res->content_type = "application/json";
     return 0;
@@ -43,7 +54,7 @@ int http_reply_json(http_response *res, int status, json_t *body)
 int http_reply_json_text(http_response *res, int status, char *text, size_t len)
 {
     if (!text)
-        return http_reply_detail(res, 500, "Internal Server Error");
+        return reply_broken(res, status, "NULL JSON text (no memory)");
     set_body(res, status, text, len);
     res->content_type = "application/json";
     return 0;
@@ -51,6 +62,8 @@ int http_reply_json_text(http_response *res, int status, char *text, size_t len)
 
 int http_reply_detail(http_response *res, int status, const char *detail)
 {
+    if (!detail)
+        return reply_broken(res, status, "NULL detail");
     return http_reply_json(res, status, json_pack("{ss}", "detail", detail));
 }
 
@@ -63,9 +76,11 @@ int http_reply_empty(http_response *res, int status)
 int http_reply_raw(http_response *res, int status, const char *content_type, const char *body,
                    size_t len)
 {
+    if (!body)
+        return reply_broken(res, status, "NULL raw body");
     char *copy = malloc(len + 1);
     if (!copy)
-        return http_reply_detail(res, 500, "Internal Server Error");
+        return reply_broken(res, status, "no memory for the body");
     memcpy(copy, body, len);
     copy[len] = '\0';
     set_body(res, status, copy, len);

@@ -5,8 +5,7 @@
  *     int tasks_get(const http_request *req, db_session *s, http_response *res)
  *     {
  *         ...db_query(s, ...)...
- *         return http_reply_json(res, 200, task);     // or http_reply_detail(res, 404, "Task not
- * found")
+ *         return http_reply_json(res, 200, task);  // or http_reply_detail(res, 404, "Not found")
  *     }
  *
  * Ownership: the request and everything it points to belong to the server and live until the reply
@@ -61,15 +60,19 @@ typedef struct http_response {
  * parameter: that is a programming error in the route table, caught by any test of the route. */
 const http_value *http_param(const http_request *req, const char *name);
 
-/* Replies with `body` serialized as compact JSON. Takes ownership of body (may be NULL: "null").
- * Returns 0. */
+/* The reply helpers fail loudly: a body that is NULL (a json_pack whose format did not match its
+ * arguments, a failed allocation) or cannot be serialized is never sent with the status asked
+ * for; the reply becomes 500 {"detail": "Internal Server Error"} and the log says why. */
+
+/* Replies with `body` serialized as compact JSON. Takes ownership of body (NULL: 500). Returns 0.
+ */
 int http_reply_json(http_response *res, int status, json_t *body);
 
 /* Replies with JSON text already serialized (see core/jsonw.h): takes ownership of the malloc'd,
  * NUL-terminated `text` of `len` bytes; NULL (a failed allocation) gives a 500. Returns 0. */
 int http_reply_json_text(http_response *res, int status, char *text, size_t len);
 
-/* Replies {"detail": detail}, FastAPI's HTTPException shape. Returns 0. */
+/* Replies {"detail": detail}, FastAPI's HTTPException shape (detail NULL: 500). Returns 0. */
 int http_reply_detail(http_response *res, int status, const char *detail);
 
 /* Replies with a status that has no body (204). Returns 0. */

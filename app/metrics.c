@@ -1,4 +1,5 @@
-/* metrics: see metrics.h. Fixed arrays sized by the route table: no allocation per request. */
+/* metrics: see metrics.h. Fixed arrays sized by the route limit (ROUTER_MAX_ROUTES, which
+ * router_init enforces, so every route has its slot): no allocation per request. */
 #include "app/metrics.h"
 
 #include <pthread.h>
@@ -7,9 +8,12 @@
 #include <string.h>
 
 #include "app/router.h"
+#include "core/log.h"
 
-#define MAX_ROUTES 64
-#define MAX_STATUSES 12
+#define MAX_ROUTES ROUTER_MAX_ROUTES
+/* Distinct statuses counted per route: more than any route documents (router.h); a further one
+ * is counted under status 0 and logged once. */
+#define MAX_STATUSES 16
 
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                 0.05,   0.1,   0.25,   0.5,   1,    2.5};
@@ -30,6 +34,16 @@ static struct {
     double seconds;
 } handler_wait;
 
+static const char *label(int i)
+{
+    return i == MAX_ROUTES ? "unmatched" : app_routes[i].path;
+}
+
+static const char *method(int i)
+{
+    return i == MAX_ROUTES ? "" : app_routes[i].method;
+}
+
 void metrics_handler_wait(double seconds)
 {
     pthread_mutex_lock(&lock);
@@ -40,15 +54,26 @@ void metrics_handler_wait(double seconds)
 
 void metrics_observe(int route_index, int status, double seconds)
 {
-    if (route_index < 0 || route_index >= MAX_ROUTES)
+    if (route_index < 0 || route_index >= app_nroutes) /* unmatched (router_init caps the table) */
         route_index = MAX_ROUTES;
     route_stats *r = &stats[route_index];
     pthread_mutex_lock(&lock);
-    for (int i = 0; i < MAX_STATUSES; i++) {
+    bool counted = false;
+    for (int i = 0; i < MAX_STATUSES - 1 && !counted; i++) {
         if (r->status[i] == status || r->status[i] == 0) {
             r->status[i] = status;
             r->count[i]++;
-            break;
+            counted = true;
+        }
+    }
+    static bool warned;
+    if (!counted) {
+        r->status[MAX_STATUSES - 1] = -1; /* rendered as status "other" */
+        r->count[MAX_STATUSES - 1]++;
+        if (!warned) {
+            warned = true;
+            log_warn("metrics: route %s has more than %d statuses, status %d counted as other",
+                     label(route_index), MAX_STATUSES - 1, status);
         }
     }
     size_t b = 0;
@@ -61,25 +86,21 @@ void metrics_observe(int route_index, int status, double seconds)
     pthread_mutex_unlock(&lock);
 }
 
-static const char *label(int i)
-{
-    return i == MAX_ROUTES ? "unmatched" : app_routes[i].path;
-}
-
-static const char *method(int i)
-{
-    return i == MAX_ROUTES ? "" : app_routes[i].method;
-}
-
 static void render_requests(FILE *f, const route_stats *snap)
 {
     fputs("# HELP http_requests_total Requests by route template and status.\n"
           "# TYPE http_requests_total counter\n",
           f);
     for (int i = 0; i <= MAX_ROUTES; i++)
-        for (int s = 0; s < MAX_STATUSES && snap[i].status[s]; s++)
-            fprintf(f, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
-                    method(i), label(i), snap[i].status[s], snap[i].count[s]);
+        for (int s = 0; s < MAX_STATUSES; s++) {
+            char code[16] = "other";
+            if (!snap[i].status[s])
+                continue;
+            if (snap[i].status[s] > 0)
+                snprintf(code, sizeof code, "%d", snap[i].status[s]);
+            fprintf(f, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %lu\n",
+                    method(i), label(i), code, snap[i].count[s]);
+        }
     fputs("# HELP http_request_duration_seconds Time from request parsed to response queued.\n"
           "# TYPE http_request_duration_seconds histogram\n",
           f);

@@ -1,5 +1,5 @@
-/* router: see router.h. The table is small (a dozen routes), so a linear scan over pre-split
- * templates is both the simplest and, measured, well under a microsecond per request. */
+/* router: see router.h. The table is small (ROUTER_MAX_ROUTES at most), so a linear scan over
+ * pre-split templates is both the simplest and, measured, well under a microsecond per request. */
 #include "app/router.h"
 
 #include <event2/http.h>
@@ -16,7 +16,7 @@ typedef struct {
     int param[MAX_SEGMENTS]; /* index into route->params for parameters */
 } template;
 
-static template templates[64];
+static template templates[ROUTER_MAX_ROUTES];
 
 static int param_index(const route *r, const char *name, size_t len)
 {
@@ -57,14 +57,73 @@ static int split_template(const route *r, template *t, char *err, size_t errlen)
     return 0;
 }
 
-int router_init(char *err, size_t errlen)
+int router_owner_param(const route *r)
 {
-    if (app_nroutes > (int)(sizeof templates / sizeof *templates)) {
-        snprintf(err, errlen, "too many routes (%d)", app_nroutes);
+    if (!r->auth || (r->owner && !*r->owner))
+        return -1;
+    const char *name = r->owner ? r->owner : "user_id";
+    for (int i = 0; r->params && r->params[i].name; i++)
+        if (r->params[i].in == PARAM_PATH && !strcmp(r->params[i].name, name))
+            return i;
+    return -1;
+}
+
+/* Every model the route names. */
+static int route_models(const route *r, const body_spec *out[], int max)
+{
+    int n = 0;
+    if (r->body && n < max)
+        out[n++] = r->body;
+    if (r->response && n < max)
+        out[n++] = r->response;
+    for (const route_error *e = r->errors; e && e->status && n < max; e++)
+        if (e->model)
+            out[n++] = e->model;
+    return n;
+}
+
+/* Two different models with one schema name would make /openapi.json document one of them for
+ * both; the framework's own schemas keep their names. */
+static int check_models(const route *table, const route *r, char *err, size_t errlen)
+{
+    static const char *const reserved[] = {"HTTPError", "HTTPValidationError", "ValidationError",
+                                           "InternalError", NULL};
+    const body_spec *mine[16];
+    int n = route_models(r, mine, 16);
+    for (int k = 0; k < n; k++) {
+        if (!mine[k]->schema || !*mine[k]->schema) {
+            snprintf(err, errlen, "route %s %s: a model without a schema name", r->method, r->path);
+            return -1;
+        }
+        for (int j = 0; reserved[j]; j++)
+            if (!strcmp(mine[k]->schema, reserved[j])) {
+                snprintf(err, errlen, "route %s %s: model name %s is the framework's", r->method,
+                         r->path, reserved[j]);
+                return -1;
+            }
+        for (const route *o = table; o <= r; o++) {
+            const body_spec *theirs[16];
+            int m = route_models(o, theirs, 16);
+            for (int j = 0; j < m; j++)
+                if (theirs[j] != mine[k] && !strcmp(theirs[j]->schema, mine[k]->schema)) {
+                    snprintf(err, errlen, "two different models are named %s", mine[k]->schema);
+                    return -1;
+                }
+        }
+    }
+    return 0;
+}
+
+int router_check(const route *table, int n, char *err, size_t errlen)
+{
+    if (n > ROUTER_MAX_ROUTES) {
+        snprintf(err, errlen,
+                 "too many routes (%d): the limit is ROUTER_MAX_ROUTES (%d) in app/router.h", n,
+                 ROUTER_MAX_ROUTES);
         return -1;
     }
-    for (int i = 0; i < app_nroutes; i++) {
-        const route *r = &app_routes[i];
+    for (int i = 0; i < n; i++) {
+        const route *r = &table[i];
         int np = 0;
         while (r->params && r->params[np].name)
             np++;
@@ -73,13 +132,32 @@ int router_init(char *err, size_t errlen)
             return -1;
         }
         for (int j = 0; j < i; j++)
-            if (!strcmp(app_routes[j].operation_id, r->operation_id)) {
+            if (!strcmp(table[j].operation_id, r->operation_id)) {
                 snprintf(err, errlen, "operationId %s is used twice", r->operation_id);
                 return -1;
             }
-        if (split_template(r, &templates[i], err, errlen) < 0)
+        if (r->auth && r->owner && *r->owner && router_owner_param(r) < 0) {
+            snprintf(err, errlen, "route %s %s: owner parameter %s is not a path parameter",
+                     r->method, r->path, r->owner);
+            return -1;
+        }
+        if (!r->hidden && !r->status) {
+            snprintf(err, errlen, "route %s %s has no success status", r->method, r->path);
+            return -1;
+        }
+        template t;
+        if (check_models(table, r, err, errlen) < 0 || split_template(r, &t, err, errlen) < 0)
             return -1;
     }
+    return 0;
+}
+
+int router_init(char *err, size_t errlen)
+{
+    if (router_check(app_routes, app_nroutes, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < app_nroutes; i++)
+        split_template(&app_routes[i], &templates[i], err, errlen);
     return 0;
 }
 

@@ -24,29 +24,89 @@
 typedef enum { RUN_LOOP, RUN_OWN_SESSION, RUN_READ, RUN_WRITE } route_run;
 
 struct db_session;
-typedef int (*http_handler)(const http_request *req, db_session *s, http_response *res);
+/* A handler's type. routes.c declares the handlers it names with it (one line per handler file:
+ * `http_handler_fn tasks_list, tasks_create;`), so a handler file needs no header of its own. */
+typedef int http_handler_fn(const http_request *req, db_session *s, http_response *res);
+typedef http_handler_fn *http_handler;
 
+/* A response header a route documents (OpenAPI only; the handler adds it with http_header_add).
+ * Lists end with an entry whose name is NULL. */
+typedef struct header_spec {
+    const char *name;
+    value_type type; /* TYPE_STRING or TYPE_INT */
+    const char *description;
+} header_spec;
+
+/* A status the handler itself may answer besides the success status. The framework's own
+ * answers (see "Documented responses" below) need no entry. Lists end with status 0. */
+typedef struct route_error {
+    int status;
+    const char *description;
+    const body_spec *model; /* the body's model; NULL: FastAPI's {"detail": "<text>"} */
+} route_error;
+
+/* A tag: a group of operations in /openapi.json and /docs. The list ends with a NULL name. */
+typedef struct route_tag {
+    const char *name, *description;
+} route_tag;
+
+/* One route. Models (response, body, route_error.model) are body_specs (validate.h): a schema
+ * name and its fields; for a response, `required` means the field is always present, `nullable`
+ * that it may be null, `format` ("date-time") is documented and checked. Two different models
+ * must not share a name.
+ *
+ * Documented responses: /openapi.json lists for every operation exactly what the framework and
+ * the handler can answer, derived from these fields (openapi.c), nothing kept by hand:
+ *   status        success, body from `response` (a list of it with response_list; no model:
+ *                 text/plain, 204: no body), Location when `location`, `headers`, and
+ *                 Idempotent-Replayed on routes with idempotency_key
+ *   307           every route: the path with a trailing slash redirects (Location)
+ *   401, 403      auth: missing/invalid token (WWW-Authenticate); 403 when the route has an owner
+ *                 parameter (below) that is not the token's sub
+ *   404           routes with path parameters (an empty segment matches no route)
+ *   405           every route: another method on this path (Allow)
+ *   409, 422      idempotency_key: the key is in progress; reused with a different body (text)
+ *   413, 431      every route: body or headers over MAX_BODY_BYTES / MAX_HEADER_BYTES
+ *   422           routes with parameters, a body or idempotency_key: validation (detail: list)
+ *   500           every route: {"detail": "Internal Server Error", "request_id": ...}
+ *   503           handlers in a coroutine (RUN_OWN_SESSION, RUN_READ, RUN_WRITE): no handler
+ *                 stack or no database (Retry-After)
+ *   errors        whatever the handler adds; a status listed twice documents both bodies (anyOf)
+ * Debug builds check every reply against this document before sending it (openapi.h): a reply
+ * that does not match is logged and replaced by a 500. */
 typedef struct route {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* template: "/api/{user_id}/tasks/{id}" */
     http_handler handler;
     route_run run;
-    bool auth;                /* bearer JWT required; {user_id} in the path must equal its sub */
+    bool auth; /* bearer JWT required; the owner parameter must equal its sub */
+    /* With auth: the path parameter that names the resource's owner; a request whose value
+     * differs from the token's sub gets 403 "Not authorized to access another user's
+     * resources". NULL: "user_id" when the route has such a path parameter; "": no check. */
+    const char *owner;
     const param_spec *params; /* path and query parameters, NULL-name terminated, may be NULL */
     const body_spec *body;    /* JSON body, or NULL */
     bool idempotency_key;     /* accepts an Idempotency-Key header */
     /* OpenAPI */
     const char *operation_id, *summary, *tag;
-    int status;              /* success status (200, 201, 204) */
-    const char *response;    /* success schema: "Task", "Task[]" (array of), or NULL */
-    const char *description; /* success response description */
-    const int *errors;       /* documented error statuses, 0-terminated, may be NULL */
-    bool hidden;             /* left out of /openapi.json (/docs, /openapi.json itself) */
+    int status;                 /* success status (200, 201, 204) */
+    const body_spec *response;  /* success body's model, or NULL (see above) */
+    bool response_list;         /* the success body is a JSON array of `response` */
+    const char *description;    /* success response description */
+    bool location;              /* the success response carries Location (the created URL) */
+    const header_spec *headers; /* other success headers, may be NULL */
+    const route_error *errors;  /* the handler's own error statuses, may be NULL */
+    bool hidden;                /* left out of /openapi.json (/docs, /openapi.json itself) */
 } route;
+
+/* At most this many routes: router_init fails beyond it (the matcher's and the metrics' tables
+ * are sized by it). Raise it here if a service needs more. */
+#define ROUTER_MAX_ROUTES 128
 
 /* The table (routes.c). */
 extern const route app_routes[];
 extern const int app_nroutes;
+extern const route_tag app_tags[];
 
 typedef enum { MATCH_FOUND, MATCH_NOT_FOUND, MATCH_NO_METHOD, MATCH_REDIRECT } match_kind;
 
@@ -58,8 +118,13 @@ typedef struct route_match {
     char allow[96];                  /* MATCH_NO_METHOD and preflight: "GET, PUT, DELETE" */
 } route_match;
 
-/* Checks the table (unique operationIds, parameters named in templates declared as PARAM_PATH,
- * at most HTTP_MAX_PARAMS). Returns 0, or -1 with a message: the table is broken. */
+/* Checks a table of n routes: at most ROUTER_MAX_ROUTES routes, unique operationIds, parameters
+ * named in templates declared as PARAM_PATH, at most HTTP_MAX_PARAMS, an owner parameter that
+ * exists, a success status, one model per schema name. Returns 0, or -1 with a message. */
+int router_check(const route *table, int n, char *err, size_t errlen);
+
+/* router_check of app_routes, then prepares the matcher. Returns 0, or -1 with a message: the
+ * table is broken (the api refuses to start). */
 int router_init(char *err, size_t errlen);
 
 /* Looks up method + raw path (percent-encoded, without query). For MATCH_FOUND the path parameter
@@ -70,5 +135,9 @@ int router_init(char *err, size_t errlen);
 void router_match(const char *method, const char *path, route_match *m);
 
 void router_match_free(route_match *m);
+
+/* The index in r->params of the route's owner parameter (see route.owner), or -1 when the route
+ * has none (no auth, no such path parameter, or owner ""). */
+int router_owner_param(const route *r);
 
 #endif

@@ -1,11 +1,22 @@
 /* routes: THE route table. Dispatch, 404/405 + Allow, CORS preflight, the 307 trailing-slash
- * redirect, validation and /openapi.json all read it; nothing else lists routes.
+ * redirect, validation, the response models and /openapi.json all read it; nothing else lists
+ * routes or documents responses (router.h says what the framework documents by itself).
  *
- * Adding a resource: one block of entries here, one handler file (like tasks.c), one migration,
- * one test file. docs/api.md walks through it. */
-#include "app/ops.h"
+ * Adding a resource: one block of entries here (its handlers declared on one line below, its
+ * models and parameters next to the others), one handler file (like tasks.c), one migration,
+ * one test file (tests/app/test_<name>.c). docs/template.md walks through it. */
 #include "app/router.h"
-#include "app/tasks.h"
+
+/* ---- handlers: defined in their own files; declared here, so they need no header ---- */
+http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs, ops_redoc;
+http_handler_fn tasks_list, tasks_create, tasks_get, tasks_update, tasks_delete, tasks_toggle;
+
+/* ---- tags: the groups of /docs ---- */
+const route_tag app_tags[] = {
+    {"tasks", "The user's tasks"},
+    {"ops", "Health, readiness and metrics"},
+    {NULL, NULL},
+};
 
 /* ---- parameters and bodies ---- */
 
@@ -89,18 +100,54 @@ static const field_spec task_fields[] = {TITLE, DESCRIPTION, COMPLETED, {0}};
 static const body_spec task_create = {"TaskCreate", task_fields};
 static const body_spec task_update = {"TaskUpdate", task_fields};
 
-/* ---- documented error statuses ---- */
-static const int errs_auth[] = {401, 403, 422, 503, 0};
-static const int errs_task[] = {401, 403, 404, 422, 503, 0};
-static const int errs_ready[] = {503, 0};
+/* ---- response models ---- */
+static const field_spec task_out_fields[] = {
+    {.name = "id", .type = TYPE_INT, .required = true},
+    {.name = "user_id", .type = TYPE_STRING, .required = true},
+    {.name = "title", .type = TYPE_STRING, .required = true},
+    {.name = "description", .type = TYPE_STRING, .required = true, .nullable = true},
+    {.name = "completed", .type = TYPE_BOOL, .required = true},
+    {.name = "created_at", .type = TYPE_STRING, .required = true, .format = "date-time"},
+    {.name = "updated_at", .type = TYPE_STRING, .required = true, .format = "date-time"},
+    {0},
+};
+static const body_spec task = {"Task", task_out_fields};
+
+static const field_spec health_fields[] = {
+    {.name = "status", .type = TYPE_STRING, .required = true, .description = "ok or unavailable"},
+    {.name = "schema_version", .type = TYPE_STRING, .description = "/ready: the database's"},
+    {.name = "detail", .type = TYPE_STRING, .description = "Why it is not ready"},
+    {0},
+};
+static const body_spec health = {"Health", health_fields};
+
+static const header_spec list_headers[] = {
+    {"X-Total-Count", TYPE_INT, "Number of tasks matching the filters"},
+    {0},
+};
+
+/* ---- the handlers' own error statuses (the framework's are documented by themselves) ---- */
+static const route_error errs_ready[] = {
+    {503, "Not ready: the database is unreachable or its schema is behind", &health},
+    {0},
+};
+static const route_error errs_task[] = {
+    {.status = 404, .description = "Task not found (or owned by another user)"}, {0}};
+static const route_error errs_task_write[] = {
+    {.status = 404, .description = "Task not found (or owned by another user)"},
+    {.status = 422, .description = "The task violates a database constraint"},
+    {0},
+};
+static const route_error errs_create[] = {
+    {.status = 422, .description = "The task violates a database constraint"}, {0}};
 
 /* ---- the table ---- */
 const route app_routes[] = {
     {"GET", "/health", ops_health, RUN_LOOP, .operation_id = "health", .summary = "Liveness",
-     .tag = "ops", .status = 200, .response = "Health", .description = "The process is up"},
+     .tag = "ops", .status = 200, .response = &health, .description = "The process is up"},
     {"GET", "/ready", ops_ready, RUN_OWN_SESSION, .operation_id = "ready",
      .summary = "Readiness: database round trip and schema version", .tag = "ops", .status = 200,
-     .response = "Health", .description = "Ready to serve", .errors = errs_ready},
+     .response = &health, .description = "Ready to serve", .errors = errs_ready},
     {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics",
      .summary = "Prometheus metrics", .tag = "ops", .status = 200,
      .description = "Prometheus text format"},
@@ -110,26 +157,25 @@ const route app_routes[] = {
 
     {"GET", "/api/{user_id}/tasks", tasks_list, RUN_READ, .auth = true, .params = list_params,
      .operation_id = "list_tasks", .summary = "List the user's tasks", .tag = "tasks",
-     .status = 200, .response = "Task[]",
-     .description = "The page of tasks; X-Total-Count has the number of matches",
-     .errors = errs_auth},
+     .status = 200, .response = &task, .response_list = true, .headers = list_headers,
+     .description = "The page of tasks; X-Total-Count has the number of matches"},
     {"POST", "/api/{user_id}/tasks", tasks_create, RUN_WRITE, .auth = true, .params = user_params,
      .body = &task_create, .idempotency_key = true, .operation_id = "create_task",
-     .summary = "Create a task", .tag = "tasks", .status = 201, .response = "Task",
-     .description = "The created task (Location has its URL)", .errors = errs_auth},
+     .summary = "Create a task", .tag = "tasks", .status = 201, .response = &task, .location = true,
+     .description = "The created task (Location has its URL)", .errors = errs_create},
     {"GET", "/api/{user_id}/tasks/{id}", tasks_get, RUN_READ, .auth = true, .params = task_params,
      .operation_id = "get_task", .summary = "Get a task", .tag = "tasks", .status = 200,
-     .response = "Task", .description = "The task", .errors = errs_task},
+     .response = &task, .description = "The task", .errors = errs_task},
     {"PUT", "/api/{user_id}/tasks/{id}", tasks_update, RUN_WRITE, .auth = true,
      .params = task_params, .body = &task_update, .operation_id = "update_task",
-     .summary = "Replace a task", .tag = "tasks", .status = 200, .response = "Task",
-     .description = "The updated task", .errors = errs_task},
+     .summary = "Replace a task", .tag = "tasks", .status = 200, .response = &task,
+     .description = "The updated task", .errors = errs_task_write},
     {"DELETE", "/api/{user_id}/tasks/{id}", tasks_delete, RUN_WRITE, .auth = true,
      .params = task_params, .operation_id = "delete_task", .summary = "Delete a task",
      .tag = "tasks", .status = 204, .description = "Deleted", .errors = errs_task},
     {"PATCH", "/api/{user_id}/tasks/{id}/complete", tasks_toggle, RUN_WRITE, .auth = true,
      .params = task_params, .operation_id = "toggle_task",
-     .summary = "Toggle a task's completed flag", .tag = "tasks", .status = 200, .response = "Task",
+     .summary = "Toggle a task's completed flag", .tag = "tasks", .status = 200, .response = &task,
      .description = "The updated task", .errors = errs_task},
 };
 const int app_nroutes = sizeof app_routes / sizeof *app_routes;

@@ -121,6 +121,7 @@ static void handler_start(loop *lp, exchange *x)
     if (coro_spawn(handler_run, handler_done, x) < 0) {
         log_error("out of memory for a handler's stack");
         http_reply_detail(&x->res, 503, "Service Unavailable");
+        http_header_add(&x->res, "Retry-After", "1");
         handler_done(x);
     }
 }

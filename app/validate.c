@@ -195,6 +195,12 @@ static void check_field(const field_spec *f, json_t *obj, json_t *errors)
     }
     if (json_is_null(v) && f->nullable)
         return;
+    if (f->type == TYPE_INT) {
+        if (!json_is_integer(v))
+            validate_error(errors, "int_type", "body", f->name, -1,
+                           "Input should be a valid integer", json_incref(v), NULL);
+        return;
+    }
     if (f->type == TYPE_BOOL) {
         if (!json_is_boolean(v))
             validate_error(errors, "bool_type", "body", f->name, -1,

@@ -30,20 +30,23 @@ typedef struct param_spec {
     const char *description;
 } param_spec;
 
-/* A field of a JSON body object. Lists end with an entry whose name is NULL. */
+/* A field of a JSON object: a request body's (validated) or a response model's (router.h).
+ * Lists end with an entry whose name is NULL. */
 typedef struct field_spec {
     const char *name;
-    value_type type; /* TYPE_STRING or TYPE_BOOL */
+    value_type type; /* TYPE_STRING, TYPE_INT or TYPE_BOOL */
     bool required;
     bool nullable;
     int min_len, max_len; /* characters; 0: no limit */
     bool not_blank;       /* refuse strings made only of whitespace */
     const char *def_json; /* default shown in OpenAPI ("false", "null"), may be NULL */
     const char *description;
+    const char *format; /* strings: OpenAPI format ("date-time"), documented, not validated */
 } field_spec;
 
+/* A model: a JSON object's schema name and fields (a request body, a response). */
 typedef struct body_spec {
-    const char *schema; /* component name in OpenAPI ("TaskCreate") */
+    const char *schema; /* component name in OpenAPI ("TaskCreate", "Task") */
     const field_spec *fields;
 } body_spec;
 
