@@ -29,7 +29,7 @@ interface HTTPException {
   detail: string;
 }
 interface ValidationErrorBody {
-  detail?: { loc: (string | number)[]; msg: string; type: string }[]; // optional in FastAPI's schema too
+  detail: { loc: (string | number)[]; msg: string; type: string }[];
 }
 type Json<R> = R extends { content: { "application/json": infer B } } ? B : never;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -45,8 +45,10 @@ same<Json<paths["/api/{user_id}/tasks/{id}/complete"]["patch"]["responses"][200]
 const e401: HTTPException = {} as Json<ListPath["get"]["responses"][401]>;
 const e403: HTTPException = {} as Json<TaskPath["get"]["responses"][403]>;
 const e404: HTTPException = {} as Json<TaskPath["get"]["responses"][404]>;
-const e422: ValidationErrorBody = {} as Json<ListPath["post"]["responses"][422]>;
-void [e401, e403, e404, e422];
+const e422: ValidationErrorBody = {} as Json<ListPath["get"]["responses"][422]>;
+// POST's 422 is either shape: validation (a list) or an Idempotency-Key reused with another body (text)
+const e422post: ValidationErrorBody | HTTPException = {} as Json<ListPath["post"]["responses"][422]>;
+void [e401, e403, e404, e422, e422post];
 
 let failures = 0;
 function check(cond: boolean, what: string): void {
