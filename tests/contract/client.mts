@@ -1,5 +1,5 @@
 /* What a Next.js frontend does with the API: types generated from the live /openapi.json by
- * openapi-typescript (api.d.ts, next to this file when it runs), calls made with openapi-fetch,
+ * openapi-typescript (api.ts, next to this file when it runs), calls made with openapi-fetch,
  * compiled with `tsc --strict`. The annotations below are the shapes a frontend relies on: when the
  * document types a field differently (a number as a string, a nullable field as required text, an
  * error body without `detail`), this file stops compiling. Then every call runs against the real api
