@@ -15,6 +15,8 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libpq-dev libevent-dev libjansson-dev libjwt-dev libssl-dev libpcl1-dev \
  && rm -rf /var/lib/apt/lists/*
+# COPY . . brings third_party/ too: the api embeds Swagger UI and ReDoc from it at compile time, so
+# /docs and /redoc need no file in the runtime image and no network (DOCS_CDN_URL opts into a CDN).
 # The source sits at /app, the same path the runtime image uses: the migrations directory the binaries
 # were built with (MIGRATIONS_DIR in CMakeLists.txt) is then /app/migrations in both stages.
 WORKDIR /app

@@ -74,6 +74,28 @@ static int load_origins(app_config *cfg, char *e)
     return 0;
 }
 
+/* The URL goes into the docs pages' HTML as is: only plain http(s) URLs, nothing to escape. */
+static int load_docs_cdn(app_config *cfg, char *e)
+{
+    const char *raw = env_str("DOCS_CDN_URL", "");
+    cfg->docs_cdn_url = NULL;
+    if (!*raw)
+        return 0;
+    size_t n = strlen(raw);
+    bool ok = (!strncmp(raw, "https://", 8) || !strncmp(raw, "http://", 7)) && n < 512 &&
+              raw[n - 1] != '/';
+    for (const char *c = raw; ok && *c; c++)
+        ok = *c > ' ' && *c < 127 && !strchr("\"'<>`\\", *c);
+    if (!ok) {
+        snprintf(e, ENV_ERR_LEN,
+                 "DOCS_CDN_URL must be an http(s) URL without a trailing slash, like "
+                 "https://cdn.jsdelivr.net/npm");
+        return -1;
+    }
+    cfg->docs_cdn_url = raw;
+    return 0;
+}
+
 int app_config_load(app_config *cfg, char *err, size_t errlen)
 {
     static const char *const envs[] = {"production", "development", NULL};
@@ -107,7 +129,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         snprintf(e, sizeof e, "DATABASE_URL is not a valid connection string: %s", why);
         goto fail;
     }
-    if (load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0)
+    if (load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0 || load_docs_cdn(cfg, e) < 0)
         goto fail;
     return 0;
 fail:

@@ -34,6 +34,9 @@ typedef struct {
     double idempotency_ttl; /* IDEMPOTENCY_KEY_TTL: seconds an Idempotency-Key replays its first
                                response, default 86400; expired keys are deleted in the
                                background; 0: kept forever */
+    const char *docs_cdn_url; /* DOCS_CDN_URL: base URL of an npm CDN /docs and /redoc load Swagger
+                                 UI and ReDoc from (https://cdn.jsdelivr.net/npm); NULL (unset,
+                                 the default): the files embedded in the binary, no network */
 } app_config;
 
 /* Fills `cfg` from the environment. Strings point into the environment or into cfg (not owned).

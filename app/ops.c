@@ -1,10 +1,13 @@
-/* ops: health, readiness, metrics, the OpenAPI document and Swagger UI. */
+/* ops: health, readiness, metrics, the OpenAPI document, Swagger UI and ReDoc. */
 #include "app/ops.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "app/docs_assets.h"
 #include "app/metrics.h"
 #include "app/server.h"
 #include "core/log.h"
@@ -74,20 +77,169 @@ int ops_openapi(const http_request *req, db_session *s, http_response *res)
     return http_reply_raw(res, 200, "application/json", app.openapi_json, app.openapi_len);
 }
 
-/* FastAPI's get_swagger_ui_html: the page loads Swagger UI from the jsdelivr CDN. */
+/* ---- /docs and /redoc ----
+ * Each page is one self-contained HTML document: the embedded Swagger UI / ReDoc files are inlined
+ * (or, with DOCS_CDN_URL, linked from the CDN). Inlining needs no route per asset and no path to
+ * find files at run time, and the page works behind any path prefix. The pages are built once. */
+
+/* Appends a script inline. "</script" would end the element early (the HTML parser does not know
+ * JavaScript), so it is written "<\/script": the same text in a JS string, regex or comment. */
+static void put_script(FILE *f, const char *js, size_t len)
+{
+    fputs("<script>", f);
+    for (size_t i = 0; i < len; i++) {
+        if (js[i] == '<' && i + 8 <= len && js[i + 1] == '/' &&
+            !strncasecmp(js + i + 2, "script", 6))
+            fputs("<\\", f);
+        else
+            fputc(js[i], f);
+    }
+    fputs("</script>\n", f);
+}
+
+/* The document's own servers are kept, but "Try it out" goes to the origin that served the page,
+ * whatever host, port or scheme the API is reached by. */
+static const char swagger_init[] =
+    "<script>\n"
+    "fetch('/openapi.json').then(function (r) { return r.json(); }).then(function (spec) {\n"
+    "  var here = window.location.origin;\n"
+    "  spec.servers = [{url: here, description: 'this server'}].concat((spec.servers || [])\n"
+    "    .filter(function (s) { return s.url !== here && s.url !== '/'; }));\n"
+    "  document.title = spec.info.title + ' - Swagger UI';\n"
+    "  window.ui = SwaggerUIBundle({spec: spec, dom_id: '#swagger-ui', layout: 'BaseLayout',\n"
+    "    deepLinking: true, showExtensions: true, showCommonExtensions: true,\n"
+    "    persistAuthorization: true, validatorUrl: null,\n"
+    "    presets: [SwaggerUIBundle.presets.apis]});\n"
+    "});\n"
+    "</script>\n";
+
+static const char redoc_init[] =
+    "<script>\n"
+    "fetch('/openapi.json').then(function (r) { return r.json(); }).then(function (spec) {\n"
+    "  document.title = spec.info.title + ' - ReDoc';\n"
+    "  Redoc.init(spec, {}, document.getElementById('redoc'));\n"
+    "});\n"
+    "</script>\n";
+
+static const char page_head[] =
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, "
+    "initial-scale=1\">\n";
+
+typedef struct docs_page {
+    char *html;
+    size_t len;
+    const char *csp; /* Content-Security-Policy, or NULL */
+} docs_page;
+
+/* With the embedded files the pages load nothing from another origin: the policy makes the browser
+ * refuse what the bundles would fetch on their own (ReDoc's attribution logo from cdn.redoc.ly),
+ * so an air-gapped network sees no attempt and nobody is told who reads the docs. "Try it out" may
+ * still call any server the document lists (connect-src). */
+static const char swagger_csp[] = "default-src 'none'; script-src 'unsafe-inline'; "
+                                  "style-src 'unsafe-inline'; img-src 'self' data:; "
+                                  "font-src 'self' data:; connect-src *";
+static const char redoc_csp[] = "default-src 'none'; script-src 'unsafe-inline' blob:; "
+                                "worker-src blob:; style-src 'unsafe-inline'; "
+                                "img-src 'self' data:; font-src 'self' data:; connect-src 'self'";
+
+static docs_page swagger_page, redoc_page;
+static pthread_once_t pages_once = PTHREAD_ONCE_INIT;
+
+static void build_swagger(const char *cdn, docs_page *p)
+{
+    FILE *f = open_memstream(&p->html, &p->len);
+    if (!f)
+        return;
+    size_t n;
+    const char *data;
+    fputs(page_head, f);
+    fputs("<title>Swagger UI</title>\n", f);
+    if (cdn) {
+        fprintf(f,
+                "<link rel=\"stylesheet\" href=\"%s/swagger-ui-dist@" SWAGGER_UI_VERSION
+                "/swagger-ui.css\">\n",
+                cdn);
+    } else {
+        data = docs_asset(DOCS_SWAGGER_CSS, &n);
+        fputs("<style>\n", f);
+        fwrite(data, 1, n, f);
+        fputs("\n</style>\n", f);
+    }
+    fputs("</head>\n<body>\n<div id=\"swagger-ui\"></div>\n", f);
+    if (cdn) {
+        fprintf(f,
+                "<script src=\"%s/swagger-ui-dist@" SWAGGER_UI_VERSION
+                "/swagger-ui-bundle.js\"></script>\n",
+                cdn);
+    } else {
+        data = docs_asset(DOCS_SWAGGER_JS, &n);
+        put_script(f, data, n);
+    }
+    fputs(swagger_init, f);
+    fputs("</body>\n</html>\n", f);
+    p->csp = cdn ? NULL : swagger_csp;
+    if (fclose(f) != 0) {
+        free(p->html);
+        p->html = NULL;
+    }
+}
+
+static void build_redoc(const char *cdn, docs_page *p)
+{
+    FILE *f = open_memstream(&p->html, &p->len);
+    if (!f)
+        return;
+    fputs(page_head, f);
+    fputs("<title>ReDoc</title>\n<style>body { margin: 0; padding: 0; }</style>\n</head>\n<body>\n"
+          "<div id=\"redoc\"></div>\n",
+          f);
+    if (cdn) {
+        fprintf(
+            f, "<script src=\"%s/redoc@" REDOC_VERSION "/bundles/redoc.standalone.js\"></script>\n",
+            cdn);
+    } else {
+        size_t n;
+        const char *data = docs_asset(DOCS_REDOC_JS, &n);
+        put_script(f, data, n);
+    }
+    fputs(redoc_init, f);
+    fputs("</body>\n</html>\n", f);
+    p->csp = cdn ? NULL : redoc_csp;
+    if (fclose(f) != 0) {
+        free(p->html);
+        p->html = NULL;
+    }
+}
+
+static void build_pages(void)
+{
+    const char *cdn = app.cfg ? app.cfg->docs_cdn_url : NULL;
+    build_swagger(cdn, &swagger_page);
+    build_redoc(cdn, &redoc_page);
+}
+
+static int reply_page(http_response *res, const docs_page *p)
+{
+    if (!p->html)
+        return http_reply_detail(res, 500, "Internal Server Error");
+    if (p->csp)
+        http_header_add(res, "Content-Security-Policy", "%s", p->csp);
+    return http_reply_raw(res, 200, "text/html; charset=utf-8", p->html, p->len);
+}
+
+/* FastAPI's /docs: Swagger UI, with "Authorize" for the bearer token and "Try it out". */
 int ops_docs(const http_request *req, db_session *s, http_response *res)
 {
     (void)req, (void)s;
-    static const char page[] =
-        "<!DOCTYPE html>\n<html>\n<head>\n"
-        "<link type=\"text/css\" rel=\"stylesheet\" "
-        "href=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css\">\n"
-        "<title>Todo API - Swagger UI</title>\n</head>\n<body>\n<div id=\"swagger-ui\"></div>\n"
-        "<script src=\"https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js\">"
-        "</script>\n<script>\nconst ui = SwaggerUIBundle({url: '/openapi.json', "
-        "dom_id: '#swagger-ui', layout: 'BaseLayout', deepLinking: true, "
-        "showExtensions: true, showCommonExtensions: true, persistAuthorization: true, "
-        "presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset]})\n"
-        "</script>\n</body>\n</html>\n";
-    return http_reply_raw(res, 200, "text/html; charset=utf-8", page, sizeof page - 1);
+    pthread_once(&pages_once, build_pages);
+    return reply_page(res, &swagger_page);
+}
+
+/* FastAPI's /redoc: the same document rendered by ReDoc. */
+int ops_redoc(const http_request *req, db_session *s, http_response *res)
+{
+    (void)req, (void)s;
+    pthread_once(&pages_once, build_pages);
+    return reply_page(res, &redoc_page);
 }

@@ -1,6 +1,6 @@
-/* ops: the operational endpoints (health, readiness, metrics, OpenAPI, Swagger UI). Handlers with
- * the signature of router.h; ops_ready runs in a coroutine (it talks to the database), the rest on
- * the event loop. */
+/* ops: the operational endpoints (health, readiness, metrics, OpenAPI, Swagger UI, ReDoc).
+ * Handlers with the signature of router.h; ops_ready runs in a coroutine (it talks to the
+ * database), the rest on the event loop. */
 #ifndef APP_OPS_H
 #define APP_OPS_H
 
@@ -12,5 +12,6 @@ int ops_ready(const http_request *req, db_session *s, http_response *res);
 int ops_metrics(const http_request *req, db_session *s, http_response *res);
 int ops_openapi(const http_request *req, db_session *s, http_response *res);
 int ops_docs(const http_request *req, db_session *s, http_response *res);
+int ops_redoc(const http_request *req, db_session *s, http_response *res);
 
 #endif

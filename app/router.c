@@ -84,7 +84,7 @@ static int route_models(const route *r, const body_spec *out[], int max)
 
 /* Two different models with one schema name would make /openapi.json document one of them for
  * both; the framework's own schemas keep their names. */
-static int check_models(const route *r, char *err, size_t errlen)
+static int check_models(const route *table, const route *r, char *err, size_t errlen)
 {
     static const char *const reserved[] = {"HTTPError", "HTTPValidationError", "ValidationError",
                                            "InternalError", NULL};
@@ -101,7 +101,7 @@ static int check_models(const route *r, char *err, size_t errlen)
                          r->path, reserved[j]);
                 return -1;
             }
-        for (const route *o = app_routes; o <= r; o++) {
+        for (const route *o = table; o <= r; o++) {
             const body_spec *theirs[16];
             int m = route_models(o, theirs, 16);
             for (int j = 0; j < m; j++)
@@ -114,16 +114,16 @@ static int check_models(const route *r, char *err, size_t errlen)
     return 0;
 }
 
-int router_init(char *err, size_t errlen)
+int router_check(const route *table, int n, char *err, size_t errlen)
 {
-    if (app_nroutes > ROUTER_MAX_ROUTES) {
+    if (n > ROUTER_MAX_ROUTES) {
         snprintf(err, errlen,
-                 "too many routes (%d): the limit is ROUTER_MAX_ROUTES (%d) in app/router.h",
-                 app_nroutes, ROUTER_MAX_ROUTES);
+                 "too many routes (%d): the limit is ROUTER_MAX_ROUTES (%d) in app/router.h", n,
+                 ROUTER_MAX_ROUTES);
         return -1;
     }
-    for (int i = 0; i < app_nroutes; i++) {
-        const route *r = &app_routes[i];
+    for (int i = 0; i < n; i++) {
+        const route *r = &table[i];
         int np = 0;
         while (r->params && r->params[np].name)
             np++;
@@ -132,7 +132,7 @@ int router_init(char *err, size_t errlen)
             return -1;
         }
         for (int j = 0; j < i; j++)
-            if (!strcmp(app_routes[j].operation_id, r->operation_id)) {
+            if (!strcmp(table[j].operation_id, r->operation_id)) {
                 snprintf(err, errlen, "operationId %s is used twice", r->operation_id);
                 return -1;
             }
@@ -145,9 +145,19 @@ int router_init(char *err, size_t errlen)
             snprintf(err, errlen, "route %s %s has no success status", r->method, r->path);
             return -1;
         }
-        if (check_models(r, err, errlen) < 0 || split_template(r, &templates[i], err, errlen) < 0)
+        template t;
+        if (check_models(table, r, err, errlen) < 0 || split_template(r, &t, err, errlen) < 0)
             return -1;
     }
+    return 0;
+}
+
+int router_init(char *err, size_t errlen)
+{
+    if (router_check(app_routes, app_nroutes, err, errlen) < 0)
+        return -1;
+    for (int i = 0; i < app_nroutes; i++)
+        split_template(&app_routes[i], &templates[i], err, errlen);
     return 0;
 }
 

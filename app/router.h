@@ -118,9 +118,13 @@ typedef struct route_match {
     char allow[96];                  /* MATCH_NO_METHOD and preflight: "GET, PUT, DELETE" */
 } route_match;
 
-/* Checks the table (at most ROUTER_MAX_ROUTES routes, unique operationIds, parameters named in
- * templates declared as PARAM_PATH, at most HTTP_MAX_PARAMS, an owner parameter that exists, one
- * model per schema name). Returns 0, or -1 with a message: the table is broken. */
+/* Checks a table of n routes: at most ROUTER_MAX_ROUTES routes, unique operationIds, parameters
+ * named in templates declared as PARAM_PATH, at most HTTP_MAX_PARAMS, an owner parameter that
+ * exists, a success status, one model per schema name. Returns 0, or -1 with a message. */
+int router_check(const route *table, int n, char *err, size_t errlen);
+
+/* router_check of app_routes, then prepares the matcher. Returns 0, or -1 with a message: the
+ * table is broken (the api refuses to start). */
 int router_init(char *err, size_t errlen);
 
 /* Looks up method + raw path (percent-encoded, without query). For MATCH_FOUND the path parameter

@@ -8,7 +8,7 @@
 #include "app/router.h"
 
 /* ---- handlers: defined in their own files; declared here, so they need no header ---- */
-http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs;
+http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs, ops_redoc;
 http_handler_fn tasks_list, tasks_create, tasks_get, tasks_update, tasks_delete, tasks_toggle;
 
 /* ---- tags: the groups of /docs ---- */
@@ -153,6 +153,7 @@ const route app_routes[] = {
      .description = "Prometheus text format"},
     {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
     {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
+    {"GET", "/redoc", ops_redoc, RUN_LOOP, .operation_id = "redoc", .hidden = true},
 
     {"GET", "/api/{user_id}/tasks", tasks_list, RUN_READ, .auth = true, .params = list_params,
      .operation_id = "list_tasks", .summary = "List the user's tasks", .tag = "tasks",

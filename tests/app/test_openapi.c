@@ -223,6 +223,90 @@ Test(openapi_check, rejects_what_is_not)
     }
 }
 
+/* ---- the table's rules (router_check) ---- */
+
+static const param_spec org_params[] = {
+    {.name = "org_id", .in = PARAM_PATH, .type = TYPE_STRING},
+    {.name = "user_id", .in = PARAM_PATH, .type = TYPE_STRING},
+    {0},
+};
+static const field_spec one_field[] = {{.name = "id", .type = TYPE_INT, .required = true}, {0}};
+static const body_spec model_a = {"Thing", one_field}, model_b = {"Thing", one_field},
+                       reserved = {"HTTPError", one_field};
+
+static int handler(const http_request *req, db_session *s, http_response *res)
+{
+    (void)req, (void)s;
+    return http_reply_empty(res, 204);
+}
+
+Test(router, owner_parameter_is_generic)
+{
+    route r = {"GET",
+               "/orgs/{org_id}/users/{user_id}",
+               handler,
+               RUN_LOOP,
+               .auth = true,
+               .params = org_params,
+               .operation_id = "x",
+               .status = 204};
+    cr_assert_eq(router_owner_param(&r), 1, "default: user_id");
+    r.owner = "org_id";
+    cr_assert_eq(router_owner_param(&r), 0);
+    r.owner = "";
+    cr_assert_eq(router_owner_param(&r), -1, "\"\": no check");
+    r.owner = NULL;
+    r.auth = false;
+    cr_assert_eq(router_owner_param(&r), -1, "no token, no owner");
+}
+
+Test(router, a_broken_table_is_refused_with_a_message)
+{
+    char err[256];
+    route ok = {"GET", "/things", handler, RUN_LOOP, .operation_id = "a", .status = 204};
+    struct {
+        route r;
+        const char *why;
+    } bad[] = {
+        {{"GET", "/t/{x}", handler, RUN_LOOP, .auth = true, .owner = "x", .params = org_params,
+          .operation_id = "b", .status = 204},
+         "owner parameter x"},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "b"}, "no success status"},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "a", .status = 204}, "used twice"},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "b", .status = 200,
+          .response = &reserved},
+         "the framework's"},
+        {{"GET", "/t/{nope}", handler, RUN_LOOP, .operation_id = "b", .status = 204},
+         "not declared"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        route table[2] = {ok, bad[i].r};
+        cr_assert_eq(router_check(table, 2, err, sizeof err), -1, "case %zu passed", i);
+        cr_assert(strstr(err, bad[i].why), "case %zu: %s", i, err);
+    }
+    route twins[2] = {
+        {"GET", "/a", handler, RUN_LOOP, .operation_id = "a", .status = 200, .response = &model_a},
+        {"GET", "/b", handler, RUN_LOOP, .operation_id = "b", .status = 200, .response = &model_b}};
+    cr_assert_eq(router_check(twins, 2, err, sizeof err), -1);
+    cr_assert(strstr(err, "two different models are named Thing"), "%s", err);
+    twins[1].response = &model_a; /* one model, two routes: fine */
+    cr_assert_eq(router_check(twins, 2, err, sizeof err), 0, "%s", err);
+
+    /* the route limit: one more than ROUTER_MAX_ROUTES is refused, not counted as unmatched */
+    int n = ROUTER_MAX_ROUTES + 1;
+    route *many = calloc((size_t)n, sizeof *many);
+    char(*ids)[16] = calloc((size_t)n, sizeof *ids);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "op%d", i);
+        many[i] = (route){"GET", "/x", handler, RUN_LOOP, .operation_id = ids[i], .status = 204};
+    }
+    cr_assert_eq(router_check(many, n, err, sizeof err), -1);
+    cr_assert(strstr(err, "ROUTER_MAX_ROUTES"), "%s", err);
+    cr_assert_eq(router_check(many, n - 1, err, sizeof err), 0, "%s", err);
+    free(many);
+    free(ids);
+}
+
 /* ---- reply helpers ---- */
 
 Test(reply, a_null_body_is_a_500_never_a_success)
