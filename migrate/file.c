@@ -86,6 +86,8 @@ static int directive(const char *path, int lineno, const char *line, size_t len,
         f->no_transaction = true;
         return cur;
     }
+    if (!strcmp(word, "lint-ignore")) /* read by migrate lint (lint.h) */
+        return cur;
     if (!strcmp(word, "lock-timeout") && got == 2) {
         free(f->lock_timeout);
         f->lock_timeout = strdup(arg);
@@ -93,7 +95,8 @@ static int directive(const char *path, int lineno, const char *line, size_t len,
     }
     snprintf(err, MIG_ERR_LEN,
              "%s:%d: unknown directive \"%s\" (known: -- migrate:up, -- migrate:down, "
-             "-- migrate:no-transaction, -- migrate:lock-timeout <duration>)",
+             "-- migrate:no-transaction, -- migrate:lock-timeout <duration>, "
+             "-- migrate:lint-ignore <rule> <reason>)",
              path, lineno, buf);
     return -1;
 }

@@ -11,6 +11,7 @@
  *
  *     -- migrate:no-transaction     statements run one at a time outside a transaction
  *     -- migrate:lock-timeout 30s   PostgreSQL lock_timeout for this file ("0" disables it)
+ *     -- migrate:lint-ignore RULE REASON   accepts one `migrate lint` finding (lint.h)
  *
  * Directives may appear anywhere on their own line and apply to both sections. The checksum is the
  * SHA-256 (OpenSSL libcrypto) of the whole file, in hex. Not thread-safe: one caller per list. */

@@ -29,7 +29,7 @@ Test(safety, eight_concurrent_runners_apply_each_migration_once)
     /* CREATE INDEX CONCURRENTLY while seven others poll for the lock: no deadlock */
     mt_write(&t, "0004_idx.sql",
              "-- migrate:no-transaction\n-- migrate:up\n"
-             "CREATE INDEX CONCURRENTLY a_v_idx ON a (v);\n"
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_v_idx ON a (v);\n"
              "INSERT INTO runs VALUES ('0004');\n");
     char cmd[4096], *out = NULL;
     snprintf(
@@ -105,9 +105,9 @@ Test(safety, failed_no_transaction_file_reports_progress_and_invalid_index)
     mt_write(&t, "0001_a.sql", m1);
     mt_write(&t, "0002_idx.sql",
              "-- migrate:no-transaction\n-- migrate:up\n"
-             "CREATE INDEX CONCURRENTLY a_v_idx ON a (v);\n"
-             "CREATE UNIQUE INDEX CONCURRENTLY a_v_key ON a (v);\n"
-             "CREATE INDEX CONCURRENTLY a_id_idx ON a (id);\n");
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_v_idx ON a (v);\n"
+             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS a_v_key ON a (v);\n"
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_id_idx ON a (id);\n");
     char *out = NULL;
     cr_assert_eq(mt_migrate(&t, "up --to 0001", &out), 0, "%s", out);
     free(out);
