@@ -140,7 +140,7 @@ static const struct {
 
 static const char *const commands[] = {"new",     "up",      "down", "redo",  "status",
                                        "current", "history", "wait", "check", "baseline",
-                                       "dump",    "lint",    NULL};
+                                       "dump",    "lint",    "diff", NULL};
 
 static int seconds_arg(const char *flag, const char *v, double max, double *out, char *err,
                        size_t errlen)

@@ -74,4 +74,11 @@ int mig_sha256_hex(const void *data, size_t len, char out[65]);
 int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
                     char err[MIG_ERR_LEN]);
 
+/* The whole file as a malloc'd string, or NULL when it cannot be read. */
+char *mig_text_read(const char *path);
+
+/* Writes text to path through a temporary file and rename(), so a reader never sees half of it.
+ * Returns 0, or -1 with errno. */
+int mig_text_write(const char *path, const char *text);
+
 #endif
