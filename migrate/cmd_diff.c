@@ -237,7 +237,8 @@ int mig_cmd_diff(const mig_opts *o)
     int nr = rc == MIG_EXIT_OK ? mig_renames_parse(schema_sql, &r.renames) : 0;
     r.nrenames = nr > 0 ? (size_t)nr : 0;
     if (rc == MIG_EXIT_OK && mig_scratch_open(&r.sc, dev, r.err) < 0) {
-        mig_fail("%s", r.err);
+        if (!mig_scratch_interrupted())
+            mig_fail("%s", r.err);
         rc = MIG_EXIT_ERROR;
     }
     if (rc == MIG_EXIT_OK)

@@ -11,7 +11,7 @@
 #include "migrate/split.h"
 
 static volatile sig_atomic_t interrupted;
-static PGcancel *volatile cancels[2];
+static PGcancel *volatile cancels[3]; /* A, B, admin */
 static struct sigaction old_int, old_term;
 
 static void on_signal(int sig)
@@ -19,7 +19,7 @@ static void on_signal(int sig)
     (void)sig;
     interrupted = 1;
     char buf[256];
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (cancels[i])
             PQcancel(cancels[i], buf, sizeof buf);
 }
@@ -59,6 +59,7 @@ int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
         return -1;
     }
     PQclear(PQexec(s->admin, "SET client_min_messages = warning"));
+    cancels[2] = PQgetCancel(s->admin);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
@@ -67,8 +68,11 @@ int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
         snprintf(s->name[i], sizeof s->name[i], "migrate_diff_%d_%c", (int)getpid(), 'a' + i);
         char sql[128];
         snprintf(sql, sizeof sql, "CREATE DATABASE %s", s->name[i]);
-        if (interrupted || exec_admin(s, sql, err) < 0)
+        if (interrupted || exec_admin(s, sql, err) < 0) {
+            if (interrupted)
+                snprintf(err, MIG_ERR_LEN, "interrupted");
             return -1;
+        }
         s->created[i] = true;
         char *url = db_url_with(dev_url, "dbname", s->name[i]);
         s->conn[i] = url ? PQconnectdb(url) : NULL;
@@ -82,6 +86,8 @@ int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
         PQclear(PQexec(s->conn[i], "SET client_min_messages = warning"));
         cancels[i] = PQgetCancel(s->conn[i]);
     }
+    if (interrupted)
+        snprintf(err, MIG_ERR_LEN, "interrupted");
     return interrupted ? -1 : 0;
 }
 
@@ -105,6 +111,10 @@ void mig_scratch_close(mig_scratch *s)
         s->created[i] = false;
     }
     if (s->admin) {
+        PGcancel *c = cancels[2];
+        cancels[2] = NULL;
+        if (c)
+            PQfreeCancel(c);
         PQfinish(s->admin);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
