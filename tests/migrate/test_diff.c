@@ -332,3 +332,18 @@ Test(diff, needs_a_dev_url)
     free(out);
     mt_teardown(&t);
 }
+
+Test(diff, the_shipped_schema_sql_agrees_with_the_shipped_migrations)
+{
+    mt t;
+    setup(&t, "shipped", "");
+    char *out = NULL, args[512];
+    snprintf(args, sizeof args, "--dir '%s' diff --check --dev-url \"$MT_DEV\"",
+             pgtest_source_path("migrations"));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s", pgtest_bin("migrate"), args);
+    cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "matches the migrations"), "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
