@@ -220,6 +220,11 @@ int mig_cmd_diff(const mig_opts *o)
         return MIG_EXIT_USAGE;
     }
     run r = {.o = o};
+    char name[MIG_NAME_MAX] = "";
+    if (!o->check && mig_name_clean(o->arg, name, r.err) < 0) {
+        mig_fail("%s", r.err);
+        return MIG_EXIT_USAGE;
+    }
     char schema_path[4096];
     snprintf(schema_path, sizeof schema_path, "%s/schema.sql", o->dir);
     char *schema_sql = mig_text_read(schema_path);
@@ -245,13 +250,13 @@ int mig_cmd_diff(const mig_opts *o)
         rc = prepare(&r, schema_path, schema_sql);
     if (rc == MIG_EXIT_OK) {
         int d = decide(&r, schema_path);
-        rc = d >= 0 ? d : verify(&r, o->arg);
+        rc = d >= 0 ? d : verify(&r, name);
         if (d < 0 && rc == MIG_EXIT_OK) {
             for (size_t i = 0; i < r.plan.count; i++)
                 if (r.plan.items[i].hazard)
                     fprintf(stderr, "migrate: hazard: %s: %s\n", r.plan.items[i].what,
                             r.plan.items[i].hazard);
-            rc = write_all(&r, o->arg, schema_path);
+            rc = write_all(&r, name, schema_path);
         }
     }
     mig_scratch_close(&r.sc);

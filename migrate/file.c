@@ -315,28 +315,35 @@ static const char template_text[] =
     "-- migrate:down\n"
     "\n";
 
-int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
-                    char err[MIG_ERR_LEN])
+int mig_name_clean(const char *name, char out[MIG_NAME_MAX], char err[MIG_ERR_LEN])
 {
-    char clean[128];
     size_t n = 0;
     for (const char *p = name; *p; p++) {
         char c = (char)tolower((unsigned char)*p);
         if (c == '-' || c == ' ')
             c = '_';
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') ||
-            n + 1 >= sizeof clean) {
+            n + 1 >= MIG_NAME_MAX) {
             snprintf(err, MIG_ERR_LEN,
                      "invalid migration name \"%s\": use letters, digits and _ (up to 100)", name);
             return -1;
         }
-        clean[n++] = c;
+        out[n++] = c;
     }
-    clean[n] = '\0';
+    out[n] = '\0';
     if (n == 0) {
         snprintf(err, MIG_ERR_LEN, "the migration name is empty");
         return -1;
     }
+    return 0;
+}
+
+int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
+                    char err[MIG_ERR_LEN])
+{
+    char clean[MIG_NAME_MAX];
+    if (mig_name_clean(name, clean, err) < 0)
+        return -1;
     mig_files files;
     if (mig_files_load(dir, &files, err) < 0) {
         mig_files_free(&files);

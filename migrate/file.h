@@ -67,6 +67,12 @@ const mig_file *mig_files_find(const mig_files *list, const char *version);
 /* sha256 of data as lowercase hex into out[65]. Returns 0, -1 on a libcrypto failure. */
 int mig_sha256_hex(const void *data, size_t len, char out[65]);
 
+#define MIG_NAME_MAX 101
+
+/* The file-name form of a migration name: letters lowered, '-' and ' ' become '_', then only
+ * [a-z0-9_], 1 to 100 characters. Returns 0, or -1 with err. */
+int mig_name_clean(const char *name, char out[MIG_NAME_MAX], char err[MIG_ERR_LEN]);
+
 /* Creates `<dir>/<next>_<name>.sql` from the template, where next is one more than the highest
  * version present (4 digits, 0001 for an empty directory). `name` must be [a-z0-9_]+ (letters are
  * lowered, '-' and ' ' become '_'). Writes the new path into path_out. Returns 0, or -1 with err.

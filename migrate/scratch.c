@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db/url.h"
@@ -65,7 +66,9 @@ int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     for (int i = 0; i < 2; i++) {
-        snprintf(s->name[i], sizeof s->name[i], "migrate_diff_%d_%c", (int)getpid(), 'a' + i);
+        /* pid and clock: two machines diffing against one server do not collide */
+        snprintf(s->name[i], sizeof s->name[i], "migrate_diff_%d_%ld_%c", (int)getpid(),
+                 (long)(time(NULL) % 1000000), 'a' + i);
         char sql[128];
         snprintf(sql, sizeof sql, "CREATE DATABASE %s", s->name[i]);
         if (interrupted || exec_admin(s, sql, err) < 0) {

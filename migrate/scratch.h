@@ -1,8 +1,8 @@
 /* scratch: the two throw-away databases of `migrate diff` on the --dev-url server.
  *
- * mig_scratch_open creates migrate_diff_<pid>_a and _b (the dev URL's role needs CREATEDB, not
- * superuser) and connects to both; mig_scratch_close drops them (WITH (FORCE)). SIGINT and SIGTERM
- * while they exist cancel the running statement (PQcancel is async-signal-safe) so that the
+ * mig_scratch_open creates migrate_diff_<pid>_<clock>_a and _b (the dev URL's role needs CREATEDB,
+ * not superuser) and connects to both; mig_scratch_close drops them (WITH (FORCE)). SIGINT and
+ * SIGTERM while they exist cancel the running statement (PQcancel is async-signal-safe) so that the
  * caller's error path closes, and so drops, them; mig_scratch_interrupted() then says so. One
  * scratch pair per process. */
 #ifndef MIGRATE_SCRATCH_H

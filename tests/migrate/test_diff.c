@@ -327,6 +327,9 @@ Test(diff, needs_a_dev_url)
     cr_assert_eq(mt_migrate(&t, "diff change", &out), 2, "%s", out);
     cr_assert(strstr(out, "needs --dev-url URL or MIGRATE_DEV_URL"), "%s", out);
     free(out);
+    cr_assert_eq(diff(&t, "'bad/name'", &out), 2, "%s", out);
+    cr_assert(strstr(out, "invalid migration name \"bad/name\""), "%s", out);
+    free(out);
     cr_assert_eq(diff(&t, "--check", &out), 0, "%s", out);
     cr_assert(strstr(out, "matches the migrations"), "%s", out);
     free(out);
