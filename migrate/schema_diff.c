@@ -320,7 +320,7 @@ static int add_index(mig_plan *p, const mig_obj *i, bool new_table)
 static const mig_rename *rename_of(const mig_rename *r, size_t n, const mig_obj *c)
 {
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(r[i].table, c->table) && !strcmp(r[i].to, c->name))
+        if (r[i].to && !strcmp(r[i].table, c->table) && !strcmp(r[i].to, c->name))
             return &r[i];
     return NULL;
 }
@@ -397,7 +397,8 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
         } else if (a->kind == MIG_OBJ_COLUMN) {
             bool renamed = false;
             for (size_t k = 0; k < nrn; k++)
-                renamed |= !strcmp(rn[k].table, a->table) && !strcmp(rn[k].from, a->name);
+                renamed |=
+                    rn[k].to && !strcmp(rn[k].table, a->table) && !strcmp(rn[k].from, a->name);
             if (renamed)
                 continue;
             snprintf(what, sizeof what, "drop column %s", a->key);
@@ -450,8 +451,11 @@ int mig_plan_build(const mig_schema *from, const mig_schema *to, const mig_renam
     char *retyped = strdup("|");
     if (!retyped)
         return -1;
-    int rc = plan_tables(from, to, renames, nrenames, out, &retyped);
-    rc |= mig_plan_other_kinds(from, to, retyped, out);
+    mig_schema moved; /* `from` with the declared table renames done */
+    int rc = mig_schema_rename_tables(from, to, renames, nrenames, &moved, out);
+    rc |= plan_tables(&moved, to, renames, nrenames, out, &retyped);
+    rc |= mig_plan_other_kinds(&moved, to, retyped, out);
+    mig_schema_free(&moved);
     free(retyped);
     if (out->count)
         qsort(out->items, out->count, sizeof *out->items, by_order);

@@ -46,9 +46,11 @@ typedef struct mig_plan {
     size_t nhints;
 } mig_plan;
 
-/* A rename declared in schema.sql. */
+/* A rename declared in schema.sql: "-- migrate:renamed public.tasks.label from name" (a column:
+ * table "public.tasks", to "label", from "name") or "-- migrate:renamed public.jobs from tasks" (a
+ * table: table "public.jobs", to NULL, from "tasks", same schema). Quoted as in mig_obj keys. */
 typedef struct mig_rename {
-    char *table, *from, *to; /* quoted, as in mig_obj keys: table "public.tasks", columns "x" */
+    char *table, *from, *to;
 } mig_rename;
 
 /* Builds the changes from `from` to `to`. Returns 0, or -1 when out of memory. Free the plan with
@@ -62,7 +64,7 @@ void mig_plan_free(mig_plan *p);
  * when the part has no change. malloc'd. */
 char *mig_plan_file(const mig_plan *p, int part, const char *name);
 
-/* Reads "-- migrate:renamed <table>.<column> from <old column>" lines of schema.sql. Returns the
+/* Reads the "-- migrate:renamed" lines of schema.sql. Returns the
  * number found (array malloc'd into *out; free with mig_renames_free), -1 when out of memory. */
 int mig_renames_parse(const char *schema_sql, mig_rename **out);
 void mig_renames_free(mig_rename *r, size_t n);
@@ -89,6 +91,12 @@ int mig_plan_add(mig_plan *p, int part, int phase, bool destructive, const char 
 /* Adds a problem (hint false) or a hint. Returns 0 or -1. */
 int mig_plan_note(mig_plan *p, bool hint, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copies `from` into *out with each declared table rename done (the table's key, its columns',
+ * constraints', indexes' and comments' keys and the definitions that name it), and adds the
+ * ALTER TABLE ... RENAME TO changes; adds a "possible rename" hint for a dropped and a created
+ * table with the same columns. Returns 0 or -1 (out of memory); free *out either way. */
+int mig_schema_rename_tables(const mig_schema *from, const mig_schema *to,
+                             const mig_rename *renames, size_t n, mig_schema *out, mig_plan *p);
 char *mig_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *mig_quote_literal(const char *s);
 /* the objects beyond tables: schemas, extensions, enums, sequences, views, comments, others */

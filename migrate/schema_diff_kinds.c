@@ -216,37 +216,3 @@ int mig_plan_other_kinds(const mig_schema *A, const mig_schema *B, const char *r
     }
     return rc;
 }
-
-int mig_renames_parse(const char *sql, mig_rename **out)
-{
-    *out = NULL;
-    int n = 0;
-    for (const char *line = sql; line && *line;
-         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-        char target[512], from[256];
-        if (sscanf(line, "-- migrate:renamed %511s from %255s", target, from) != 2)
-            continue;
-        char *dot = strrchr(target, '.');
-        if (!dot)
-            continue;
-        mig_rename *a = realloc(*out, (size_t)(n + 1) * sizeof *a);
-        if (!a)
-            return -1;
-        *out = a;
-        a[n].table = strndup(target, (size_t)(dot - target));
-        a[n].to = strdup(dot + 1);
-        a[n].from = strdup(from);
-        n++;
-    }
-    return n;
-}
-
-void mig_renames_free(mig_rename *r, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(r[i].table);
-        free(r[i].from);
-        free(r[i].to);
-    }
-    free(r);
-}

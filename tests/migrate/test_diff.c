@@ -109,6 +109,11 @@ static const edit_case cases[] = {
       "DROP VIEW public.item_notes;",
       "COMMENT ON COLUMN public.items.name IS 'what people call it';"},
      true},
+    {"table_rename",
+     "-- migrate:renamed public.stock from items\nDROP VIEW item_notes;\n"
+     "ALTER TABLE items RENAME TO stock;\nCREATE VIEW item_notes AS SELECT id, note FROM stock;",
+     {"ALTER TABLE public.items RENAME TO stock;", "ALTER TABLE public.stock RENAME TO items;"},
+     true},
     {"ext_schema_seq",
      "CREATE EXTENSION IF NOT EXISTS pgcrypto;\nCREATE SCHEMA extra;\n"
      "CREATE SEQUENCE extra.counter;",

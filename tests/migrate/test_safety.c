@@ -327,12 +327,14 @@ Test(safety, a_connection_lost_mid_migration_is_retried_at_a_safe_point)
              "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM schema_migrations "
              "WHERE version = '0001') = 1 THEN 1.5 ELSE 0 END);\n");
     char cmd[4096], *out = NULL;
-    /* terminate migrate's backend while it sleeps inside 0002's transaction, once */
+    /* terminate migrate's backend while it sleeps inside 0002's transaction, once (polled, so a
+     * loaded machine does not miss the 1.5 s window) */
     snprintf(
         cmd, sizeof cmd,
-        "(sleep 0.8; psql \"$MT_URL\" -qAtXc \"SELECT pg_terminate_backend(pid) FROM "
-        "pg_stat_activity "
-        "WHERE application_name = 'migrate' AND query LIKE '%%pg_sleep%%'\") & "
+        "(for i in $(seq 100); do n=$(psql \"$MT_URL\" -qAtXc \"SELECT "
+        "count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+        "'migrate' AND state = 'active' AND query LIKE '%%pg_sleep%%'\"); [ \"$n\" = 1 ] && "
+        "break; sleep 0.1; done) & "
         "MIGRATE_CONNECT_TIMEOUT=10 '%s' --url \"$MT_URL\" --dir '%s' up; rc=$?; wait; exit $rc",
         pgtest_bin("migrate"), t.dir);
     int rc = pgtest_run(cmd, &out);
