@@ -32,6 +32,11 @@ static const char help_text[] =
     "  check                    compare the history with the files and the live schema with\n"
     "                           <dir>/schema.sql, print the differences\n"
     "  dump [--output FILE]     write <dir>/schema.sql from the system catalogs (\"-\": stdout)\n"
+    "  lint [FILE...]           check migration SQL for locking or breaking DDL (default: the\n"
+    "                           pending files); exit 3 on an error-level finding\n"
+    "  diff NAME --dev-url URL  write the next migration(s) taking the migrations to\n"
+    "                           <dir>/schema.sql, verified on two scratch databases; with\n"
+    "                           --check: exit 3 when schema.sql and the migrations disagree\n"
     "  baseline VERSION         record an existing database as migrated up to VERSION, running\n"
     "                           nothing\n"
     "\n"
@@ -47,6 +52,11 @@ static const char help_text[] =
     "  --allow-changed          up: proceed although an applied file was edited\n"
     "  --allow-missing          up: proceed although an applied file was deleted\n"
     "  --allow-out-of-order     up: apply pending files older than the newest applied one\n"
+    "  --no-lint                up: apply although `migrate lint` finds errors\n"
+    "  --dev-url URL            diff: a scratch server where the role may CREATE DATABASE\n"
+    "                           (default: MIGRATE_DEV_URL)\n"
+    "  --allow-destructive      diff: write drops and lossy changes too\n"
+    "  --check                  diff: only compare, exit 3 on a difference\n"
     "  -h, --help               this text\n"
     "  -V, --version            the version\n"
     "\n"
@@ -75,6 +85,10 @@ enum {
     OPT_ALLOW_MISSING,
     OPT_ALLOW_OOO,
     OPT_OUTPUT,
+    OPT_NO_LINT,
+    OPT_DEV_URL,
+    OPT_ALLOW_DESTRUCTIVE,
+    OPT_CHECK,
 };
 
 static const struct option longopts[] = {
@@ -94,6 +108,10 @@ static const struct option longopts[] = {
     {"allow-missing", no_argument, NULL, OPT_ALLOW_MISSING},
     {"allow-out-of-order", no_argument, NULL, OPT_ALLOW_OOO},
     {"output", required_argument, NULL, OPT_OUTPUT},
+    {"no-lint", no_argument, NULL, OPT_NO_LINT},
+    {"dev-url", required_argument, NULL, OPT_DEV_URL},
+    {"allow-destructive", no_argument, NULL, OPT_ALLOW_DESTRUCTIVE},
+    {"check", no_argument, NULL, OPT_CHECK},
     {NULL, 0, NULL, 0},
 };
 
@@ -114,10 +132,15 @@ static const struct {
     {OPT_ALLOW_MISSING, "--allow-missing", " up "},
     {OPT_ALLOW_OOO, "--allow-out-of-order", " up "},
     {OPT_OUTPUT, "--output", " dump "},
+    {OPT_NO_LINT, "--no-lint", " up "},
+    {OPT_DEV_URL, "--dev-url", " diff "},
+    {OPT_ALLOW_DESTRUCTIVE, "--allow-destructive", " diff "},
+    {OPT_CHECK, "--check", " diff "},
 };
 
-static const char *const commands[] = {"new",     "up",   "down",  "redo",     "status", "current",
-                                       "history", "wait", "check", "baseline", "dump",   NULL};
+static const char *const commands[] = {"new",     "up",      "down", "redo",  "status",
+                                       "current", "history", "wait", "check", "baseline",
+                                       "dump",    "lint",    "diff", NULL};
 
 static int seconds_arg(const char *flag, const char *v, double max, double *out, char *err,
                        size_t errlen)
@@ -188,6 +211,18 @@ static int take(mig_opts *o, int c, const char *arg, char *err, size_t errlen)
     case OPT_OUTPUT:
         o->output = arg;
         return 0;
+    case OPT_NO_LINT:
+        o->no_lint = true;
+        return 0;
+    case OPT_DEV_URL:
+        o->dev_url = arg;
+        return 0;
+    case OPT_ALLOW_DESTRUCTIVE:
+        o->allow_destructive = true;
+        return 0;
+    case OPT_CHECK:
+        o->check = true;
+        return 0;
     default:
         snprintf(err, errlen, "unknown option (see migrate --help)");
         return -1;
@@ -215,10 +250,13 @@ static int check_command(const mig_opts *o, const int *given, char *err, size_t 
         snprintf(err, errlen, "down takes --steps or --to, not both");
         return -1;
     }
-    bool wants_arg = !strcmp(o->command, "new") || !strcmp(o->command, "baseline");
+    if (!strcmp(o->command, "lint"))
+        return 0; /* any number of files */
+    bool wants_arg = !strcmp(o->command, "new") || !strcmp(o->command, "baseline") ||
+                     (!strcmp(o->command, "diff") && !o->check);
     if (wants_arg && !o->arg) {
         snprintf(err, errlen, "migrate %s needs an argument: migrate %s %s", o->command, o->command,
-                 o->command[0] == 'n' ? "NAME" : "VERSION");
+                 o->command[0] == 'b' ? "VERSION" : "NAME");
         return -1;
     }
     if (!wants_arg && o->arg) {
@@ -241,7 +279,7 @@ int mig_cli_parse(int argc, char **argv, mig_opts *o, char *err, size_t errlen)
     o->pg_lock_timeout = "5s";
     o->timeout = 60;
     o->lock_timeout = 60;
-    int given[OPT_OUTPUT - OPT_URL + 1] = {0};
+    int given[OPT_CHECK - OPT_URL + 1] = {0};
     optind = 0; /* 0: full reinitialisation, so tests can parse several command lines */
     opterr = 0;
     int c;
@@ -258,6 +296,11 @@ int mig_cli_parse(int argc, char **argv, mig_opts *o, char *err, size_t errlen)
     }
     if (optind < argc)
         o->command = argv[optind++];
+    if (o->command && !strcmp(o->command, "lint")) {
+        o->files = argv + optind;
+        o->nfiles = argc - optind;
+        optind = argc;
+    }
     if (optind < argc)
         o->arg = argv[optind++];
     if (optind < argc) {

@@ -23,7 +23,10 @@ enum {
 
 typedef struct mig_opts {
     const char *command;
-    const char *arg;             /* NAME for new, VERSION for baseline, else NULL */
+    const char *arg; /* NAME for new and diff, VERSION for baseline, else NULL */
+    char **files;    /* lint: the FILE arguments (argv entries), nfiles of them */
+    int nfiles;
+    const char *dev_url;         /* diff --dev-url, or NULL (then MIGRATE_DEV_URL) */
     const char *url;             /* --url, or NULL */
     const char *dir;             /* --dir, default "migrations" */
     const char *to;              /* --to VERSION, or NULL */
@@ -34,6 +37,9 @@ typedef struct mig_opts {
     double lock_timeout;         /* --lock-timeout for the migration lock, default 60 */
     bool quiet, dry_run, exit_code;
     bool allow_changed, allow_missing, allow_out_of_order;
+    bool no_lint;           /* up --no-lint */
+    bool allow_destructive; /* diff --allow-destructive */
+    bool check;             /* diff --check */
     bool help, version;
 } mig_opts;
 

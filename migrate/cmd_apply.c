@@ -130,6 +130,8 @@ int mig_cmd_up(const mig_opts *o)
     int rc = mig_session_open(&s, o, needs);
     if (rc == MIG_EXIT_OK)
         rc = check_integrity(&s);
+    if (rc == MIG_EXIT_OK && !o->no_lint)
+        rc = mig_lint_before_up(&s);
     size_t done = 0;
     for (size_t i = 0; rc == MIG_EXIT_OK && i < s.files.count; i++) {
         const mig_file *f = &s.files.items[i];

@@ -98,24 +98,6 @@ int mig_cmd_history(const mig_opts *o)
     return rc;
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *out = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&out, &len);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    if (mem)
-        fclose(mem);
-    fclose(f);
-    return out;
-}
-
 static void schema_path(const mig_opts *o, char *out, size_t len)
 {
     snprintf(out, len, "%s/schema.sql", o->dir);
@@ -138,7 +120,7 @@ int mig_cmd_check(const mig_opts *o)
     char path[4096], err[MIG_ERR_LEN];
     schema_path(o, path, sizeof path);
     const mig_applied *l = mig_history_latest(&s.hist);
-    char *expected = read_text(path), *live = mig_dump(s.conn, l ? l->version : NULL, err);
+    char *expected = mig_text_read(path), *live = mig_dump(s.conn, l ? l->version : NULL, err);
     if (!live) {
         mig_fail("%s", err);
         rc = MIG_EXIT_ERROR;
@@ -163,26 +145,6 @@ int mig_cmd_check(const mig_opts *o)
     return rc != MIG_EXIT_OK ? rc : problems ? MIG_EXIT_INTEGRITY : MIG_EXIT_OK;
 }
 
-/* Writes text to path through a temporary file, so a reader never sees half a schema. */
-static int write_atomically(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
-}
-
 int mig_cmd_dump(const mig_opts *o)
 {
     mig_session s;
@@ -201,7 +163,7 @@ int mig_cmd_dump(const mig_opts *o)
             snprintf(path, sizeof path, "%s", o->output);
         else
             schema_path(o, path, sizeof path);
-        if (write_atomically(path, text) < 0) {
+        if (mig_text_write(path, text) < 0) {
             mig_fail("cannot write %s: %s", path, strerror(errno));
             rc = MIG_EXIT_ERROR;
         } else {

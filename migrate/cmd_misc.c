@@ -66,7 +66,8 @@ int mig_cmd_run(const mig_opts *o)
         {"baseline", mig_cmd_baseline}, {"status", mig_cmd_status},
         {"current", mig_cmd_current},   {"history", mig_cmd_history},
         {"wait", mig_cmd_wait},         {"check", mig_cmd_check},
-        {"dump", mig_cmd_dump},
+        {"dump", mig_cmd_dump},         {"lint", mig_cmd_lint},
+        {"diff", mig_cmd_diff},         {"diff", mig_cmd_diff},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (!strcmp(table[i].name, o->command))

@@ -95,6 +95,30 @@ static const section sections[] = {
     {"triggers", TBL_CTE "SELECT pg_get_triggerdef(t.oid, true) || ';' FROM pg_trigger t "
                          "JOIN tbl ON tbl.oid = t.tgrelid WHERE NOT t.tgisinternal "
                          "ORDER BY tbl.nspname, tbl.relname, t.tgname"},
+    {"comments",
+     "SELECT format('COMMENT ON %s IS %L;', x.target, x.description) FROM ("
+     "SELECT CASE WHEN d.objsubid > 0 THEN format('COLUMN %I.%I.%I', n.nspname, c.relname, "
+     "a.attname) WHEN c.relkind = 'v' THEN format('VIEW %I.%I', n.nspname, c.relname) "
+     "WHEN c.relkind = 'm' THEN format('MATERIALIZED VIEW %I.%I', n.nspname, c.relname) "
+     "WHEN c.relkind = 'i' THEN format('INDEX %I.%I', n.nspname, c.relname) "
+     "ELSE format('TABLE %I.%I', n.nspname, c.relname) END AS target, d.description, 1 AS k, "
+     "n.nspname AS s, c.relname AS o, d.objsubid AS sub FROM pg_description d JOIN pg_class c ON "
+     "d.classoid = 'pg_class'::regclass AND c.oid = d.objoid JOIN pg_namespace n ON n.oid = "
+     "c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid "
+     "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'i') AND " NS_FILTER("n") " AND " NOT_EXT(
+         "pg_class", "c.oid") " AND c.relname <> 'schema_migrations' "
+                              "UNION ALL SELECT format('SCHEMA %I', n.nspname), d.description, 0, "
+                              "n.nspname, '', 0 FROM pg_description d JOIN pg_namespace n ON "
+                              "d.classoid = 'pg_namespace'::regclass AND n.oid = d.objoid WHERE "
+                              "n.nspname <> 'public' AND "
+                              "" NS_FILTER("n") " UNION ALL SELECT format('TYPE %I.%I', "
+                                                "n.nspname, t.typname), d.description, 2, "
+                                                "n.nspname, t.typname, 0 FROM pg_description d "
+                                                "JOIN pg_type t ON d.classoid = "
+                                                "'pg_type'::regclass AND t.oid = d.objoid JOIN "
+                                                "pg_namespace n ON n.oid = t.typnamespace WHERE "
+                                                "" NS_FILTER("n") ") x ORDER BY x.k, x.s, x.o, "
+                                                                  "x.sub"},
 };
 
 typedef struct {
@@ -170,11 +194,12 @@ char *mig_dump(PGconn *c, const char *applied_version, char err[MIG_ERR_LEN])
     int rc = !saved || set_search_path(c, "pg_catalog") < 0 ? -1 : 0;
     if (rc < 0)
         snprintf(err, MIG_ERR_LEN, "dump: could not set search_path: %s", PQerrorMessage(c));
-    rc =
-        rc ? rc
-           : put(&b, "-- schema.sql: the schema the migrations produce, written by `migrate dump`"
-                     " from the\n-- system catalogs (schema_migrations left out). Do not edit: "
-                     "`migrate check` compares\n-- the database with it.\n-- migrations applied: ");
+    rc = rc ? rc
+            : put(&b, "-- schema.sql: the schema the migrations produce, written by `migrate dump`"
+                      " from the\n-- system catalogs (schema_migrations left out). To change the "
+                      "schema, "
+                      "edit it and run\n-- `migrate diff NAME`: it writes the migration and this "
+                      "file again.\n-- migrations applied: ");
     rc = rc ? rc : put(&b, applied_version && *applied_version ? applied_version : "none");
     rc = rc ? rc : put(&b, "\n");
     for (size_t i = 0; rc == 0 && i < sizeof sections / sizeof *sections; i++)

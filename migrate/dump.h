@@ -5,7 +5,7 @@
  * schema and the server's major version. Covered: schemas, extensions, enum types, sequences that
  * are not identity columns, functions and procedures, tables with their columns (type, collation,
  * default, identity, generated, nullability), constraints, indexes (INVALID ones are marked),
- * views, triggers. Not covered: ownership, grants, comments, policies, statistics (they differ
+ * views, triggers, comments. Not covered: ownership, grants, policies, statistics (they differ
  * between a local server and a Neon branch without being schema drift). schema_migrations is left
  * out. Objects come in a fixed order (kind, schema, name), so two databases with the same schema
  * give the same bytes. The output is valid SQL (statements end with ';'), one column per line so

@@ -86,6 +86,8 @@ static int directive(const char *path, int lineno, const char *line, size_t len,
         f->no_transaction = true;
         return cur;
     }
+    if (!strcmp(word, "lint-ignore")) /* read by migrate lint (lint.h) */
+        return cur;
     if (!strcmp(word, "lock-timeout") && got == 2) {
         free(f->lock_timeout);
         f->lock_timeout = strdup(arg);
@@ -93,7 +95,8 @@ static int directive(const char *path, int lineno, const char *line, size_t len,
     }
     snprintf(err, MIG_ERR_LEN,
              "%s:%d: unknown directive \"%s\" (known: -- migrate:up, -- migrate:down, "
-             "-- migrate:no-transaction, -- migrate:lock-timeout <duration>)",
+             "-- migrate:no-transaction, -- migrate:lock-timeout <duration>, "
+             "-- migrate:lint-ignore <rule> <reason>)",
              path, lineno, buf);
     return -1;
 }
@@ -312,28 +315,35 @@ static const char template_text[] =
     "-- migrate:down\n"
     "\n";
 
-int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
-                    char err[MIG_ERR_LEN])
+int mig_name_clean(const char *name, char out[MIG_NAME_MAX], char err[MIG_ERR_LEN])
 {
-    char clean[128];
     size_t n = 0;
     for (const char *p = name; *p; p++) {
         char c = (char)tolower((unsigned char)*p);
         if (c == '-' || c == ' ')
             c = '_';
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') ||
-            n + 1 >= sizeof clean) {
+            n + 1 >= MIG_NAME_MAX) {
             snprintf(err, MIG_ERR_LEN,
                      "invalid migration name \"%s\": use letters, digits and _ (up to 100)", name);
             return -1;
         }
-        clean[n++] = c;
+        out[n++] = c;
     }
-    clean[n] = '\0';
+    out[n] = '\0';
     if (n == 0) {
         snprintf(err, MIG_ERR_LEN, "the migration name is empty");
         return -1;
     }
+    return 0;
+}
+
+int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
+                    char err[MIG_ERR_LEN])
+{
+    char clean[MIG_NAME_MAX];
+    if (mig_name_clean(name, clean, err) < 0)
+        return -1;
     mig_files files;
     if (mig_files_load(dir, &files, err) < 0) {
         mig_files_free(&files);
@@ -357,6 +367,44 @@ int mig_file_create(const char *dir, const char *name, char *path_out, size_t pa
     ok = (close(fd) == 0) && ok;
     if (!ok) {
         snprintf(err, MIG_ERR_LEN, "cannot write %s: %s", path_out, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+char *mig_text_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    char chunk[8192];
+    size_t n;
+    while (mem && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, mem);
+    if (mem)
+        fclose(mem);
+    fclose(f);
+    return out;
+}
+
+/* Writes text to path through a temporary file, so a reader never sees half a schema. */
+int mig_text_write(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return -1;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
         return -1;
     }
     return 0;

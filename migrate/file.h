@@ -11,6 +11,7 @@
  *
  *     -- migrate:no-transaction     statements run one at a time outside a transaction
  *     -- migrate:lock-timeout 30s   PostgreSQL lock_timeout for this file ("0" disables it)
+ *     -- migrate:lint-ignore RULE REASON   accepts one `migrate lint` finding (lint.h)
  *
  * Directives may appear anywhere on their own line and apply to both sections. The checksum is the
  * SHA-256 (OpenSSL libcrypto) of the whole file, in hex. Not thread-safe: one caller per list. */
@@ -66,11 +67,24 @@ const mig_file *mig_files_find(const mig_files *list, const char *version);
 /* sha256 of data as lowercase hex into out[65]. Returns 0, -1 on a libcrypto failure. */
 int mig_sha256_hex(const void *data, size_t len, char out[65]);
 
+#define MIG_NAME_MAX 101
+
+/* The file-name form of a migration name: letters lowered, '-' and ' ' become '_', then only
+ * [a-z0-9_], 1 to 100 characters. Returns 0, or -1 with err. */
+int mig_name_clean(const char *name, char out[MIG_NAME_MAX], char err[MIG_ERR_LEN]);
+
 /* Creates `<dir>/<next>_<name>.sql` from the template, where next is one more than the highest
  * version present (4 digits, 0001 for an empty directory). `name` must be [a-z0-9_]+ (letters are
  * lowered, '-' and ' ' become '_'). Writes the new path into path_out. Returns 0, or -1 with err.
  */
 int mig_file_create(const char *dir, const char *name, char *path_out, size_t path_len,
                     char err[MIG_ERR_LEN]);
+
+/* The whole file as a malloc'd string, or NULL when it cannot be read. */
+char *mig_text_read(const char *path);
+
+/* Writes text to path through a temporary file and rename(), so a reader never sees half of it.
+ * Returns 0, or -1 with errno. */
+int mig_text_write(const char *path, const char *text);
 
 #endif

@@ -5,7 +5,11 @@
  * Understands everything that can hide a semicolon: 'strings' (with '' and, for E'..', backslash
  * escapes), "identifiers", $tag$ dollar quotes $tag$ (but not $1 parameters), -- line comments,
  * nested block comments, parentheses, and CREATE FUNCTION/PROCEDURE ... BEGIN ATOMIC ... END bodies
- * (psql's heuristic). Written by hand because libpq has no SQL lexer and psql's is not a library.
+ * (psql's heuristic). Written by hand because libpq has no SQL lexer and psql's is not a library,
+ * and libpg_query's splitters do not fit: the scanner one cuts BEGIN ATOMIC bodies apart, the
+ * parser one (PostgreSQL 15's grammar) rejects the whole file when one statement does not parse
+ * (newer syntax for a 16/17 server, or a typo the server should report with its line).
+ * tests/migrate/test_split.c checks that both agree on valid SQL.
  * Pure functions, no I/O, safe from any thread. */
 #ifndef MIGRATE_SPLIT_H
 #define MIGRATE_SPLIT_H

@@ -1,6 +1,6 @@
 -- schema.sql: the schema the migrations produce, written by `migrate dump` from the
--- system catalogs (schema_migrations left out). Do not edit: `migrate check` compares
--- the database with it.
+-- system catalogs (schema_migrations left out). To change the schema, edit it and run
+-- `migrate diff NAME`: it writes the migration and this file again.
 -- migrations applied: 0003
 
 -- functions

@@ -29,7 +29,7 @@ Test(safety, eight_concurrent_runners_apply_each_migration_once)
     /* CREATE INDEX CONCURRENTLY while seven others poll for the lock: no deadlock */
     mt_write(&t, "0004_idx.sql",
              "-- migrate:no-transaction\n-- migrate:up\n"
-             "CREATE INDEX CONCURRENTLY a_v_idx ON a (v);\n"
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_v_idx ON a (v);\n"
              "INSERT INTO runs VALUES ('0004');\n");
     char cmd[4096], *out = NULL;
     snprintf(
@@ -105,9 +105,9 @@ Test(safety, failed_no_transaction_file_reports_progress_and_invalid_index)
     mt_write(&t, "0001_a.sql", m1);
     mt_write(&t, "0002_idx.sql",
              "-- migrate:no-transaction\n-- migrate:up\n"
-             "CREATE INDEX CONCURRENTLY a_v_idx ON a (v);\n"
-             "CREATE UNIQUE INDEX CONCURRENTLY a_v_key ON a (v);\n"
-             "CREATE INDEX CONCURRENTLY a_id_idx ON a (id);\n");
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_v_idx ON a (v);\n"
+             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS a_v_key ON a (v);\n"
+             "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_id_idx ON a (id);\n");
     char *out = NULL;
     cr_assert_eq(mt_migrate(&t, "up --to 0001", &out), 0, "%s", out);
     free(out);
@@ -327,12 +327,14 @@ Test(safety, a_connection_lost_mid_migration_is_retried_at_a_safe_point)
              "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM schema_migrations "
              "WHERE version = '0001') = 1 THEN 1.5 ELSE 0 END);\n");
     char cmd[4096], *out = NULL;
-    /* terminate migrate's backend while it sleeps inside 0002's transaction, once */
+    /* terminate migrate's backend while it sleeps inside 0002's transaction, once (polled, so a
+     * loaded machine does not miss the 1.5 s window) */
     snprintf(
         cmd, sizeof cmd,
-        "(sleep 0.8; psql \"$MT_URL\" -qAtXc \"SELECT pg_terminate_backend(pid) FROM "
-        "pg_stat_activity "
-        "WHERE application_name = 'migrate' AND query LIKE '%%pg_sleep%%'\") & "
+        "(for i in $(seq 100); do n=$(psql \"$MT_URL\" -qAtXc \"SELECT "
+        "count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+        "'migrate' AND state = 'active' AND query LIKE '%%pg_sleep%%'\"); [ \"$n\" = 1 ] && "
+        "break; sleep 0.1; done) & "
         "MIGRATE_CONNECT_TIMEOUT=10 '%s' --url \"$MT_URL\" --dir '%s' up; rc=$?; wait; exit $rc",
         pgtest_bin("migrate"), t.dir);
     int rc = pgtest_run(cmd, &out);

@@ -1,0 +1,357 @@
+/* migrate diff: each schema edit of the table below goes through the whole workflow on real
+ * databases: `diff` writes a migration that passed its own verification, `up` applies it (and its
+ * lint), `check` and `diff --check` are clean, `down` gives the original schema back. Then the
+ * refusals (destructive, unsupported, enum reorder), the scratch databases being dropped after
+ * success, failure and SIGINT, and a dev URL whose role may not create databases. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db/url.h"
+#include "tests/migrate/support.h"
+#include "tests/support/pgtest.h"
+
+static const char base_up[] =
+    "CREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL,\n"
+    "    qty int, note varchar(50));\n"
+    "CREATE TABLE owners (id bigint PRIMARY KEY);\n"
+    "CREATE TYPE mood AS ENUM ('sad', 'happy');\n"
+    "CREATE VIEW item_notes AS SELECT id, note FROM items;\n";
+
+/* base migration and a schema.sql made of the same SQL plus `edit` */
+static void setup(mt *t, const char *tag, const char *edit)
+{
+    mt_setup(t, tag);
+    char *dev = pgtest_url();
+    setenv("MT_DEV", dev, 1);
+    free(dev);
+    char m[2048], s[4096];
+    snprintf(m, sizeof m,
+             "-- migrate:up\n%s-- migrate:down\nDROP VIEW item_notes;\nDROP TYPE mood;\n"
+             "DROP TABLE owners;\nDROP TABLE items;\n",
+             base_up);
+    mt_write(t, "0001_base.sql", m);
+    snprintf(s, sizeof s, "%s%s", base_up, edit);
+    mt_write(t, "schema.sql", s);
+}
+
+static int diff(mt *t, const char *args, char **out)
+{
+    char a[512];
+    snprintf(a, sizeof a, "diff --dev-url \"$MT_DEV\" %s", args);
+    return mt_migrate(t, a, out);
+}
+
+static int count_files(mt *t)
+{
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c '^[0-9]'", t->dir);
+    pgtest_run(cmd, &out);
+    int n = atoi(out ? out : "0");
+    free(out);
+    return n;
+}
+
+/* Edits grouped by kind (one scratch round trip each keeps the suite short); every edit's line
+ * must appear in the generated migration. */
+typedef struct {
+    const char *tag, *edit;
+    const char *expect[4]; /* lines the generated migration(s) must contain */
+    bool revertible;
+} edit_case;
+
+static const edit_case cases[] = {
+    {"columns",
+     "ALTER TABLE items ADD COLUMN price numeric(10,2) DEFAULT 0 NOT NULL;\n"
+     "ALTER TABLE items ALTER COLUMN qty SET NOT NULL;\n"
+     "ALTER TABLE items ADD COLUMN ref uuid DEFAULT gen_random_uuid();\n"
+     "-- migrate:renamed public.items.label from name\n"
+     "ALTER TABLE items RENAME COLUMN name TO label;",
+     {"ADD COLUMN price numeric(10,2) DEFAULT 0 NOT NULL;", "CHECK (qty IS NOT NULL) NOT VALID;",
+      "ALTER COLUMN ref SET DEFAULT gen_random_uuid();",
+      "ALTER TABLE public.items RENAME COLUMN name TO label;"},
+     true},
+    {"constraints",
+     "ALTER TABLE items ADD CONSTRAINT items_qty_check CHECK (qty >= 0);\n"
+     "ALTER TABLE items ADD COLUMN owner_id bigint REFERENCES owners (id);\n"
+     "ALTER TABLE items ADD CONSTRAINT items_name_key UNIQUE (name);\n"
+     "ALTER TABLE items ADD CONSTRAINT items_note_excl EXCLUDE USING btree (note WITH =);",
+     {"VALIDATE CONSTRAINT items_qty_check;",
+      "FOREIGN KEY (owner_id) REFERENCES public.owners(id) NOT VALID;",
+      "ADD CONSTRAINT items_name_key UNIQUE USING INDEX items_name_key;",
+      "ADD CONSTRAINT items_note_excl EXCLUDE USING btree (note WITH =);"},
+     true},
+    {"indexes",
+     "CREATE INDEX items_qty_idx ON items (qty) WHERE qty > 0;\n"
+     "CREATE INDEX items_lower_name_idx ON items (lower(name));\n"
+     "CREATE TABLE tags (id bigint PRIMARY KEY, item_id bigint REFERENCES items (id));\n"
+     "CREATE INDEX tags_item_idx ON tags (item_id);",
+     {"CREATE INDEX CONCURRENTLY IF NOT EXISTS items_qty_idx ON public.items USING btree (qty) "
+      "WHERE (qty > 0);",
+      "IF NOT EXISTS items_lower_name_idx ON public.items USING btree (lower(name));",
+      "CREATE INDEX tags_item_idx ON public.tags USING btree (item_id);",
+      "ALTER TABLE public.tags ADD CONSTRAINT tags_item_id_fkey FOREIGN KEY (item_id) REFERENCES "
+      "public.items(id);"},
+     true},
+    {"enum",
+     "ALTER TYPE mood ADD VALUE 'meh' AFTER 'sad';",
+     {"ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'meh' AFTER 'sad';",
+      "-- migrate:no-transaction"},
+     false},
+    {"views_comments",
+     "DROP VIEW item_notes;\nALTER TABLE items ALTER COLUMN note TYPE varchar(100);\n"
+     "CREATE VIEW item_notes AS SELECT id, note FROM items;\n"
+     "COMMENT ON COLUMN items.name IS 'what people call it';",
+     {"ALTER TABLE public.items ALTER COLUMN note TYPE character varying(100);",
+      "DROP VIEW public.item_notes;",
+      "COMMENT ON COLUMN public.items.name IS 'what people call it';"},
+     true},
+    {"table_rename",
+     "-- migrate:renamed public.stock from items\nDROP VIEW item_notes;\n"
+     "ALTER TABLE items RENAME TO stock;\nCREATE VIEW item_notes AS SELECT id, note FROM stock;",
+     {"ALTER TABLE public.items RENAME TO stock;", "ALTER TABLE public.stock RENAME TO items;"},
+     true},
+    {"ext_schema_seq",
+     "CREATE EXTENSION IF NOT EXISTS pgcrypto;\nCREATE SCHEMA extra;\n"
+     "CREATE SEQUENCE extra.counter;",
+     {"CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;", "CREATE SCHEMA extra;",
+      "CREATE SEQUENCE extra.counter AS bigint"},
+     true},
+};
+
+/* Criterion runs each parameter in a new process: pass indexes, not pointers */
+ParameterizedTestParameters(diff, each_edit_generates_a_verified_reversible_migration)
+{
+    static int idx[sizeof cases / sizeof *cases];
+    for (size_t i = 0; i < sizeof idx / sizeof *idx; i++)
+        idx[i] = (int)i;
+    return cr_make_param_array(int, idx, sizeof idx / sizeof *idx);
+}
+
+ParameterizedTest(int *i, diff, each_edit_generates_a_verified_reversible_migration)
+{
+    const edit_case *c = &cases[*i];
+    mt t;
+    setup(&t, c->tag, c->edit);
+    char *out = NULL, *before = NULL, *after = NULL;
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "dump --output -", &before), 0);
+    cr_assert_eq(diff(&t, "--check", &out), 3, "%s: %s", c->tag, out);
+    free(out);
+    cr_assert_eq(diff(&t, "change", &out), 0, "%s: %s", c->tag, out);
+    free(out);
+    char cmd[512], *all = NULL;
+    snprintf(cmd, sizeof cmd, "cat '%s'/0002_* '%s'/0003_* '%s'/0004_* 2>/dev/null", t.dir, t.dir,
+             t.dir);
+    pgtest_run(cmd, &all);
+    for (int k = 0; k < 4 && c->expect[k]; k++)
+        cr_assert(strstr(all, c->expect[k]), "%s: expected \"%s\" in\n%s", c->tag, c->expect[k],
+                  all);
+    free(all);
+    int files = count_files(&t) - 1;
+    cr_assert_gt(files, 0);
+    cr_assert_eq(mt_migrate(&t, "lint", &out), 0, "%s: %s", c->tag, out);
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s: %s", c->tag, out);
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "check", &out), 0, "%s: %s", c->tag, out);
+    free(out);
+    cr_assert_eq(diff(&t, "--check", &out), 0, "%s: %s", c->tag, out);
+    free(out);
+    if (c->revertible) {
+        cr_assert_eq(mt_migrate(&t, "down --to 0001", &out), 0, "%s: %s", c->tag, out);
+        free(out);
+        cr_assert_eq(mt_migrate(&t, "dump --output -", &after), 0);
+        cr_assert_str_eq(after, before, "%s: down did not give the original schema back", c->tag);
+        free(after);
+    }
+    free(before);
+    mt_teardown(&t);
+}
+
+/* Runs `migrate diff` through `sh -c 'exec ...'` to learn its pid; returns the exit status. */
+static int diff_pid(mt *t, const char *args, char **out, int *pid)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "sh -c 'echo pid=$$; exec env MIGRATE_CONNECT_TIMEOUT=5 \"%s\" --dir \"%s\" diff "
+             "--dev-url \"$MT_DEV\" %s'",
+             pgtest_bin("migrate"), t->dir, args);
+    int rc = pgtest_run(cmd, out);
+    *pid = 0;
+    const char *p = *out ? strstr(*out, "pid=") : NULL;
+    if (p)
+        *pid = atoi(p + 4);
+    return rc;
+}
+
+/* Scratch databases of process `pid` still on the server. */
+static int scratch_left(mt *t, int pid)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_database WHERE datname LIKE 'migrate\\_diff\\_%d\\_%%'", pid);
+    char *v = mt_query(t, sql);
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+Test(diff, destructive_changes_are_refused_and_renames_hinted)
+{
+    mt t;
+    setup(&t, "destroy",
+          "ALTER TABLE items DROP COLUMN qty;\nALTER TABLE items ADD COLUMN amount int;\n"
+          "DROP VIEW item_notes;\nDROP TABLE owners;");
+    char *out = NULL;
+    int pid;
+    cr_assert_eq(diff_pid(&t, "change", &out, &pid), 3, "%s", out);
+    cr_assert(strstr(out, "destructive: drop column public.items.qty: its data is lost"), "%s",
+              out);
+    cr_assert(strstr(out, "destructive: drop table public.owners"), "%s", out);
+    cr_assert(
+        strstr(out, "possible rename: public.items.qty dropped and public.items.amount added"),
+        "%s", out);
+    cr_assert(strstr(out, "-- migrate:renamed public.items.amount from qty"), "%s", out);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(scratch_left(&t, pid), 0, "scratch databases left after a refusal");
+    free(out);
+    cr_assert_eq(count_files(&t), 1, "a file was written although the diff was refused");
+    cr_assert_eq(diff_pid(&t, "change --allow-destructive", &out, &pid), 0, "%s", out);
+    cr_assert_eq(scratch_left(&t, pid), 0, "scratch databases left after success");
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "--check", &out), 0, "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
+
+Test(diff, unsupported_kinds_and_enum_reorder_are_reported_and_nothing_is_written)
+{
+    mt t;
+    setup(&t, "unsupported",
+          "CREATE FUNCTION one() RETURNS int LANGUAGE sql RETURN 1;\n"
+          "CREATE MATERIALIZED VIEW big AS SELECT 1 AS x;\n"
+          "DROP VIEW item_notes;\nDROP TYPE mood;\nCREATE TYPE mood AS ENUM ('happy', 'sad');\n"
+          "CREATE VIEW item_notes AS SELECT id, note FROM items;");
+    char *out = NULL;
+    cr_assert_eq(diff(&t, "change", &out), 3, "%s", out);
+    cr_assert(strstr(out, "cannot diff function public.one() (added in schema.sql)"), "%s", out);
+    cr_assert(strstr(out, "cannot diff materialized view public.big"), "%s", out);
+    cr_assert(strstr(out, "enum public.mood: values removed or reordered"), "%s", out);
+    cr_assert(strstr(out, "write this one by hand"), "%s", out);
+    cr_assert(strstr(out, "nothing was written"), "%s", out);
+    free(out);
+    cr_assert_eq(count_files(&t), 1);
+    cr_assert_eq(diff(&t, "--check", &out), 3, "%s", out);
+    cr_assert(strstr(out, "cannot diff function public.one()"), "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
+
+Test(diff, failed_schema_sql_names_the_line_and_drops_the_scratch_databases)
+{
+    mt t;
+    setup(&t, "broken", "\nALTER TABLE nowhere ADD COLUMN x int;");
+    char *out = NULL;
+    int pid;
+    cr_assert_eq(diff_pid(&t, "change", &out, &pid), 1, "%s", out);
+    cr_assert(strstr(out, "schema.sql:7: "), "%s", out);
+    cr_assert(strstr(out, "\"nowhere\" does not exist"), "%s", out);
+    cr_assert_eq(scratch_left(&t, pid), 0, "scratch databases left after a failure");
+    free(out);
+    mt_teardown(&t);
+}
+
+Test(diff, sigint_drops_the_scratch_databases)
+{
+    mt t;
+    setup(&t, "sigint", "ALTER TABLE items ADD COLUMN x int;");
+    mt_write(&t, "0002_slow.sql", "-- migrate:up\nSELECT pg_sleep(30);\n-- migrate:down\n");
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "\"%s\" --dir \"%s\" diff --dev-url \"$MT_DEV\" change & p=$!; "
+             "for i in $(seq 150); do n=$(psql \"$MT_DEV\" -Atc \"SELECT count(*) FROM pg_database "
+             "WHERE datname LIKE 'migrate\\_diff\\_${p}\\_%%'\"); [ \"$n\" = 2 ] && break; "
+             "sleep 0.2; done; sleep 0.5; echo during=$n; kill -INT $p; wait $p; echo rc=$? pid=$p",
+             pgtest_bin("migrate"), t.dir);
+    pgtest_run(cmd, &out);
+    cr_assert(strstr(out, "during=2"), "the scratch databases did not exist yet: %s", out);
+    cr_assert(strstr(out, "rc=130"), "%s", out);
+    cr_assert(strstr(out, "interrupted: the scratch databases were dropped"), "%s", out);
+    const char *p = strstr(out, "pid=");
+    cr_assert_not_null(p);
+    cr_assert_eq(scratch_left(&t, atoi(p + 4)), 0, "scratch databases left after SIGINT: %s", out);
+    free(out);
+    cr_assert_eq(count_files(&t), 2);
+    mt_teardown(&t);
+}
+
+Test(diff, a_dev_url_without_createdb_gives_one_clear_line)
+{
+    mt t;
+    setup(&t, "nocreatedb", "ALTER TABLE items ADD COLUMN x int;");
+    char role[96], sql[256];
+    snprintf(role, sizeof role, "%s_r", t.db);
+    snprintf(sql, sizeof sql, "CREATE ROLE \"%s\" LOGIN NOCREATEDB PASSWORD 'pw-%d'", role,
+             (int)getpid());
+    free(mt_query(&t, sql));
+    char pw[32];
+    snprintf(pw, sizeof pw, "pw-%d", (int)getpid());
+    char *base = pgtest_url(), *u1 = db_url_with(base, "user", role);
+    char *u2 = db_url_with(u1, "password", pw);
+    setenv("MT_DEV", u2, 1);
+    free(base);
+    free(u1);
+    free(u2);
+    char *out = NULL;
+    cr_assert_eq(mt_migrate(&t, "diff --dev-url \"$MT_DEV\" change", &out), 1, "%s", out);
+    cr_assert(strstr(out, "may not create databases"), "%s", out);
+    cr_assert(strstr(out, "CREATEDB"), "%s", out);
+    size_t lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    cr_assert_eq(lines, 1, "more than one line:\n%s", out);
+    free(out);
+    snprintf(sql, sizeof sql, "DROP ROLE \"%s\"", role);
+    free(mt_query(&t, sql));
+    mt_teardown(&t);
+}
+
+Test(diff, needs_a_dev_url)
+{
+    mt t;
+    setup(&t, "nodev", "");
+    unsetenv("MIGRATE_DEV_URL");
+    char *out = NULL;
+    cr_assert_eq(mt_migrate(&t, "diff change", &out), 2, "%s", out);
+    cr_assert(strstr(out, "needs --dev-url URL or MIGRATE_DEV_URL"), "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "'bad/name'", &out), 2, "%s", out);
+    cr_assert(strstr(out, "invalid migration name \"bad/name\""), "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "--check", &out), 0, "%s", out);
+    cr_assert(strstr(out, "matches the migrations"), "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
+
+Test(diff, the_shipped_schema_sql_agrees_with_the_shipped_migrations)
+{
+    mt t;
+    setup(&t, "shipped", "");
+    char *out = NULL, args[512];
+    snprintf(args, sizeof args, "--dir '%s' diff --check --dev-url \"$MT_DEV\"",
+             pgtest_source_path("migrations"));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s", pgtest_bin("migrate"), args);
+    cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "matches the migrations"), "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
