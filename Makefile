@@ -1,7 +1,9 @@
 # The front door. CMake is the build; these targets are the commands people type.
 #   make run     install missing packages, build, start the API on http://127.0.0.1:8000
 #   make test    install missing packages, build with sanitizers, run every suite against a real PostgreSQL
-.PHONY: all run build test deps db-start db-stop db-reset migrate format format-check bench clean install
+#   make test-neonlike  the same suites against a server shaped like a Neon branch (TLS verify-full, SCRAM,
+#                a non-superuser owner, pgbouncer with TLS; tests/harness/cluster --neonlike)
+.PHONY: all run build test test-neonlike deps db-start db-stop db-reset migrate format format-check bench clean install
 .PHONY: migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump migrate-new
 
 BUILD      ?= build/release
@@ -25,6 +27,13 @@ test: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
 	@tests/harness/cluster ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-neonlike: deps
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
+	@tests/harness/selftest
+	@tests/harness/cluster --neonlike --scan $(TEST_BUILD)/Testing/Temporary/LastTest.log \
+	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)

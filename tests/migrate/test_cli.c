@@ -324,7 +324,10 @@ Test(cli, pooled_neon_host_is_migrated_through_its_direct_host)
     mt_write(&t, "0001_a.sql", m1);
     /* Locally, libpq's hostaddr makes a Neon-looking name reach the local server without DNS; on a
      * real Neon branch the pooled form of its own direct host is used. Either way the direct name
-     * is what migrate must end up with (the rewrite keeps hostaddr, port, user, password, TLS). */
+     * is what migrate must end up with (the rewrite keeps hostaddr, port, user, password, TLS).
+     * hostaddr takes only an IP address: the test URL's host ("localhost", a service name, any DNS
+     * name) is resolved here first. The server's certificate cannot name the fake host, so
+     * sslmode=verify-full becomes verify-ca (the chain is still verified, TLS still required). */
     char *host = db_url_get(t.url, "host");
     char direct[256], pooled[300], *out = NULL;
     char *with_addr = NULL, *url;
@@ -336,8 +339,15 @@ Test(cli, pooled_neon_host_is_migrated_through_its_direct_host)
     } else {
         snprintf(direct, sizeof direct, "ep-quiet-sun-123456.us-east-2.aws.neon.tech");
         snprintf(pooled, sizeof pooled, "ep-quiet-sun-123456-pooler.us-east-2.aws.neon.tech");
-        with_addr = db_url_with(t.url, "hostaddr", host);
+        char *addr = pgtest_host_address(t.url), *ssl = db_url_get(t.url, "sslmode");
+        char *verified = ssl && !strcmp(ssl, "verify-full")
+                             ? db_url_with(t.url, "sslmode", "verify-ca")
+                             : strdup(t.url);
+        with_addr = db_url_with(verified, "hostaddr", addr);
         url = db_url_with(with_addr, "host", pooled);
+        free(addr);
+        free(ssl);
+        free(verified);
     }
     cr_assert_not_null(url);
     setenv("POOLED_URL", url, 1);

@@ -3,7 +3,11 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,46 @@ const char *pgtest_source_path(const char *relative)
     static _Thread_local char path[1024];
     snprintf(path, sizeof path, "%s/%s", PGTEST_SOURCE_DIR, relative);
     return path;
+}
+
+/* connect() with a timeout: true when the address accepts a TCP connection within 2 s */
+static bool answers(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return false;
+    bool ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = poll(&p, 1, 2000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+             err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+char *pgtest_host_address(const char *url)
+{
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    cr_assert(host, "the test URL names no host");
+    cr_assert(host[0] != '/' && host[0] != '@', "the test URL uses a Unix socket (%s), not TCP",
+              host);
+    cr_assert(!strchr(host, ','), "the test URL names several hosts (%s)", host);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, port ? port : "5432", &hints, &res);
+    cr_assert(rc == 0, "cannot resolve %s: %s", host, gai_strerror(rc));
+    char addr[NI_MAXHOST] = "";
+    for (const struct addrinfo *ai = res; ai && !addr[0]; ai = ai->ai_next)
+        if (answers(ai))
+            cr_assert(getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0,
+                                  NI_NUMERICHOST) == 0);
+    freeaddrinfo(res);
+    cr_assert(addr[0], "no address of %s answers on port %s", host, port ? port : "5432");
+    free(host);
+    free(port);
+    return strdup(addr);
 }
 
 int pgtest_free_port(void)

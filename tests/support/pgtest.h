@@ -32,6 +32,12 @@ char *pgtest_query(PGconn *conn, const char *sql);
 const char *pgtest_bin(const char *name);
 const char *pgtest_source_path(const char *relative);
 
+/* The numeric address (for libpq's hostaddr) at which `url`'s server accepts TCP connections: its
+ * host resolved like libpq resolves it (getaddrinfo: "localhost", a container's service name, any
+ * DNS name or IP literal), the first address whose port answers. Lets a test give the server
+ * another host name (host=<fake name> hostaddr=<this>) without DNS. malloc'd. */
+char *pgtest_host_address(const char *url);
+
 /* A free TCP port on 127.0.0.1 (bound and released; good enough for tests). */
 int pgtest_free_port(void);
 
