@@ -57,3 +57,16 @@ clean:
 .PHONY: container-test
 container-test:
 	@scripts/container-test
+
+# the builds users run: conventional CMake, tests on, gcc and clang, Debug and Release (scripts/ci-builds)
+.PHONY: ci-builds tidy test-clang
+ci-builds: deps
+	@scripts/ci-builds
+
+# clang-tidy with the committed .clang-tidy; any finding fails (scripts/tidy)
+tidy: deps
+	@scripts/tidy
+
+# the whole suite built with clang instead of gcc (ASan+UBSan as in make test)
+test-clang: deps
+	@CC=clang $(MAKE) --no-print-directory test TEST_BUILD=build/test-clang
