@@ -70,3 +70,8 @@ tidy: deps
 # the whole suite built with clang instead of gcc (ASan+UBSan as in make test)
 test-clang: deps
 	@CC=clang $(MAKE) --no-print-directory test TEST_BUILD=build/test-clang
+
+# libFuzzer on every parser of untrusted input, FUZZ_SECONDS (default 60) each (tests/fuzz/run)
+.PHONY: fuzz
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
