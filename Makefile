@@ -75,3 +75,8 @@ test-clang: deps
 .PHONY: fuzz
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
+
+# chaos under load, audited (bench/chaos.sh): make chaos [CHAOS_SECONDS=60] [CHAOS_VARIANT=direct|pooler]
+.PHONY: chaos
+chaos: build
+	@bench/chaos.sh $(or $(CHAOS_SECONDS),60) $(or $(CHAOS_VARIANT),direct)
