@@ -80,3 +80,8 @@ fuzz: deps
 .PHONY: chaos
 chaos: build
 	@bench/chaos.sh $(or $(CHAOS_SECONDS),60) $(or $(CHAOS_VARIANT),direct)
+
+# the mixed load for SOAK_SECONDS (default 600), RSS/fds/connections/p99 per minute (bench/soak.sh)
+.PHONY: soak
+soak: build
+	@bench/soak.sh $(or $(SOAK_SECONDS),600)

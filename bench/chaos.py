@@ -18,7 +18,7 @@ refusal ends), plus a cold start's 2 s. Recovery = from the end of a window to t
 request that started before the end + 1 s, i.e. how long after the database answers clients still
 fail. A failure outside every window + 1 s counts as a failure outside outages.
 """
-import base64, hashlib, hmac, http.client, json, os, random, socket, subprocess, sys, threading, time, uuid
+import base64, collections, hashlib, hmac, http.client, json, os, random, socket, subprocess, sys, threading, time, uuid
 
 DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
 E = os.environ
@@ -93,6 +93,8 @@ events = []    # (t, name)
 failures = []  # (t_start, t_end, kind, what)
 counts = {"reads": 0, "reads_failed": 0, "writes": 0, "write_retries": 0, "creates_acked": 0}
 max_conns = [0]
+latencies = []
+SOAK = E.get("CHAOS_MODE") == "soak"
 
 
 def event(name):
@@ -194,12 +196,15 @@ class Client:
     def call(self, method, path, body=None, headers=None):
         """Returns (status, json or None); status 0 is a connection error."""
         h = dict(self.auth, **(headers or {}))
+        t0 = time.monotonic()
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=15)
             self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
             r = self.conn.getresponse()
             data = r.read()
+            with lock:
+                latencies.append(time.monotonic() - t0)
             return r.status, (json.loads(data) if data else None)
         except (OSError, http.client.HTTPException, ValueError):
             self.conn.close()
@@ -213,6 +218,7 @@ def fail(t0, kind, what):
 
 
 tasks = {}  # id -> {"user", "title", "completed" (None: unknown), "deleted"}
+recent = {}  # user -> the ids of its last 200 creates (what readers pick from)
 
 
 def writer(i):
@@ -236,6 +242,7 @@ def writer(i):
             tasks[tid] = {"user": c.user, "title": title, "completed": False, "deleted": False,
                           "title_known": True}
             counts["creates_acked"] += 1
+            recent.setdefault(c.user, collections.deque(maxlen=200)).append(tid)
         # update (idempotent: retried), toggle (not retried), maybe delete (retried)
         new = title + "-u"
         with lock:
@@ -283,7 +290,7 @@ def reader(i):
     c = Client("w%d" % (i % WRITERS))
     while not stop.is_set():
         with lock:
-            mine = [k for k, v in tasks.items() if v["user"] == c.user and not v["deleted"]]
+            mine = list(recent.get(c.user, ()))
         t0 = now()
         if mine and random.random() < 0.5:
             tid = random.choice(mine)
@@ -302,16 +309,61 @@ def reader(i):
 
 threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
 threads += [threading.Thread(target=reader, args=(i,)) for i in range(READERS)]
-threads += [threading.Thread(target=terminator), threading.Thread(target=chaos)]
+def server_conns():
+    out = psql("select count(*) from pg_stat_activity where application_name = '%s'" % APPNAME)
+    return int(out) if out and out.isdigit() else -1
+
+
+soak_rows = []
+
+
+def monitor():
+    """Soak: every SOAK_INTERVAL seconds the api's RSS, open fds, server connections, p99."""
+    interval = float(E.get("SOAK_INTERVAL", "60"))
+    print("  %6s %9s %6s %8s %9s %9s" % ("t (s)", "RSS (KB)", "fds", "conns", "requests", "p99 (ms)"), flush=True)
+    nxt = interval
+    while not stop.is_set():
+        if stop.wait(max(0.0, nxt - now())):
+            break
+        nxt += interval
+        rss = int([l.split()[1] for l in open("/proc/%d/status" % api.pid) if l.startswith("VmRSS:")][0])
+        fds = len(os.listdir("/proc/%d/fd" % api.pid))
+        with lock:
+            lat = sorted(latencies)
+            latencies.clear()
+        p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0
+        conns = server_conns()
+        soak_rows.append((now(), rss, fds, conns, len(lat), p99))
+        print("  %6.0f %9d %6d %8d %9d %9.2f" % (now(), rss, fds, conns, len(lat), p99), flush=True)
+
+
+if SOAK:
+    print("soak (%g s, %d writers, %d readers, DB_POOL_MAX=%d)" % (DURATION, WRITERS, READERS, POOL_MAX), flush=True)
+    threads += [threading.Thread(target=monitor)]
+else:
+    threads += [threading.Thread(target=terminator), threading.Thread(target=chaos)]
 for t in threads:
     t.daemon = True
     t.start()
-while now() < DURATION:
+while now() < DURATION + 0.5:
     time.sleep(0.2)
 stop.set()
 for t in threads:
     t.join(timeout=30)
 api_alive = api.poll() is None
+if SOAK:
+    # flat after warm-up: from the end of the first interval to the last
+    ok = api_alive and len(soak_rows) >= 2
+    if len(soak_rows) >= 2:
+        first, last = soak_rows[0], soak_rows[-1]
+        growth = last[1] - first[1]
+        print("  after warm-up (%.0f s to %.0f s): RSS %+d KB (target <= 1024), fds %+d, server connections %d..%d" %
+              (first[0], last[0], growth, last[2] - first[2], min(r[3] for r in soak_rows), max(r[3] for r in soak_rows)))
+        ok = ok and growth <= 1024 and last[2] <= first[2] + 2
+    print("soak: %s" % ("flat" if ok else "NOT FLAT (or too short: it needs two intervals)"))
+    api.terminate()
+    api.wait(timeout=15)
+    sys.exit(0 if ok else 1)
 
 # ---- audit -------------------------------------------------------------------------------------------
 rows = psql("select id, title, completed from tasks")
