@@ -424,7 +424,7 @@ int main(int argc, char **argv)
     LIST_INIT(&p.conns);
     const char *upstream = NULL, *port_file = NULL;
     long listen_port = 0, control_port = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n = arg_int(v);
         if (!strcmp(a, "--upstream") && v)
@@ -442,7 +442,6 @@ int main(int argc, char **argv)
         else
             return usage(v || !strncmp(a, "--", 2) ? "bad or unknown option"
                                                    : "option needs a value");
-        i++;
     }
     if (!upstream)
         return usage("--upstream is required");
