@@ -85,3 +85,12 @@ chaos: build
 .PHONY: soak
 soak: build
 	@bench/soak.sh $(or $(SOAK_SECONDS),600)
+
+# ThreadSanitizer: the api (coroutines, pipeline, pool, reaper, helper threads) built with
+# -fsanitize=thread and run under the chaos load; a race report stops it and fails the run.
+# (Criterion cannot start under TSan, Criterion#274, so the suites themselves do not run this way.)
+.PHONY: tsan
+tsan: deps
+	@CC=clang cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE_THREAD=ON -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build/tsan -j $(JOBS) --target api migrate faultproxy -- --no-print-directory >/dev/null
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" BUILD=build/tsan bench/chaos.sh $(or $(CHAOS_SECONDS),30) direct

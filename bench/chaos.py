@@ -294,17 +294,17 @@ def reader(i):
         t0 = now()
         if mine and random.random() < 0.5:
             tid = random.choice(mine)
-            st, _ = c.call("GET", "/api/%s/tasks/%s" % (c.user, tid))
+            st, body = c.call("GET", "/api/%s/tasks/%s" % (c.user, tid))
             ok = st == 200 or st == 404  # 404: deleted meanwhile by its writer
         else:
-            st, _ = c.call("GET", "/api/%s/tasks?limit=20" % c.user)
+            st, body = c.call("GET", "/api/%s/tasks?limit=20" % c.user)
             ok = st == 200
         with lock:
             counts["reads"] += 1
         if not ok:
             with lock:
                 counts["reads_failed"] += 1
-            fail(t0, "read", "GET %d" % st)
+            fail(t0, "read", "GET %d %s" % (st, (body or {}).get("detail", "") if isinstance(body, dict) else ""))
 
 
 threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
@@ -404,6 +404,7 @@ for f in failures:
     if not any(s - 0.05 <= f[0] <= (e if e is not None else now()) + 1.0 for _, s, e in windows):
         if f[2] == "read":
             outside_reads += 1
+            problems.append("read failed outside outages: %.2f-%.2f s %s" % (f[0], f[1], f[3]))
         else:
             outside_writes += 1
 
@@ -425,6 +426,14 @@ for p in problems[:20]:
 if os.environ.get("CHAOS_VERBOSE"):
     for f in sorted(failures):
         print("  failure: %.2f-%.2f %s %s" % f)
+if not api_alive:  # why: the end of its log (a sanitizer's report, a crash)
+    api_log.flush()
+    tail = open(api_log.name, errors="replace").read().splitlines()
+    rep = [i for i, l in enumerate(tail) if "Sanitizer" in l or "runtime error" in l]
+    start = rep[0] if rep else max(0, len(tail) - 40)
+    print("  the api died (exit %s); its log from %s:" % (api.returncode, "the report" if rep else "the end"))
+    for l in tail[start:start + 60]:
+        print("    " + l)
 max_rec = max([r[3] for r in recovery] + [0])
 ok = (lost == 0 and dups == 0 and wrong == 0 and outside_reads == 0 and max_rec <= 1.0 and api_alive
       and max_conns[0] <= POOL_MAX and counts["creates_acked"] > 0)

@@ -156,8 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n < 0) {
             fprintf(stderr, "fuzz_http: no end of the answer within 30 s\n");
             dump_metrics();
-            if (getenv("FUZZ_HTTP_HANG_WAIT")) /* time to attach a debugger */
-                sleep((unsigned)atoi(getenv("FUZZ_HTTP_HANG_WAIT")));
+            const char *wait = getenv("FUZZ_HTTP_HANG_WAIT"); /* time to attach a debugger */
+            if (wait)
+                sleep((unsigned)atoi(wait));
             abort();
         }
     }
