@@ -77,3 +77,40 @@ clean:
 .PHONY: container-test
 container-test:
 	@scripts/container-test
+
+# the builds users run: conventional CMake, tests on, gcc and clang, Debug and Release (scripts/ci-builds)
+.PHONY: ci-builds tidy test-clang
+ci-builds: deps
+	@scripts/ci-builds
+
+# clang-tidy with the committed .clang-tidy; any finding fails (scripts/tidy)
+tidy: deps
+	@scripts/tidy
+
+# the whole suite built with clang instead of gcc (ASan+UBSan as in make test)
+test-clang: deps
+	@CC=clang $(MAKE) --no-print-directory test TEST_BUILD=build/test-clang
+
+# libFuzzer on every parser of untrusted input, FUZZ_SECONDS (default 60) each (tests/fuzz/run)
+.PHONY: fuzz
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
+
+# chaos under load, audited (bench/chaos.sh): make chaos [CHAOS_SECONDS=60] [CHAOS_VARIANT=direct|pooler]
+.PHONY: chaos
+chaos: build
+	@bench/chaos.sh $(or $(CHAOS_SECONDS),60) $(or $(CHAOS_VARIANT),direct)
+
+# the mixed load for SOAK_SECONDS (default 600), RSS/fds/connections/p99 per minute (bench/soak.sh)
+.PHONY: soak
+soak: build
+	@bench/soak.sh $(or $(SOAK_SECONDS),600)
+
+# ThreadSanitizer: the api (coroutines, pipeline, pool, reaper, helper threads) built with
+# -fsanitize=thread and run under the chaos load; a race report stops it and fails the run.
+# (Criterion cannot start under TSan, Criterion#274, so the suites themselves do not run this way.)
+.PHONY: tsan
+tsan: deps
+	@CC=clang cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE_THREAD=ON -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build/tsan -j $(JOBS) --target api migrate faultproxy -- --no-print-directory >/dev/null
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" BUILD=build/tsan bench/chaos.sh $(or $(CHAOS_SECONDS),30) direct

@@ -222,7 +222,8 @@ static void decode_params(const char *seg[], const size_t len[], route_match *m)
     for (int i = 0; i < t->n; i++) {
         if (t->seg[i])
             continue;
-        char *raw = strndup(seg[i], len[i]);
+        /* matches() checked that t->n segments were split, so seg[i] is set */
+        char *raw = strndup(seg[i], len[i]); // NOLINT(clang-analyzer-core.CallAndMessage)
         size_t out_len = 0;
         char *decoded = evhttp_uridecode(raw, 0, &out_len);
         free(raw);

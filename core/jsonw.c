@@ -78,7 +78,8 @@ void jsonw_str(jsonw *w, const char *s)
                 o += seq;
                 q += seq - 1;
             } else {
-                memcpy(o, "\\uFFFD", 6);
+                /* 6 bytes into the middle of the escaped string: no terminator wanted */
+                memcpy(o, "\\uFFFD", 6); // NOLINT(bugprone-not-null-terminated-result)
                 o += 6;
             }
             continue;

@@ -19,7 +19,10 @@
 #include "db/url.h"
 
 #define BACKOFF_BASE 0.1
-#define BACKOFF_CAP 2.0
+/* 0.5 s, not more: the server is back at most this long before the retry notices it (the chaos
+ * runs' recovery time), and during an outage only one borrower per pool retries (the probe), so a
+ * short cap costs the server two connection attempts a second, not a thundering herd. */
+#define BACKOFF_CAP 0.5
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 
 static double mono_now(void)

@@ -2,7 +2,7 @@
  *
  * Waits through cold starts: transient failures (connection refused while the compute wakes, 08001,
  * 57P03 "the database system is starting up", 53300) are retried with exponential backoff and full
- * jitter (base 0.1 s doubling up to a 2 s cap per sleep) until `budget` seconds have passed.
+ * jitter (base 0.1 s doubling up to a 0.5 s cap per sleep) until `budget` seconds have passed.
  * Permanent failures (bad password, no such database, unknown host, TLS refused) return at once
  * with a hint. Each failed attempt is logged once with host, database, SQLSTATE and attempt number,
  * never the password. Thread-safe. */

@@ -213,19 +213,40 @@ static void drive(void *arg)
             log_warn("database connection lost under pipelined statements: %s",
                      why && *why ? why
                                  : "no answer within DB_STATEMENT_TIMEOUT, nor to the cancel");
-            item *unanswered = ch->batch;
+            item *unanswered = ch->batch, *resend = NULL, **rtail = &resend;
             ch->batch = NULL;
-            release(ch, true); /* counted in the pool's `discarded` there, once */
             for (item *it = unanswered, *next; it; it = next) {
                 next = it->next;
                 it->next = NULL;
                 PQclear(it->res);
                 it->res = NULL;
-                if (++it->lost >= 2)
+                if (++it->lost >= 2) {
                     fail_all(it, &lost);
-                else
-                    enqueue_front(ch, it);
+                } else {
+                    *rtail = it;
+                    rtail = &it->next;
+                }
             }
+            if (!resend) {
+                release(ch, true); /* counted in the pool's `discarded` there, once */
+                continue;
+            }
+            /* Re-sent on a connection opened for them, in the lost one's slot: not on one the
+             * pool has idle, which the same event (a restart, a sweep of pg_terminate_backend)
+             * may have killed without its goodbye having arrived yet, so that the one retry would
+             * be spent on a second dead connection. */
+            pthread_mutex_lock(&ch->pool->mu);
+            ch->pool->discarded++;
+            pthread_mutex_unlock(&ch->pool->mu);
+            db_error cerr;
+            ch->conn = db_pool_reconnect(ch->pool, ch->conn, &cerr);
+            if (!ch->conn) {
+                fail_all(resend, &cerr); /* like a session that could not open */
+                continue;
+            }
+            if (!PQenterPipelineMode(ch->conn->pg))
+                release(ch, true);
+            enqueue_front(ch, resend);
         }
     }
     release(ch, false);

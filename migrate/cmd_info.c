@@ -36,6 +36,8 @@ static void print_list(const mig_session *s)
         const char *note = !f                                 ? "  (FILE MISSING)"
                            : strcmp(f->checksum, a->checksum) ? "  (FILE CHANGED)"
                                                               : "";
+        /* a is set: c >= 0 only when the history has an entry left */
+        // NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
         printf("%-6s %-40s applied %s (%ld ms)%s%s\n", a->version, a->name, a->applied_at,
                a->execution_ms, a->baseline ? " baseline" : "", note);
         j++;

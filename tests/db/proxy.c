@@ -45,7 +45,7 @@ static void *relay(void *arg)
     struct pollfd fds[2] = {{a->fd, POLLIN, 0}, {up, POLLIN, 0}};
     char buf[16384];
     while (up >= 0 && !p->stop) {
-        if (a->index < p->frozen_below) {
+        if (a->index < p->frozen_below || a->index + 1 == p->frozen_one) {
             usleep(10000);
             continue;
         }
@@ -109,6 +109,11 @@ void test_proxy_start(test_proxy *p, const char *host, int port, double first_de
 void test_proxy_freeze(test_proxy *p)
 {
     p->frozen_below = p->nconns;
+}
+
+void test_proxy_freeze_one(test_proxy *p, int index)
+{
+    p->frozen_one = index + 1;
 }
 
 void test_proxy_stop(test_proxy *p)

@@ -16,6 +16,7 @@ typedef struct test_proxy {
     pthread_t acceptor, conns[PROXY_MAX_CONNS];
     int nconns;
     volatile int frozen_below; /* connections with a lower index stop relaying (a silent network) */
+    volatile int frozen_one;   /* index + 1 of one more silent connection, 0: none */
 } test_proxy;
 
 /* Listens on a free 127.0.0.1 port (p->port) and relays to host:port. Asserts on failure. */
@@ -24,6 +25,9 @@ void test_proxy_start(test_proxy *p, const char *host, int port, double first_de
 /* Every connection relayed so far goes silent: bytes are neither forwarded nor is anything closed,
  * like a host that vanished or a NAT that forgot the connection. Later connections work. */
 void test_proxy_freeze(test_proxy *p);
+
+/* Only the connection accepted `index`-th (from 0) goes silent. */
+void test_proxy_freeze_one(test_proxy *p, int index);
 
 /* Stops accepting, closes every relayed connection and joins the threads. */
 void test_proxy_stop(test_proxy *p);

@@ -612,6 +612,69 @@ Test(pipe, reads_of_a_batch_whose_connection_dies_are_resent_on_a_fresh_one)
     free(url);
 }
 
+/* The same, when the pool's other idle connection is dead too but does not show it yet (the
+ * terminator that killed the batch's backend killed every backend of the engine, and the goodbye
+ * of an idle one may still be on its way when the driver looks at it; here: a silent network).
+ * The unanswered reads must be re-sent on a connection opened for them, not on whatever the pool
+ * has idle, or the one retry is spent on a second dead connection and the reads fail with 503
+ * outside any outage (chaos runs saw this with backends terminated every second). */
+Test(pipe, reads_lost_with_their_connection_are_resent_on_a_new_connection_not_an_idle_one)
+{
+    char app[64];
+    char *url = pgtest_app_url(), pport[16];
+    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
+    test_proxy proxy;
+    test_proxy_start(&proxy, host, atoi(port), 0);
+    snprintf(pport, sizeof pport, "%d", proxy.port);
+    char *via = db_url_with(url, "port", pport);
+    free(host), free(port);
+    db_config cfg;
+    setup(&cfg, via, app, "idle2");
+    cfg.statement_timeout = 1.0;
+    cfg.connect_timeout = 0.5;
+    db_engine *e = open_engine(&cfg);
+    /* two idle connections, opened outside the loop: proxy connection 0 (A) and 1 (B); B goes
+     * back first, so A is on top of the pool's idle stack and the pipeline takes it */
+    db_session *sa, *sb;
+    db_error err;
+    cr_assert_eq(db_session_open(e, DB_READ_WRITE, &sa, &err), 0, "%s", err.message);
+    cr_assert_eq(db_exec(sa, "select 1", 0, NULL, &err), 0, "%s", err.message);
+    cr_assert_eq(db_session_open(e, DB_READ_WRITE, &sb, &err), 0, "%s", err.message);
+    cr_assert_eq(db_exec(sb, "select 1", 0, NULL, &err), 0, "%s", err.message);
+    db_session_close(sb);
+    db_session_close(sa);
+    cr_assert_eq(proxy.accepted, 2);
+    test_proxy_freeze_one(&proxy, 1); /* B: dead, but nothing to read on it */
+
+    char sql[128];
+    snprintf(sql, sizeof sql, "select pg_sleep(0.2), 'mark-%s'", app);
+    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url()};
+    enum { BEHIND = 10 };
+    job victim, behind[BEHIND];
+    job_read(&victim, e, sql, 0, NULL, NULL);
+    for (int i = 0; i < BEHIND; i++)
+        job_double(&behind[i], e, 100 + i);
+    pthread_t t;
+    pthread_create(&t, NULL, killer, &k);
+    cr_assert_eq(spawn(&victim), 0);
+    spawn_all(behind, BEHIND);
+    int rc = loop_run(20);
+    pthread_join(t, NULL);
+    free(k.url);
+    cr_assert(k.killed, "the batch's backend was terminated while it ran the marked statement");
+    cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));
+    cr_assert_eq(victim.rc, 0, "the read under the terminated backend: %s: %s [%s] (%.0f ms)",
+                 db_errkind_name(victim.err.kind), victim.err.message, victim.err.sqlstate,
+                 victim.ms);
+    cr_assert(strstr(victim.v1, "mark-"), "%s", victim.v1);
+    for (int i = 0; i < BEHIND; i++)
+        assert_doubled(&behind[i], i, 100 + i);
+    finish(e);
+    test_proxy_stop(&proxy);
+    free(via);
+    free(url);
+}
+
 /* A connection that goes silent (no answer, no EOF) under a batch: the statement timeout plus the
  * cancel's grace bound the wait, the connection is given up, and the reads are re-sent once on a
  * fresh connection. */

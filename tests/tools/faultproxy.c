@@ -380,7 +380,7 @@ static struct evconnlistener *listen_on(proxy *p, int port, evconnlistener_cb cb
 
 static int bound_port(struct evconnlistener *l)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_in sa = {0};
     socklen_t len = sizeof sa;
     if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sa, &len) < 0)
         return -1;
@@ -424,7 +424,7 @@ int main(int argc, char **argv)
     LIST_INIT(&p.conns);
     const char *upstream = NULL, *port_file = NULL;
     long listen_port = 0, control_port = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n = arg_int(v);
         if (!strcmp(a, "--upstream") && v)
@@ -442,7 +442,6 @@ int main(int argc, char **argv)
         else
             return usage(v || !strncmp(a, "--", 2) ? "bad or unknown option"
                                                    : "option needs a value");
-        i++;
     }
     if (!upstream)
         return usage("--upstream is required");
@@ -477,8 +476,9 @@ int main(int argc, char **argv)
     event_add(intr, NULL);
     event_base_dispatch(p.base);
 
+    /* conn_free unlinks each one (LIST_REMOVE), which the analyzer loses track of */
     while (!LIST_EMPTY(&p.conns))
-        conn_free(LIST_FIRST(&p.conns));
+        conn_free(LIST_FIRST(&p.conns)); // NOLINT(clang-analyzer-unix.Malloc)
     event_free(term);
     event_free(intr);
     evconnlistener_free(data);
