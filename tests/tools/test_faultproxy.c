@@ -1,0 +1,235 @@
+/* The fault proxy itself: each fault does what the suites and benches rely on, seen through libpq
+ * against the real test server. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/pgtest.h"
+
+static pid_t proxy_pid;
+static int proxy_port, control_port;
+
+static void proxy_start(void)
+{
+    PQconninfoOption *opts = PQconninfoParse(pgtest_url(), NULL);
+    cr_assert(opts, "test URL parses");
+    const char *host = "127.0.0.1", *port = "5432";
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!strcmp(o->keyword, "host") && o->val)
+            host = o->val;
+        if (!strcmp(o->keyword, "port") && o->val)
+            port = o->val;
+    }
+    char upstream[300], pfile[] = "/tmp/faultproxy-test-XXXXXX";
+    snprintf(upstream, sizeof upstream, "%s:%s", host, port);
+    PQconninfoFree(opts);
+    int fd = mkstemp(pfile);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(pfile);
+    proxy_pid = fork();
+    cr_assert(proxy_pid >= 0);
+    if (proxy_pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execl(FAULTPROXY_BIN, "faultproxy", "--upstream", upstream, "--port-file", pfile,
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        FILE *f = fopen(pfile, "r");
+        if (f) {
+            int n = fscanf(f, "%d %d", &proxy_port, &control_port);
+            fclose(f);
+            unlink(pfile);
+            cr_assert_eq(n, 2, "port file has both ports");
+            return;
+        }
+        usleep(20000);
+    }
+    cr_assert_fail("faultproxy did not write its port file");
+}
+
+static void proxy_stop(void)
+{
+    if (proxy_pid > 0) {
+        kill(proxy_pid, SIGTERM);
+        int st;
+        waitpid(proxy_pid, &st, 0);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "faultproxy exits 0 on SIGTERM");
+        proxy_pid = 0;
+    }
+}
+
+TestSuite(faultproxy, .init = proxy_start, .fini = proxy_stop, .timeout = 60);
+
+/* Sends one command on a fresh control connection; returns the answer line (static buffer). */
+static const char *control(const char *cmd)
+{
+    static char answer[256];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)control_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "control port answers");
+    dprintf(fd, "%s\n", cmd);
+    size_t n = 0;
+    while (n < sizeof answer - 1) {
+        ssize_t r = read(fd, answer + n, 1);
+        if (r <= 0 || answer[n] == '\n')
+            break;
+        n++;
+    }
+    answer[n] = '\0';
+    close(fd);
+    return answer;
+}
+
+static long stat_of(const char *name)
+{
+    const char *s = control("stats");
+    char key[40];
+    snprintf(key, sizeof key, " %s=", name);
+    const char *at = strstr(s, key);
+    cr_assert(at, "stats has %s: %s", name, s);
+    return atol(at + strlen(key));
+}
+
+/* A connection to the suite's database through the proxy (same host name, the proxy's port). */
+static PGconn *via_proxy(void)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", proxy_port);
+    const char *keys[] = {"dbname", "port", "connect_timeout", NULL};
+    const char *vals[] = {pgtest_url(), port, "5", NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static bool select_one(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
+}
+
+Test(faultproxy, relays_and_counts_one_round_trip_per_query)
+{
+    PGconn *c = via_proxy();
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    cr_assert_str_eq(control("zero"), "ok");
+    cr_assert(select_one(c));
+    cr_expect_eq(stat_of("turns"), 1, "one simple query is one round trip");
+    PGresult *r =
+        PQexecParams(c, "SELECT $1::int + 1", 1, NULL, (const char *[]){"41"}, NULL, NULL, 0);
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    cr_expect_eq(stat_of("turns"), 2, "an extended-protocol query with its Sync is one round trip");
+    cr_expect_eq(stat_of("conns"), 1);
+    PQfinish(c);
+}
+
+Test(faultproxy, delay_holds_every_answer)
+{
+    PGconn *c = via_proxy();
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    cr_assert_str_eq(control("delay 150"), "ok delay 150");
+    double t0 = pgtest_now_ms();
+    cr_assert(select_one(c));
+    cr_assert(select_one(c));
+    double ms = pgtest_now_ms() - t0;
+    cr_expect(ms >= 300, "two queries took %.0f ms, at least 2 x 150 expected", ms);
+    cr_assert_str_eq(control("reset"), "ok");
+    t0 = pgtest_now_ms();
+    cr_assert(select_one(c));
+    cr_expect(pgtest_now_ms() - t0 < 150, "reset removes the delay");
+    PQfinish(c);
+}
+
+Test(faultproxy, drop_closes_every_connection)
+{
+    PGconn *a = via_proxy(), *b = via_proxy();
+    cr_assert_eq(PQstatus(a), CONNECTION_OK, "%s", PQerrorMessage(a));
+    cr_assert_eq(PQstatus(b), CONNECTION_OK, "%s", PQerrorMessage(b));
+    cr_assert_str_eq(control("drop"), "ok dropped=2");
+    cr_expect(!select_one(a), "a dropped connection fails its next query");
+    cr_expect(!select_one(b));
+    PQfinish(a);
+    PQfinish(b);
+    PGconn *c = via_proxy();
+    cr_expect_eq(PQstatus(c), CONNECTION_OK, "new connections work after a drop: %s",
+                 PQerrorMessage(c));
+    PQfinish(c);
+}
+
+Test(faultproxy, refuse_rejects_new_connections_for_a_while)
+{
+    PGconn *kept = via_proxy();
+    cr_assert_eq(PQstatus(kept), CONNECTION_OK);
+    cr_assert_str_eq(control("refuse 30"), "ok refuse 30");
+    PGconn *c = via_proxy();
+    cr_expect_neq(PQstatus(c), CONNECTION_OK, "refused during the outage");
+    PQfinish(c);
+    cr_expect_geq(stat_of("refused"), 1);
+    cr_expect(select_one(kept), "connections made before the outage are not touched by refuse");
+    cr_assert_str_eq(control("refuse 0"), "ok refuse 0");
+    c = via_proxy();
+    cr_expect_eq(PQstatus(c), CONNECTION_OK, "accepted again: %s", PQerrorMessage(c));
+    PQfinish(c);
+    PQfinish(kept);
+}
+
+Test(faultproxy, conndelay_holds_new_connections)
+{
+    cr_assert_str_eq(control("conndelay 400"), "ok conndelay 400");
+    double t0 = pgtest_now_ms();
+    PGconn *c = via_proxy();
+    double ms = pgtest_now_ms() - t0;
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    cr_expect(ms >= 400, "connecting took %.0f ms, at least 400 expected", ms);
+    t0 = pgtest_now_ms();
+    cr_expect(select_one(c));
+    cr_expect(pgtest_now_ms() - t0 < 400, "queries on the connection are not delayed");
+    PQfinish(c);
+}
+
+Test(faultproxy, cut_breaks_a_connection_in_the_middle_of_a_result)
+{
+    PGconn *c = via_proxy(), *other = via_proxy();
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    cr_assert_eq(PQstatus(other), CONNECTION_OK, "%s", PQerrorMessage(other));
+    cr_assert_str_eq(control("cut"), "ok cut armed");
+    PGresult *r = PQexec(c, "SELECT repeat('x', 200000)");
+    cr_expect_neq(PQresultStatus(r), PGRES_TUPLES_OK, "the cut result is not delivered whole");
+    PQclear(r);
+    cr_expect_neq(PQstatus(c), CONNECTION_OK, "the cut connection is closed");
+    cr_expect(select_one(other), "the cut is one-shot: the next answer goes through");
+    PQfinish(c);
+    PQfinish(other);
+}
+
+Test(faultproxy, bad_commands_get_an_error_line)
+{
+    cr_expect_eq(strncmp(control("delay"), "error ", 6), 0);
+    cr_expect_eq(strncmp(control("delay -5"), "error ", 6), 0);
+    cr_expect_eq(strncmp(control("explode"), "error unknown command", 21), 0);
+}
+
+Test(faultproxy, bad_options_exit_2_with_one_line)
+{
+    char *out = NULL;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --listen 0", FAULTPROXY_BIN);
+    cr_expect_eq(pgtest_run(cmd, &out), 2);
+    cr_expect(out && strstr(out, "--upstream is required"), "%s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --upstream nohost", FAULTPROXY_BIN);
+    cr_expect_eq(pgtest_run(cmd, &out), 2);
+    cr_expect(out && strstr(out, "HOST:PORT"), "%s", out ? out : "");
+    free(out);
+}
