@@ -27,24 +27,44 @@ typedef struct chan {
     item *qhead, *qtail; /* waiting for the next batch */
     item *batch;         /* sent, in order, results pending */
     bool driving;
+    bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
+    double sent_at; /* when the batch in flight left */
 } chan;
 
-/* Two pools per engine at most, and tests may open a few engines in one process. */
-#define CHANS 8
+/* Up to DB_PIPELINE_CONNS connections (lanes) per (loop thread, pool), each with its own batch in
+ * flight. One lane runs every pipelined statement on one backend, that is on one CPU of the
+ * server, and leaves the connection idle for the round trip between batches; two (the default)
+ * keep two backends busy and overlap a distant database's round trips while holding at most two
+ * connections, which is what Neon's connection limits reward (docs/benchmarks.md). Two pools per
+ * engine at most, and tests may open a few engines in one process. */
+#define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
+/* The lane for a new statement: one gathering its next batch, else an idle one (started by the
+ * caller), else the one whose batch left first (the likeliest to answer first). */
 static chan *chan_for(db_pool *p)
 {
-    chan *spare = NULL;
-    for (int i = 0; i < CHANS; i++) {
+    chan *lane[DB_PIPELINE_CONNS_MAX];
+    int n = 0, lanes = p->cfg->pipeline_conns;
+    if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
+        lanes = 1; /* a config not from db_config_from_env() */
+    for (int i = 0; i < CHANS && n < lanes; i++)
         if (chans[i].pool == p)
-            return &chans[i];
-        if (!spare && !chans[i].driving) /* unused, or idle (a closed engine's, say) */
-            spare = &chans[i];
+            lane[n++] = &chans[i];
+    for (int i = 0; i < CHANS && n < lanes; i++) {
+        if (chans[i].pool != p && !chans[i].driving) { /* unused, or idle (a closed engine's) */
+            chans[i] = (chan){.pool = p};
+            lane[n++] = &chans[i];
+        }
     }
-    if (spare)
-        *spare = (chan){.pool = p};
-    return spare;
+    chan *best = NULL;
+    for (int i = 0; i < n; i++) {
+        if (lane[i]->gathering)
+            return lane[i];
+        if (!best || (best->driving && (!lane[i]->driving || lane[i]->sent_at < best->sent_at)))
+            best = lane[i];
+    }
+    return best;
 }
 
 static void finish(item *it)
@@ -94,6 +114,8 @@ static int send_batch(chan *ch)
     item *list = ch->qhead;
     ch->qhead = ch->qtail = NULL;
     ch->batch = list;
+    ch->gathering = false;
+    ch->sent_at = coro_now();
     for (item *it = list; it; it = it->next) {
         if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
             return -1;
@@ -229,7 +251,7 @@ static void drive(void *arg)
         }
     }
     release(ch, false);
-    ch->driving = false;
+    ch->driving = ch->gathering = false;
 }
 
 PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
@@ -260,7 +282,7 @@ PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sq
             db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
             return NULL;
         }
-        ch->driving = true;
+        ch->driving = ch->gathering = true;
     }
     while (!it.done)
         coro_suspend();

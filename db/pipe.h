@@ -1,5 +1,6 @@
 /* pipe: the single statements of read-only sessions, from every coroutine of one event-loop
- * thread, pipelined on one pooled connection. Internal to db/ (session.c).
+ * thread, pipelined on up to DB_PIPELINE_CONNS pooled connections (lanes, each with one batch in
+ * flight). Internal to db/ (session.c).
  *
  * Why: on a small machine the cost of a query is mostly the round trip's system calls and process
  * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
@@ -15,7 +16,7 @@
  * delay the reads of its batch (the server answers a batch at its Sync) and those queued behind
  * it, at most by the statement timeout.
  *
- * The connection is borrowed from the pool while the loop has statements in flight and given
+ * A lane's connection is borrowed from the pool while it has statements in flight and given
  * back as soon as it has none, so the pool's size and its accounting still hold. */
 #ifndef DB_PIPE_H
 #define DB_PIPE_H
