@@ -14,6 +14,7 @@
 #include "db/url.h"
 #include "engine_support.h"
 #include "proxy.h"
+#include "tests/support/fproxy.h"
 
 /* ---- a loop and its coroutines ---- */
 
@@ -420,10 +421,50 @@ Test(pipe, a_read_sent_while_a_batch_is_in_flight_takes_the_second_lane)
     if (!pgtest_via_pooler()) /* pgbouncer may put the next batch on another server backend */
         cr_assert_str_eq(late.v1, slow1.v1, "the late read joined the lane whose batch left first");
     cr_assert_gt(late.ms, 300, "it waited for that batch (%.0f ms)", late.ms);
+    cr_assert_lt(late.ms, 2500, "and no longer (%.0f ms): answered behind it, not re-sent",
+                 late.ms);
     st = stats(e);
     cr_assert_eq(st.connects, 2, "connects %lu", (unsigned long)st.connects);
     cr_assert_eq(st.in_use, 0);
     finish(e);
+    free(url);
+}
+
+/* Against a distant database (the fault proxy delaying every answer 1 s) a read queued while a
+ * batch is in flight leaves at once behind it on the same connection: it waits one round trip,
+ * not the rest of the earlier batch's plus its own. */
+Test(pipe, a_read_queued_behind_a_batch_in_flight_waits_one_round_trip)
+{
+    char *url = pgtest_app_url(), app[64];
+    static fproxy proxy;
+    fproxy_start(&proxy, url);
+    char *via = fproxy_url(&proxy, url);
+    db_config cfg;
+    setup(&cfg, via, app, "deep");
+    db_engine *e = open_engine(&cfg);
+    job warm, first, second;
+    job_double(&warm, e, 1); /* connects without delay */
+    spawn_all(&warm, 1);
+    run_settled(20);
+    assert_doubled(&warm, 0, 1);
+    cr_assert(!strncmp(fproxy_cmd(&proxy, "delay 1000"), "ok", 2));
+    job_double(&first, e, 2);
+    job_double(&second, e, 3);
+    spawn_all(&first, 1);
+    later_jobs l = {&second, 1};
+    spawn_after(&l, 0.3);
+    run_settled(20);
+    assert_doubled(&first, 0, 2);
+    assert_doubled(&second, 1, 3);
+    cr_assert_gt(first.ms, 900, "the delay holds (%.0f ms)", first.ms);
+    /* behind the first batch's answer it would take about 1.7 s */
+    cr_assert_lt(second.ms, 1500, "the second read took %.0f ms", second.ms);
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1, "one connection (connects %lu)", (unsigned long)st.connects);
+    cr_assert_eq(fproxy_stat(&proxy, "conns"), 1);
+    finish(e);
+    fproxy_stop(&proxy);
+    free(via);
     free(url);
 }
 
