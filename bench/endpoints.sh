@@ -6,8 +6,8 @@
 #   bench/endpoints.sh [RUNS=3] [DURATION=5] [CONNECTIONS=32]
 #   env: BUILD (build/release), KINDS ("get list create put toggle delete mix"), DELAYS ("1 10":
 #        milliseconds added to every database round trip by tests/tools/faultproxy, "" to skip),
-#        DELAY_KINDS ("get mix"), PERF (a directory: perf record of the server per kind), FSYNC (off | on: fsync=on and synchronous_commit=on, commits wait
-#        for the disk), DB_POOL_MAX (4), DB_PIPELINE, WORKERS, LOOPS
+#        DELAY_KINDS ("get list mix"), PERF (a directory: perf record of the server per kind), FSYNC (off | on: fsync=on and synchronous_commit=on, commits wait
+#        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, WORKERS, LOOPS
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 100,000 more of 100 other users to be deleted (restored after each
@@ -26,9 +26,9 @@ CONNS=${3:-32}
 BUILD=${BUILD:-build/release}
 KINDS=${KINDS:-get list create put toggle delete mix}
 DELAYS=${DELAYS-1 10}
-DELAY_KINDS=${DELAY_KINDS:-get mix}
+DELAY_KINDS=${DELAY_KINDS:-get list mix}
 FSYNC=${FSYNC:-off}
-POOL=${DB_POOL_MAX:-4}
+POOL=${DB_POOL_MAX:-10}
 USERS=100
 ROWS=10000
 DEL_LO=100001
@@ -150,15 +150,30 @@ to_ms() { awk '/us$/ {printf "%.2f", $1 / 1000; next} /ms$/ {printf "%.2f", $1 +
 # percentiles (ms) of pgbench's per-transaction log (column 3: latency in us)
 pgb_pcts() { cat "$1".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f %.2f", a[int(NR*0.5)+1]/1000, a[int(NR*0.99)+1]/1000; else print "- -"}'; }
 
+# While a measurement runs, how many of one side's connections run a statement at once (a commit
+# waiting for the disk or the safekeepers included), sampled every 20 ms on a connection of its own:
+# the proof that writes commit in parallel. busy_start APPLICATION_NAME; busy_stop prints the most.
+busy_start() {
+  printf "select count(*) from pg_stat_activity where application_name = '%s' and state = 'active';\n\\watch 0.02\n" "$1" |
+    psql "$url" -qAtX > "$tmp/busy" 2>/dev/null &
+  busy_pid=$!
+}
+busy_stop() {
+  kill "$busy_pid" 2>/dev/null; wait "$busy_pid" 2>/dev/null || true
+  awk '/^[0-9]+$/ && $1 > m {m = $1} END {print m + 0}' "$tmp/busy"
+}
+
 # pgbench URL (direct, or through the proxy)
-pgb() { # kind dburl -> "tps p50 p99"
+pgb() { # kind dburl -> "tps p50 p99 busy"
   rm -f "$tmp"/pgl.*
-  local out tps
+  local out tps busy
+  busy_start pgbench
   # shellcheck disable=SC2046
   out=$(cd "$tmp" && timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" \
-        -l --log-prefix=pgl $(pgb_files "$1") "$2" 2>&1) || { echo "$out" >&2; return 1; }
+        -l --log-prefix=pgl $(pgb_files "$1") "$2" 2>&1) || { echo "$out" >&2; busy_stop >/dev/null; return 1; }
+  busy=$(busy_stop)
   tps=$(echo "$out" | awk '/^tps = / {print $3}')
-  echo "$tps $(pgb_pcts "$tmp/pgl")"
+  echo "$tps $(pgb_pcts "$tmp/pgl") $busy"
 }
 
 start_api() { # dburl
@@ -166,7 +181,7 @@ start_api() { # dburl
   port=$(free_port)
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-1}" \
-      DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 \
+      DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
       python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
   api_port=$port
 }
@@ -175,18 +190,20 @@ held() { # the API's open database connections, from /metrics
   curl -s "http://127.0.0.1:$api_port/metrics" | awk '/^db_pool_connections\{state="open"\}/ {print $2}'
 }
 
-wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns"
-  local c0 c1 out
+wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns busy"
+  local c0 c1 out busy
+  busy_start neon-todo
   c0=$(cpu_ticks "$api_pid")
   local perf_pid=""
   if [ -n "${PERF:-}" ]; then # a CPU profile of the server per kind: perf report -i $PERF/KIND.data
     mkdir -p "$PERF"
-    perf record -q -e cpu-clock -g -p "$api_pid" -o "$PERF/$1.data" 2>/dev/null &
+    perf record -q -e cpu-clock ${PERF_G:+-g} -p "$api_pid" -o "$PERF/$1.data" 2>/dev/null &
     perf_pid=$!
   fi
   out=$(timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$tmp/$1.lua" \
         "http://127.0.0.1:$api_port")
   c1=$(cpu_ticks "$api_pid")
+  busy=$(busy_stop)
   [ -n "$perf_pid" ] && kill -INT "$perf_pid" && wait "$perf_pid" || true
   local rps reqs p50 p99 bad
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -195,12 +212,12 @@ wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns"
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}' | to_ms)
   bad=$(echo "$out" | awk '/Non-2xx/ {n = $NF} /Socket errors/ {s = $0} END {print n ? n : 0; if (s) print s > "/dev/stderr"}')
   awk -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" -v p50="$p50" -v p99="$p99" \
-      -v bad="$bad" -v conns="$(held)" \
-      'BEGIN { printf "%.0f %s %s %.1f %s %s", rps, p50, p99, dt / tck / reqs * 1e6, bad, conns }'
+      -v bad="$bad" -v conns="$(held)" -v busy="$busy" \
+      'BEGIN { printf "%.0f %s %s %.1f %s %s %s", rps, p50, p99, dt / tck / reqs * 1e6, bad, conns, busy }'
 }
 
 # One measurement of one kind: both sides, order alternating with the run. Prints one line:
-# kind pg_tps pg_p50 pg_p99 api_rps api_p50 api_p99 cpu_us non2xx api_conns share
+# kind pg_tps pg_p50 pg_p99 pg_busy api_rps api_p50 api_p99 cpu_us non2xx api_conns api_busy share
 measure() { # kind run dburl
   local kind=$1 run=$2 dburl=$3 pgl apil
   if ((run % 2)); then
@@ -212,13 +229,13 @@ measure() { # kind run dburl
   fi
   writes "$kind" && restore # created rows go, every kind starts from the same table
   set -- $pgl $apil
-  awk -v k="$kind" -v a="$*" 'BEGIN { split(a, f, " "); printf "%s %s %.2f\n", k, a, f[4] / f[1] }'
+  awk -v k="$kind" -v a="$*" 'BEGIN { split(a, f, " "); printf "%s %s %.2f\n", k, a, f[5] / f[1] }'
 }
 
-report() { # line [label]
-  set -- $1
-  printf '  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-3s| %sx pgbench\n' \
-    "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" "${11}"
+FMT='  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms busy %-2s | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-2s busy %-2s | %sx pgbench'
+report() { # line
+  # shellcheck disable=SC2086,SC2059
+  printf "$FMT\n" $1
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -227,16 +244,17 @@ medians() { # file-of-lines title
   for k in $KINDS; do
     grep "^$k " "$1" >/dev/null || continue
     local m=("$k")
-    for col in 2 3 4 5 6 7 8 9 10 11; do
+    for col in 2 3 4 5 6 7 8 9 10 11 12 13; do
       m+=("$(awk -v k="$k" -v c=$col '$1 == k {print $c}' "$1" | median)")
     done
-    printf '  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-3s| %sx pgbench (runs: %s)\n' \
-      "${m[@]}" "$(awk -v k="$k" '$1 == k {printf "%s ", $11}' "$1")"
+    # shellcheck disable=SC2059
+    printf "$FMT (runs: %s)\n" "${m[@]}" "$(awk -v k="$k" '$1 == k {printf "%s ", $13}' "$1")"
   done
 }
 
 echo "endpoints.sh: $CONNS connections, ${DURATION}s each, $RUNS runs, fsync=$FSYNC, DB_POOL_MAX=$POOL" \
-     "DB_PIPELINE=${DB_PIPELINE:-true}; pgbench holds $CONNS database connections"
+     "DB_PIPELINE=${DB_PIPELINE:-true} DB_PIPELINE_CONNS=${DB_PIPELINE_CONNS:-2}; pgbench holds $CONNS database connections;" \
+     "busy: most of a side's connections running a statement (a commit included) at once, sampled every 20 ms"
 : > "$tmp/local"
 for run in $(seq 1 "$RUNS"); do
   echo "run $run (local):"
