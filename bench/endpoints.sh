@@ -10,7 +10,7 @@
 #        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, WORKERS, LOOPS
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
-# by 100 users (read, updated, toggled, listed) and 100,000 more of 100 other users to be deleted (restored after each
+# by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
 # measurement that deleted some). Per run, per kind: pgbench -M extended with the handler's
 # statement(s), and wrk against the API started as in production (access log, metrics, request
 # ids), one after the other, alternating which goes first from run to run. The mix is the frontend
@@ -32,7 +32,7 @@ POOL=${DB_POOL_MAX:-10}
 USERS=100
 ROWS=10000
 DEL_LO=100001
-DEL_HI=200000
+DEL_HI=300000
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
 MIX="get=50 list=25 create=10 toggle=10 delete=5"
 

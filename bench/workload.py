@@ -7,8 +7,8 @@ to user USERS + id % USERS, there to be deleted (restored after each measurement
 Usage: workload.py SECRET USERS ROWS DEL_LO DEL_HI KIND[=WEIGHT] [KIND=WEIGHT ...] > script.lua
 KIND: get list create put toggle delete. Requests are formatted once per wrk thread (COUNT of them, in
 random order) and replayed round-robin: the load generator shares the CPU with the server and the
-database, so its per-request work is a table lookup. Deletes are not replayed: each thread takes its
-own ids in random order (a replayed delete would be a 404)."""
+database, so its per-request work is a table lookup. Deletes are not replayed: each is formatted when
+sent, with the next of the thread's own ids (every other one of the range), in random order."""
 import base64, hashlib, hmac, json, sys, time
 
 secret, users, rows = sys.argv[1].encode(), int(sys.argv[2]), int(sys.argv[3])
@@ -46,7 +46,7 @@ make.delete = function(id, u) return wrk.format("DELETE", "/api/" .. u .. "/task
 """ % (rows, users, del_lo, del_hi))
 print("local mix = {%s}" % ", ".join('{"%s", %d}' % m for m in mix))
 print("""
-local reqs, n, i = {}, 0, 0
+local reqs, n, i, dels, d = {}, 0, 0, {}, 0
 local threads = 0
 function setup(thread) -- runs in the main state: each thread gets its index, for its own delete ids
   thread:set("tidx", threads)
@@ -58,7 +58,7 @@ function init(args)
   local total = 0
   for _, m in ipairs(mix) do total = total + m[2] end
   -- this thread's own share of the deletable ids (every other id), shuffled
-  local dels, d = {}, 0
+  dels, d = {}, 0
   for id = del_lo + (tidx or 0), del_hi, (nthreads or 1) do dels[#dels + 1] = id end
   for k = #dels, 2, -1 do local j = math.random(1, k); dels[k], dels[j] = dels[j], dels[k] end
   for k = 1, 20000 do
@@ -68,8 +68,7 @@ function init(args)
       pick = pick - m[2]
     end
     if kind == "delete" then
-      d = d + 1
-      reqs[k] = make.delete(dels[d], users + dels[d] % users)
+      reqs[k] = false -- formatted when sent, with the next id: a replayed delete would be a 404
     else
       local id = math.random(1, rows)
       reqs[k] = make[kind](id, id % users)
@@ -79,6 +78,9 @@ function init(args)
 end
 function request()
   i = i % n + 1
-  return reqs[i]
+  local r = reqs[i]
+  if r then return r end
+  d = d % #dels + 1
+  return make.delete(dels[d], users + dels[d] % users)
 end
 """)
