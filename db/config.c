@@ -17,6 +17,7 @@
 #define DEF_STATEMENT_TIMEOUT 30.0
 #define DEF_PREPING_AFTER 30.0
 #define DEF_APPLICATION_NAME "neon-todo"
+#define DEF_PIPELINE_CONNS 2
 
 static int check_url(const char *name, const char *url, char *err, size_t errlen)
 {
@@ -53,7 +54,7 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
 {
     static const char *const modes[] = {"pool", "per_request", NULL};
     char e[ENV_ERR_LEN];
-    long max, min_idle;
+    long max, min_idle, lanes;
     int mode;
     memset(cfg, 0, sizeof *cfg);
     if (read_urls(cfg, err, errlen) < 0)
@@ -73,7 +74,8 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
         env_seconds("DB_STATEMENT_TIMEOUT", DEF_STATEMENT_TIMEOUT, 0, 86400,
                     &cfg->statement_timeout, e) < 0 ||
         env_seconds("DB_PREPING_AFTER", DEF_PREPING_AFTER, 0, 86400, &cfg->preping_after, e) < 0 ||
-        env_bool("DB_PIPELINE", true, &cfg->pipeline, e) < 0) {
+        env_bool("DB_PIPELINE", true, &cfg->pipeline, e) < 0 ||
+        env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;
     }
@@ -85,5 +87,6 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
     cfg->mode = mode == 1 ? DB_POOL_MODE_PER_REQUEST : DB_POOL_MODE_POOL;
     cfg->pool_max = (int)max;
     cfg->pool_min_idle = (int)min_idle;
+    cfg->pipeline_conns = (int)lanes;
     return 0;
 }

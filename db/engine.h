@@ -51,7 +51,10 @@ typedef struct db_config {
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
     bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
+    int pipeline_conns; /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
 } db_config;
+
+#define DB_PIPELINE_CONNS_MAX 8
 
 /* Reads the DB_* variables and DATABASE_URL[_RW|_RO] (defaults and the reason for each:
  * docs/database.md). DATABASE_URL is required unless DATABASE_URL_RW is set; every URL is checked

@@ -27,24 +27,47 @@ typedef struct chan {
     item *qhead, *qtail; /* waiting for the next batch */
     item *batch;         /* sent, in order, results pending */
     bool driving;
+    bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
+    bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once */
+    int syncs;      /* batches in flight (each ends with a Sync) */
+    double sent_at; /* when the last batch left */
+    coro *driver;
 } chan;
 
-/* Two pools per engine at most, and tests may open a few engines in one process. */
-#define CHANS 8
+/* Up to DB_PIPELINE_CONNS connections (lanes) per (loop thread, pool), each with its own batch in
+ * flight. One lane runs every pipelined statement on one backend, that is on one CPU of the
+ * server, and leaves the connection idle for the round trip between batches; two (the default)
+ * keep two backends busy and overlap a distant database's round trips while holding at most two
+ * connections, which is what Neon's connection limits reward (docs/benchmarks.md). Two pools per
+ * engine at most, and tests may open a few engines in one process. */
+#define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
+/* The lane for a new statement: one gathering its next batch, else an idle one (started by the
+ * caller), else the one whose batch left first (the likeliest to answer first). */
 static chan *chan_for(db_pool *p)
 {
-    chan *spare = NULL;
-    for (int i = 0; i < CHANS; i++) {
+    chan *lane[DB_PIPELINE_CONNS_MAX];
+    int n = 0, lanes = p->cfg->pipeline_conns;
+    if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
+        lanes = 1; /* a config not from db_config_from_env() */
+    for (int i = 0; i < CHANS && n < lanes; i++)
         if (chans[i].pool == p)
-            return &chans[i];
-        if (!spare && !chans[i].driving) /* unused, or idle (a closed engine's, say) */
-            spare = &chans[i];
+            lane[n++] = &chans[i];
+    for (int i = 0; i < CHANS && n < lanes; i++) {
+        if (chans[i].pool != p && !chans[i].driving) { /* unused, or idle (a closed engine's) */
+            chans[i] = (chan){.pool = p};
+            lane[n++] = &chans[i];
+        }
     }
-    if (spare)
-        *spare = (chan){.pool = p};
-    return spare;
+    chan *best = NULL;
+    for (int i = 0; i < n; i++) {
+        if (lane[i]->gathering)
+            return lane[i];
+        if (!best || (best->driving && (!lane[i]->driving || lane[i]->sent_at < best->sent_at)))
+            best = lane[i];
+    }
+    return best;
 }
 
 static void finish(item *it)
@@ -87,13 +110,21 @@ static void release(chan *ch, bool broken)
     ch->conn = NULL;
 }
 
-/* Sends the queued statements as one batch. Returns 0, or -1 when the connection failed. */
+/* Sends the queued statements as one batch, behind those already in flight (libpq's pipeline
+ * takes new statements while earlier answers are pending: against a distant database a statement
+ * leaves at once instead of waiting a round trip for the batch before it). Returns 0, or -1 when
+ * the connection failed. */
 static int send_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
-    item *list = ch->qhead;
+    item *list = ch->qhead, **tail = &ch->batch;
     ch->qhead = ch->qtail = NULL;
-    ch->batch = list;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = list;
+    ch->syncs++;
+    ch->gathering = false;
+    ch->sent_at = coro_now();
     for (item *it = list; it; it = it->next) {
         if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
             return -1;
@@ -111,12 +142,14 @@ static bool says_goodbye(const PGresult *r)
     return db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
 }
 
-/* Reads the batch's results and hands each to its statement. Statements the server skipped
- * because an earlier one failed go back to the queue, with no limit on how often: that cannot
- * loop, since the first statement of a batch is never skipped, so every batch answers at least
- * one (a fixed cap would fail good reads queued behind a few bad ones). Returns 0 when the batch is
- * complete, -1 when the connection failed or stayed silent past the deadline and the cancel's
- * grace: the unanswered statements are then still in ch->batch. */
+/* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
+ * as further batches. Statements the server skipped because an earlier one failed go back to the
+ * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
+ * never skipped, so every batch answers at least one (a fixed cap would fail good reads queued
+ * behind a few bad ones). The statement timeout applies per batch, from the moment the one before
+ * it was answered. Returns 0 when no batch is in flight any more, -1 when the connection failed or
+ * stayed silent past the deadline and the cancel's grace: the unanswered statements are then
+ * still in ch->batch. */
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
@@ -146,7 +179,13 @@ static int read_batch(chan *ch)
             if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
                 PQclear(r);
                 enqueue_front(ch, retry);
-                return 0;
+                retry = NULL;
+                rtail = &retry;
+                if (--ch->syncs == 0)
+                    return 0;
+                cancelled = false; /* the next batch runs now, with a deadline of its own */
+                deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+                continue;
             }
             goodbye = it && !it->res && says_goodbye(r); /* `it` then stays in ch->batch */
             if (it && !it->res)
@@ -158,10 +197,15 @@ static int read_batch(chan *ch)
         }
         if (PQstatus(pg) == CONNECTION_BAD || goodbye)
             break;
+        /* not after a cancel: what it skips would be re-sent behind it anyway */
+        if (ch->qhead && !cancelled && send_batch(ch) < 0)
+            break;
         int unsent = PQflush(pg);
         if (unsent < 0)
             break;
+        ch->waiting = unsent == 0 && !cancelled; /* a wake-up then reads as "readable" */
         int ready = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
+        ch->waiting = false;
         if (ready == 0) {
             if (cancelled || ch->grace < 0)
                 break;
@@ -184,6 +228,7 @@ static int read_batch(chan *ch)
 static void drive(void *arg)
 {
     chan *ch = arg;
+    ch->driver = coro_self();
     while (ch->qhead) {
         if (!ch->conn) {
             db_error err;
@@ -215,6 +260,7 @@ static void drive(void *arg)
                                  : "no answer within DB_STATEMENT_TIMEOUT, nor to the cancel");
             item *unanswered = ch->batch, *resend = NULL, **rtail = &resend;
             ch->batch = NULL;
+            ch->syncs = 0;
             for (item *it = unanswered, *next; it; it = next) {
                 next = it->next;
                 it->next = NULL;
@@ -250,7 +296,7 @@ static void drive(void *arg)
         }
     }
     release(ch, false);
-    ch->driving = false;
+    ch->driving = ch->gathering = false;
 }
 
 PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
@@ -274,14 +320,17 @@ PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sq
     else
         ch->qhead = &it;
     ch->qtail = &it;
-    if (!ch->driving) {
+    if (ch->waiting) { /* leaves now, behind the batches in flight */
+        ch->waiting = false;
+        coro_wake(ch->driver);
+    } else if (!ch->driving) {
         /* started at the loop's next iteration: the requests already read join this batch */
         if (coro_spawn_later(drive, NULL, ch) < 0) {
             ch->qhead = ch->qtail = NULL; /* only `it` can be queued when no driver runs */
             db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
             return NULL;
         }
-        ch->driving = true;
+        ch->driving = ch->gathering = true;
     }
     while (!it.done)
         coro_suspend();

@@ -1,10 +1,12 @@
 /* pipe: the single statements of read-only sessions, from every coroutine of one event-loop
- * thread, pipelined on one pooled connection. Internal to db/ (session.c).
+ * thread, pipelined on up to DB_PIPELINE_CONNS pooled connections (lanes, each with one batch in
+ * flight). Internal to db/ (session.c).
  *
  * Why: on a small machine the cost of a query is mostly the round trip's system calls and process
  * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
- * (libpq's pipeline mode, one Sync per batch), the server answers them in one read and one write,
- * and the next batch gathers while this one is in flight. That is how the fastest database
+ * (libpq's pipeline mode, one Sync per batch), the server answers them in one read and one write.
+ * Statements queued while batches are in flight leave at once as a further batch behind them, so
+ * against a distant database a statement waits one round trip, not the rest of someone else's. That is how the fastest database
  * servers of the TechEmpower benchmark cut the per-query cost below plain pgbench's.
  *
  * What may be pipelined: statements of DB_READ_ONLY sessions outside an explicit transaction,
@@ -15,7 +17,7 @@
  * delay the reads of its batch (the server answers a batch at its Sync) and those queued behind
  * it, at most by the statement timeout.
  *
- * The connection is borrowed from the pool while the loop has statements in flight and given
+ * A lane's connection is borrowed from the pool while it has statements in flight and given
  * back as soon as it has none, so the pool's size and its accounting still hold. */
 #ifndef DB_PIPE_H
 #define DB_PIPE_H

@@ -27,26 +27,23 @@ int db_schema_version_cmp(const char *a, const char *b)
     return (c > 0) - (c < 0);
 }
 
-/* The two statements, run by whoever holds the connection (a raw PGconn or a session). */
+/* The statement, run by whoever holds the connection (a raw PGconn or a session). */
 typedef PGresult *(*run_fn)(void *ctx, const char *sql, db_error *err);
 
+/* One round trip (the readiness probe's whole cost against a distant database): the newest
+ * version, and a missing table (42P01, undefined_table) read as "nothing applied" instead of
+ * asking first whether the table exists. */
 static db_schema_status read_version(run_fn run, void *ctx, char *out, size_t outlen, db_error *err)
 {
     out[0] = '\0';
-    PGresult *r = run(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL", err);
-    if (!r)
-        return DB_SCHEMA_ERROR;
-    int exists = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (!exists)
-        return DB_SCHEMA_NONE;
     /* numeric order without casting (versions may exceed bigint): shorter digit runs first */
-    r = run(ctx,
-            "SELECT version FROM schema_migrations ORDER BY "
-            "length(ltrim(version, '0')) DESC, ltrim(version, '0') DESC LIMIT 1",
-            err);
+    PGresult *r = run(ctx,
+                      "SELECT version FROM schema_migrations ORDER BY "
+                      "length(ltrim(version, '0')) DESC, ltrim(version, '0') DESC LIMIT 1",
+                      err);
     if (!r)
-        return DB_SCHEMA_ERROR;
+        return err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, "42P01") ? DB_SCHEMA_NONE
+                                                                            : DB_SCHEMA_ERROR;
     db_schema_status st = DB_SCHEMA_NONE;
     if (PQntuples(r) > 0) {
         snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));

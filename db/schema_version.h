@@ -33,9 +33,10 @@ typedef enum {
 const char *db_schema_expected(void);
 
 /* Reads the newest applied version from schema_migrations on `conn` (blocking; the caller owns
- * the connection; works through PgBouncer in transaction mode: two unnamed-statement queries, no
- * session state). Call it outside an explicit transaction or in one that may fail. Copies the
- * version into out (outlen >= 32 is enough). */
+ * the connection; works through PgBouncer in transaction mode: one unnamed statement, one round
+ * trip, no session state). A missing schema_migrations table is DB_SCHEMA_NONE: the statement
+ * then fails (42P01, which the server logs), so call it outside an explicit transaction or in one
+ * that may fail. Copies the version into out (outlen >= 32 is enough). */
 db_schema_status db_schema_version(PGconn *conn, char *out, size_t outlen, db_error *err);
 
 /* The same through a session: the engine's statement timeout applies, and in a coroutine the

@@ -14,6 +14,7 @@
 #include "db/url.h"
 #include "engine_support.h"
 #include "proxy.h"
+#include "tests/support/fproxy.h"
 
 /* ---- a loop and its coroutines ---- */
 
@@ -354,6 +355,116 @@ Test(pipe, sessions_in_a_row_from_many_coroutines_keep_sharing_one_connection)
                  (unsigned long)st.acquires, N * ROUNDS);
     cr_assert_eq(st.in_use, 0);
     finish(e);
+    free(url);
+}
+
+/* With DB_PIPELINE_CONNS=2, a read queued while a batch is in flight leaves at once on a second
+ * connection instead of waiting for that batch; with both lanes busy, the next read joins the
+ * batch that left first: never more than two connections. */
+typedef struct {
+    job *jobs;
+    int n;
+} later_jobs;
+
+static void spawn_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    later_jobs *l = arg;
+    spawn_all(l->jobs, l->n);
+}
+
+static void spawn_after(later_jobs *l, double seconds)
+{
+    struct timeval tv = {0, (suseconds_t)(seconds * 1e6)};
+    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_later_cb, l, &tv), 0);
+}
+
+Test(pipe, a_read_sent_while_a_batch_is_in_flight_takes_the_second_lane)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "lanes");
+    cfg.pipeline_conns = 2;
+    db_engine *e = open_engine(&cfg);
+    enum { Q = 5 };
+    job slow1, slow2, quick[Q], late;
+    job_read(&slow1, e, "select pg_sleep(2), pg_backend_pid()", 0, NULL, NULL);
+    for (int i = 0; i < Q; i++)
+        job_double(&quick[i], e, i);
+    cr_assert_eq(spawn(&slow1), 0);
+    later_jobs lq = {quick, Q};
+    spawn_after(&lq, 0.2);
+    run_settled(20);
+    cr_assert_eq(slow1.rc, 0, "%s", slow1.err.message);
+    for (int i = 0; i < Q; i++) {
+        assert_doubled(&quick[i], i, i);
+        cr_assert_lt(quick[i].ms, 1500, "read %d waited %.0f ms for the slow batch", i,
+                     quick[i].ms);
+        cr_assert_str_eq(quick[i].v1, quick[0].v1, "the quick reads shared one batch");
+    }
+    cr_assert_str_neq(quick[0].v1, slow1.v1, "on another backend than the slow batch");
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 2, "connects %lu", (unsigned long)st.connects);
+
+    /* both lanes busy: the late read waits for the batch that left first, on no third connection */
+    job_read(&slow1, e, "select pg_sleep(1), pg_backend_pid()", 0, NULL, NULL);
+    job_read(&slow2, e, "select pg_sleep(2), pg_backend_pid()", 0, NULL, NULL);
+    job_double(&late, e, 7);
+    cr_assert_eq(spawn(&slow1), 0);
+    later_jobs l2 = {&slow2, 1}, l3 = {&late, 1};
+    spawn_after(&l2, 0.2);
+    spawn_after(&l3, 0.4);
+    run_settled(20);
+    cr_assert_eq(slow1.rc, 0, "%s", slow1.err.message);
+    cr_assert_eq(slow2.rc, 0, "%s", slow2.err.message);
+    assert_doubled(&late, 0, 7);
+    if (!pgtest_via_pooler()) /* pgbouncer may put the next batch on another server backend */
+        cr_assert_str_eq(late.v1, slow1.v1, "the late read joined the lane whose batch left first");
+    cr_assert_gt(late.ms, 300, "it waited for that batch (%.0f ms)", late.ms);
+    cr_assert_lt(late.ms, 2500, "and no longer (%.0f ms): answered behind it, not re-sent",
+                 late.ms);
+    st = stats(e);
+    cr_assert_eq(st.connects, 2, "connects %lu", (unsigned long)st.connects);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+/* Against a distant database (the fault proxy delaying every answer 1 s) a read queued while a
+ * batch is in flight leaves at once behind it on the same connection: it waits one round trip,
+ * not the rest of the earlier batch's plus its own. */
+Test(pipe, a_read_queued_behind_a_batch_in_flight_waits_one_round_trip)
+{
+    char *url = pgtest_app_url(), app[64];
+    static fproxy proxy;
+    fproxy_start(&proxy, url);
+    char *via = fproxy_url(&proxy, url);
+    db_config cfg;
+    setup(&cfg, via, app, "deep");
+    db_engine *e = open_engine(&cfg);
+    job warm, first, second;
+    job_double(&warm, e, 1); /* connects without delay */
+    spawn_all(&warm, 1);
+    run_settled(20);
+    assert_doubled(&warm, 0, 1);
+    cr_assert(!strncmp(fproxy_cmd(&proxy, "delay 1000"), "ok", 2));
+    job_double(&first, e, 2);
+    job_double(&second, e, 3);
+    spawn_all(&first, 1);
+    later_jobs l = {&second, 1};
+    spawn_after(&l, 0.3);
+    run_settled(20);
+    assert_doubled(&first, 0, 2);
+    assert_doubled(&second, 1, 3);
+    cr_assert_gt(first.ms, 900, "the delay holds (%.0f ms)", first.ms);
+    /* behind the first batch's answer it would take about 1.7 s */
+    cr_assert_lt(second.ms, 1500, "the second read took %.0f ms", second.ms);
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1, "one connection (connects %lu)", (unsigned long)st.connects);
+    cr_assert_eq(fproxy_stat(&proxy, "conns"), 1);
+    finish(e);
+    fproxy_stop(&proxy);
+    free(via);
     free(url);
 }
 
