@@ -13,7 +13,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libpq-dev libevent-dev libjansson-dev libjwt-dev libssl-dev libpcl1-dev \
+      libpq-dev libevent-dev libjansson-dev libjwt-dev libssl-dev libpcl1-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 # The source sits at /app, the same path the runtime image uses: the migrations directory the binaries
 # were built with (MIGRATIONS_DIR in CMakeLists.txt) is then /app/migrations in both stages.

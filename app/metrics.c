@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/jwks.h"
 #include "app/router.h"
 
 #define MAX_ROUTES 64
@@ -152,6 +153,7 @@ char *metrics_render(db_engine *engine)
                 wsum, wcount);
         if (engine)
             render_pool(f, engine);
+        jwks_metrics(f);
         fclose(f);
     }
     free(snap);
