@@ -252,7 +252,8 @@ jwks_set *jwks_parse(const char *json, size_t len, const jwks_set *prev, char *e
         set->nkeys++;
     }
     json_decref(doc);
-    if (!set->nkeys) {
+    if (!set->nkeys &&
+        n) { /* (an empty set is an answer: Better Auth makes its first key lazily) */
         snprintf(err, errlen, "no usable signature key in %zu", json_array_size(keys));
         jwks_release(set);
         return NULL;

@@ -53,7 +53,8 @@ typedef struct jwks_set {
 
 /* Parses a JWKS document. Keys that are not for signatures, of an unsupported type or curve, or
  * malformed are skipped with a warning in the log. Returns a set (refs 1; jwks_release it), or
- * NULL with a one-line reason in err (not JSON, no "keys" array, no usable key). `prev` (may be
+ * NULL with a one-line reason in err (not JSON, no "keys" array, keys but none usable; an empty
+ * array is a set without keys: Better Auth makes its first key lazily). `prev` (may be
  * NULL) lends serials to unchanged keys. */
 jwks_set *jwks_parse(const char *json, size_t len, const jwks_set *prev, char *err, size_t errlen);
 
