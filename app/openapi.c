@@ -215,12 +215,16 @@ json_t *openapi_document(void)
         json_object_set_new(item, m, operation(r));
     }
     return json_pack(
-        "{ss s{ss ss ss s{ss ss}} s[{ss ss}] s[{ss ss}{ss ss}] so s{so s{s{ss ss ss}}}}", "openapi",
-        "3.1.0", "info", "title", "Todo API", "version", "0.1.0", "description",
-        "Per-user tasks behind JWT auth (HS256 bearer tokens whose sub is the user id).", "license",
+        "{ss s{ss ss ss s{ss ss}} s[{ss ss}] s[{ss ss}{ss ss}] so s{so s{s{ss ss ss ss}}}}",
+        "openapi", "3.1.0", "info", "title", "Todo API", "version", "0.1.0", "description",
+        "Per-user tasks behind JWT auth (bearer tokens whose sub is the user id).", "license",
         "name", "MIT", "identifier", "MIT", "servers", "url", "http://127.0.0.1:8000",
         "description", "local development server", "tags", "name", "tasks", "description",
         "The user's tasks", "name", "ops", "description", "Health, readiness and metrics", "paths",
         paths, "components", "schemas", schemas(), "securitySchemes", "HTTPBearer", "type", "http",
-        "scheme", "bearer", "bearerFormat", "JWT");
+        "scheme", "bearer", "bearerFormat", "JWT", "description",
+        "A JWT with exp whose sub is the user id: HS256 signed with JWT_SECRET, or EdDSA "
+        "(Ed25519), ES256, RS256 or PS256 signed by a key of the JWKS at AUTH_JWKS_URL (Better "
+        "Auth's JWT plugin, Clerk, Auth0), chosen by kid. 401 when invalid; 503 with Retry-After "
+        "while the JWKS was never fetched.");
 }
