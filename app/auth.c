@@ -344,7 +344,7 @@ static int verify_token(auth_cache *cache, const char *token, size_t len,
     json_t *claims = json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!claims)
         return fail(why, "malformed token payload");
-    long exp, nbf;
+    long exp = 0, nbf = LONG_MIN; /* (set by check_claims; initialized for -Wmaybe-uninitialized) */
     rc = check_claims(claims, &exp, &nbf, why);
     if (rc == 0) {
         const char *sub = json_string_value(json_object_get(claims, "sub"));

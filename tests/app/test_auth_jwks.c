@@ -6,15 +6,10 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <openssl/rsa.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +19,7 @@
 #include <unistd.h>
 
 #include "tests/app/apiclient.h"
+#include "tests/app/jwktest.h"
 #include "tests/support/pgtest.h"
 
 #define ISSUER "http://localhost:3000"
@@ -144,79 +140,6 @@ static void jwks_shutdown(void)
     atomic_store(&J.listening, 0);
 }
 
-/* ---- keys, JWKs, tokens ---- */
-
-static char *b64url(const unsigned char *p, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    int len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-    for (int i = 0; i < len; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    while (len && out[len - 1] == '=')
-        out[--len] = '\0';
-    return out;
-}
-
-static char *bn_member(EVP_PKEY *k, const char *param, int pad)
-{
-    BIGNUM *bn = NULL;
-    cr_assert(EVP_PKEY_get_bn_param(k, param, &bn) == 1);
-    unsigned char buf[1024];
-    int n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
-    BN_free(bn);
-    return b64url(buf, (size_t)n);
-}
-
-/* Sets j[key] to the malloc'd string v, freeing it. */
-static void set_owned(json_t *j, const char *key, char *v)
-{
-    json_object_set_new(j, key, json_string(v));
-    free(v);
-}
-
-/* The public JWK of k, as Better Auth / Clerk / Auth0 publish it. alg may be NULL. */
-static json_t *jwk_of(EVP_PKEY *k, const char *kid, const char *alg)
-{
-    json_t *j = json_object();
-    if (EVP_PKEY_is_a(k, "ED25519")) {
-        unsigned char x[32];
-        size_t n = sizeof x;
-        cr_assert(EVP_PKEY_get_raw_public_key(k, x, &n) == 1);
-        json_object_set_new(j, "kty", json_string("OKP"));
-        json_object_set_new(j, "crv", json_string("Ed25519"));
-        set_owned(j, "x", b64url(x, n));
-    } else if (EVP_PKEY_is_a(k, "EC")) {
-        json_object_set_new(j, "kty", json_string("EC"));
-        json_object_set_new(j, "crv", json_string("P-256"));
-        set_owned(j, "x", bn_member(k, OSSL_PKEY_PARAM_EC_PUB_X, 32));
-        set_owned(j, "y", bn_member(k, OSSL_PKEY_PARAM_EC_PUB_Y, 32));
-    } else {
-        json_object_set_new(j, "kty", json_string("RSA"));
-        set_owned(j, "n", bn_member(k, OSSL_PKEY_PARAM_RSA_N, 0));
-        set_owned(j, "e", bn_member(k, OSSL_PKEY_PARAM_RSA_E, 0));
-    }
-    if (kid)
-        json_object_set_new(j, "kid", json_string(kid));
-    if (alg)
-        json_object_set_new(j, "alg", json_string(alg));
-    return j;
-}
-
-/* {"keys":[...]} from NULL-terminated JWKs (stolen). */
-static char *jwks_doc(json_t *first, ...)
-{
-    json_t *keys = json_array();
-    va_list ap;
-    va_start(ap, first);
-    for (json_t *k = first; k; k = va_arg(ap, json_t *))
-        json_array_append_new(keys, k);
-    va_end(ap);
-    json_t *doc = json_pack("{so}", "keys", keys);
-    char *s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    return s;
-}
-
 static json_t *claims_for(const char *sub)
 {
     long now = (long)time(NULL);
@@ -226,54 +149,6 @@ static json_t *claims_for(const char *sub)
 
 /* header.payload.signature. k signs EdDSA/ES256/RS256/PS256; hkey (hlen bytes) signs HS256;
  * alg "none": empty signature. kid may be NULL. claims are stolen. */
-static char *sign_token(const char *alg, EVP_PKEY *k, const void *hkey, size_t hlen,
-                        const char *kid, json_t *claims)
-{
-    json_t *h = json_pack("{ss}", "alg", alg);
-    if (kid)
-        json_object_set_new(h, "kid", json_string(kid));
-    char *hs = json_dumps(h, JSON_COMPACT), *cs = json_dumps(claims, JSON_COMPACT);
-    json_decref(h);
-    json_decref(claims);
-    char *hb = b64url((unsigned char *)hs, strlen(hs)),
-         *cb = b64url((unsigned char *)cs, strlen(cs));
-    char *input = malloc(strlen(hb) + strlen(cb) + 2);
-    sprintf(input, "%s.%s", hb, cb);
-    unsigned char sig[1024];
-    size_t siglen = 0;
-    if (!strcmp(alg, "HS256")) {
-        unsigned n = 0;
-        HMAC(EVP_sha256(), hkey, (int)hlen, (unsigned char *)input, strlen(input), sig, &n);
-        siglen = n;
-    } else if (strcmp(alg, "none")) {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        EVP_PKEY_CTX *pctx = NULL;
-        cr_assert(EVP_DigestSignInit(ctx, &pctx, strcmp(alg, "EdDSA") ? EVP_sha256() : NULL, NULL,
-                                     k) == 1);
-        if (!strcmp(alg, "PS256")) {
-            EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
-            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
-        }
-        siglen = sizeof sig;
-        cr_assert(EVP_DigestSign(ctx, sig, &siglen, (unsigned char *)input, strlen(input)) == 1);
-        EVP_MD_CTX_free(ctx);
-        if (!strcmp(alg, "ES256")) { /* DER -> r || s, as JWS wants */
-            const unsigned char *p = sig;
-            ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
-            cr_assert(es);
-            BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32);
-            BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32);
-            ECDSA_SIG_free(es);
-            siglen = 64;
-        }
-    }
-    char *sb = b64url(sig, siglen);
-    char *out = malloc(strlen(input) + strlen(sb) + 2);
-    sprintf(out, "%s.%s", input, sb);
-    free(hs), free(cs), free(hb), free(cb), free(input), free(sb);
-    return out;
-}
-
 static EVP_PKEY *ed1, *ed2, *ec, *rsa, *stranger;
 
 static void keys(void)
@@ -344,7 +219,7 @@ static void await_status(EVP_PKEY *k, const char *alg, const char *kid, const ch
     double t0 = pgtest_now_ms();
     int st = 0;
     while (pgtest_now_ms() - t0 < ms) {
-        st = status_of(sign_token(alg, k, NULL, 0, kid, claims_for(user)), user);
+        st = status_of(jwktest_sign(alg, k, NULL, 0, kid, claims_for(user)), user);
         if (st == want)
             return;
         usleep(50000);
@@ -369,8 +244,8 @@ static long metric(const char *name)
 Test(jwks, every_algorithm_and_every_attack)
 {
     jwks_serve(true);
-    char *doc = jwks_doc(jwk_of(ed1, "ed-1", "EdDSA"), jwk_of(ec, "ec-1", "ES256"),
-                         jwk_of(rsa, "rsa-1", NULL), NULL);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", "EdDSA"), jwktest_jwk(ec, "ec-1", "ES256"),
+                             jwktest_jwk(rsa, "rsa-1", NULL), NULL);
     jwks_set_body(doc, SERVE_BODY);
     start_api("JWT_SECRET= AUTH_ISSUER=" ISSUER " AUTH_AUDIENCE=" ISSUER);
     char *u = api_user("jwks");
@@ -379,18 +254,20 @@ Test(jwks, every_algorithm_and_every_attack)
 
     /* valid, one per algorithm, twice (the second from the verified-token cache) */
     for (int round = 0; round < 2; round++) {
-        cr_expect_eq(status_of(sign_token("ES256", ec, NULL, 0, "ec-1", claims_for(u)), u), 200);
-        cr_expect_eq(status_of(sign_token("RS256", rsa, NULL, 0, "rsa-1", claims_for(u)), u), 200);
-        cr_expect_eq(status_of(sign_token("PS256", rsa, NULL, 0, "rsa-1", claims_for(u)), u), 200);
+        cr_expect_eq(status_of(jwktest_sign("ES256", ec, NULL, 0, "ec-1", claims_for(u)), u), 200);
+        cr_expect_eq(status_of(jwktest_sign("RS256", rsa, NULL, 0, "rsa-1", claims_for(u)), u),
+                     200);
+        cr_expect_eq(status_of(jwktest_sign("PS256", rsa, NULL, 0, "rsa-1", claims_for(u)), u),
+                     200);
     }
     /* without kid: the only key that fits EdDSA */
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, NULL, claims_for(u)), u), 200);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, NULL, claims_for(u)), u), 200);
     /* aud as an array that contains ours */
     json_t *c = claims_for(u);
     json_object_set_new(c, "aud", json_pack("[ss]", "https://other.example", ISSUER));
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", c), u), 200);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c), u), 200);
     /* a real user's token for another user's path: 403 as with HS256 */
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), "someone"),
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), "someone"),
                  403);
 
     /* attacks and mistakes: 401 */
@@ -401,49 +278,49 @@ Test(jwks, every_algorithm_and_every_attack)
     bad_token bad[20];
     int n = 0;
 #define BAD(w, t) bad[n++] = (bad_token){w, t}
-    BAD("kid that names no key", sign_token("EdDSA", ed1, NULL, 0, "no-such-kid", claims_for(u)));
-    BAD("kid of another key type", sign_token("EdDSA", ed1, NULL, 0, "ec-1", claims_for(u)));
+    BAD("kid that names no key", jwktest_sign("EdDSA", ed1, NULL, 0, "no-such-kid", claims_for(u)));
+    BAD("kid of another key type", jwktest_sign("EdDSA", ed1, NULL, 0, "ec-1", claims_for(u)));
     BAD("EdDSA by a key not in the set",
-        sign_token("EdDSA", stranger, NULL, 0, "ed-1", claims_for(u)));
+        jwktest_sign("EdDSA", stranger, NULL, 0, "ed-1", claims_for(u)));
     c = claims_for(u);
     json_object_set_new(c, "exp", json_integer(now - 60));
-    BAD("expired", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("expired", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_del(c, "exp");
-    BAD("no exp", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("no exp", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "nbf", json_integer(now + 120));
-    BAD("nbf in the future", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("nbf in the future", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "iat", json_integer(now + 120));
-    BAD("iat in the future", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("iat in the future", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "iss", json_string("https://evil.example"));
-    BAD("wrong iss", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("wrong iss", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "aud", json_string("https://evil.example"));
-    BAD("wrong aud (string)", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("wrong aud (string)", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "aud", json_pack("[ss]", "https://evil.example", "x"));
-    BAD("wrong aud (array)", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("wrong aud (array)", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
     c = claims_for(u);
     json_object_set_new(c, "sub", json_integer(42));
-    BAD("sub not a string", sign_token("EdDSA", ed1, NULL, 0, "ed-1", c));
-    BAD("alg none", sign_token("none", NULL, NULL, 0, "ed-1", claims_for(u)));
-    BAD("alg none without kid", sign_token("none", NULL, NULL, 0, NULL, claims_for(u)));
+    BAD("sub not a string", jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", c));
+    BAD("alg none", jwktest_sign("none", NULL, NULL, 0, "ed-1", claims_for(u)));
+    BAD("alg none without kid", jwktest_sign("none", NULL, NULL, 0, NULL, claims_for(u)));
     /* algorithm confusion: HS256 keyed with what an attacker knows, the public JWK / PEM */
-    json_t *pubj = jwk_of(rsa, "rsa-1", NULL);
+    json_t *pubj = jwktest_jwk(rsa, "rsa-1", NULL);
     char *pub = json_dumps(pubj, JSON_COMPACT);
     json_decref(pubj);
     BAD("HS256 with the public JWK",
-        sign_token("HS256", NULL, pub, strlen(pub), "rsa-1", claims_for(u)));
+        jwktest_sign("HS256", NULL, pub, strlen(pub), "rsa-1", claims_for(u)));
     unsigned char raw[32];
     size_t rawlen = sizeof raw;
     EVP_PKEY_get_raw_public_key(ed1, raw, &rawlen);
     BAD("HS256 with the raw Ed25519 key",
-        sign_token("HS256", NULL, raw, rawlen, "ed-1", claims_for(u)));
-    BAD("RS256 claimed by the EC key", sign_token("RS256", rsa, NULL, 0, "ec-1", claims_for(u)));
-    BAD("ES256 with an RSA key's kid", sign_token("ES256", ec, NULL, 0, "rsa-1", claims_for(u)));
+        jwktest_sign("HS256", NULL, raw, rawlen, "ed-1", claims_for(u)));
+    BAD("RS256 claimed by the EC key", jwktest_sign("RS256", rsa, NULL, 0, "ec-1", claims_for(u)));
+    BAD("ES256 with an RSA key's kid", jwktest_sign("ES256", ec, NULL, 0, "rsa-1", claims_for(u)));
     for (int i = 0; i < n; i++) {
         char path[512];
         snprintf(path, sizeof path, "/api/%s/tasks", u);
@@ -468,21 +345,21 @@ Test(jwks, every_algorithm_and_every_attack)
 Test(jwks, rotation_removal_failure_and_flood)
 {
     jwks_serve(true);
-    char *doc1 = jwks_doc(jwk_of(ed1, "ed-1", "EdDSA"), NULL);
+    char *doc1 = jwktest_jwks(jwktest_jwk(ed1, "ed-1", "EdDSA"), NULL);
     jwks_set_body(doc1, SERVE_BODY);
     start_api("AUTH_JWKS_MIN_REFRESH=1 AUTH_JWKS_CACHE_TTL=3600");
     char *u = api_user("rot");
     await_status(ed1, "EdDSA", "ed-1", u, 200, 5000);
-    char *old = sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
+    char *old = jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
     cr_expect_eq(status_of(strdup(old), u), 200);
     cr_expect_eq(status_of(strdup(old), u), 200); /* now in the verified-token cache */
     int before = atomic_load(&J.fetches);
 
     /* the auth server rotated: ed-1 gone, ed-2 new */
-    char *doc2 = jwks_doc(jwk_of(ed2, "ed-2", "EdDSA"), NULL);
+    char *doc2 = jwktest_jwks(jwktest_jwk(ed2, "ed-2", "EdDSA"), NULL);
     jwks_set_body(doc2, SERVE_BODY);
     usleep(1100000); /* past the rate limit */
-    cr_expect_eq(status_of(sign_token("EdDSA", ed2, NULL, 0, "ed-2", claims_for(u)), u), 200,
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed2, NULL, 0, "ed-2", claims_for(u)), u), 200,
                  "the first token of the new key is accepted");
     cr_expect_eq(atomic_load(&J.fetches), before + 1);
     cr_expect_eq(status_of(strdup(old), u), 401, "the removed key's cached token is refused");
@@ -490,9 +367,9 @@ Test(jwks, rotation_removal_failure_and_flood)
     /* a failed refresh keeps the last good set */
     jwks_set_body("<html>502 Bad Gateway</html>", SERVE_BODY);
     usleep(1100000);
-    cr_expect_eq(status_of(sign_token("EdDSA", ed2, NULL, 0, "ed-9", claims_for(u)), u), 401);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed2, NULL, 0, "ed-9", claims_for(u)), u), 401);
     cr_expect_eq(metric("auth_jwks_fetch_failures_total"), 1);
-    cr_expect_eq(status_of(sign_token("EdDSA", ed2, NULL, 0, "ed-2", claims_for(u)), u), 200);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed2, NULL, 0, "ed-2", claims_for(u)), u), 200);
     cr_expect_eq(metric("auth_jwks_keys"), 1);
 
     /* 1,000 tokens with random kids */
@@ -503,8 +380,8 @@ Test(jwks, rotation_removal_failure_and_flood)
     for (int i = 0; i < 1000; i++) {
         unsigned char rnd[12];
         RAND_bytes(rnd, sizeof rnd);
-        char *kid = b64url(rnd, sizeof rnd);
-        cr_assert_eq(status_of(sign_token("EdDSA", ed2, NULL, 0, kid, claims_for(u)), u), 401);
+        char *kid = jwktest_b64url(rnd, sizeof rnd);
+        cr_assert_eq(status_of(jwktest_sign("EdDSA", ed2, NULL, 0, kid, claims_for(u)), u), 401);
         free(kid);
     }
     double secs = (pgtest_now_ms() - t0) / 1000;
@@ -521,13 +398,13 @@ Test(jwks, rotation_removal_failure_and_flood)
 Test(jwks, down_at_startup)
 {
     jwks_serve(false);
-    char *doc = jwks_doc(jwk_of(ed1, "ed-1", NULL), NULL);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", NULL), NULL);
     jwks_set_body(doc, SERVE_BODY);
     start_api("AUTH_JWKS_MIN_REFRESH=0.5");
     char *u = api_user("down");
     char path[512];
     snprintf(path, sizeof path, "/api/%s/tasks", u);
-    char *tok = sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
+    char *tok = jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
     api_response *r = call(tok, "GET", path, NULL);
     cr_expect_eq(r->status, 503, "%s", r->body);
     char *ra = api_header(r, "Retry-After");
@@ -559,13 +436,13 @@ Test(jwks, garbage_and_huge_bodies)
     double t0 = pgtest_now_ms();
     while (metric("auth_jwks_fetch_failures_total") < 1 && pgtest_now_ms() - t0 < 5000)
         usleep(50000);
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
     jwks_set_body("", SERVE_HUGE);
     long failures = metric("auth_jwks_fetch_failures_total");
     t0 = pgtest_now_ms();
     while (metric("auth_jwks_fetch_failures_total") <= failures && pgtest_now_ms() - t0 < 8000) {
         /* a token the api cannot judge also asks for a fetch (rate limited) */
-        cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
+        cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
         usleep(50000);
     }
     cr_expect_gt(metric("auth_jwks_fetch_failures_total"), failures);
@@ -573,8 +450,8 @@ Test(jwks, garbage_and_huge_bodies)
     cr_expect(strstr(log, "body larger than 1048576 bytes"), "%s", log);
     cr_expect(strstr(log, "not JSON"), "%s", log);
     free(log);
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
-    char *doc = jwks_doc(jwk_of(ed1, "ed-1", NULL), NULL);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 503);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", NULL), NULL);
     jwks_set_body(doc, SERVE_BODY);
     await_status(ed1, "EdDSA", "ed-1", u, 200, 8000);
     free(doc), free(u);
@@ -585,7 +462,7 @@ Test(jwks, garbage_and_huge_bodies)
 Test(jwks, both_modes_and_jwks_only)
 {
     jwks_serve(true);
-    char *doc = jwks_doc(jwk_of(ed1, "ed-1", NULL), jwk_of(ec, "ec-1", NULL), NULL);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", NULL), jwktest_jwk(ec, "ec-1", NULL), NULL);
     jwks_set_body(doc, SERVE_BODY);
     start_api(NULL); /* api_start sets JWT_SECRET */
     char *u = api_user("both");
@@ -618,7 +495,7 @@ Test(jwks, hs256_alone)
     api_response *r = api_as(srv.port, u, "GET", path, NULL);
     cr_expect_eq(r->status, 200);
     api_response_free(r);
-    cr_expect_eq(status_of(sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 401);
+    cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 401);
     r = api_call(srv.port, "GET", "/metrics", NULL, NULL);
     cr_expect_null(strstr(r->body, "auth_jwks_"), "no JWKS metrics without a JWKS");
     api_response_free(r);
@@ -629,12 +506,12 @@ Test(jwks, hs256_alone)
 Test(jwks, crud_with_an_eddsa_token)
 {
     jwks_serve(true);
-    char *doc = jwks_doc(jwk_of(ed1, "ed-1", "EdDSA"), NULL);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", "EdDSA"), NULL);
     jwks_set_body(doc, SERVE_BODY);
     start_api("JWT_SECRET= AUTH_ISSUER=" ISSUER " AUTH_AUDIENCE=" ISSUER);
     char *u = api_user("crud");
     await_status(ed1, "EdDSA", "ed-1", u, 200, 5000);
-    char *tok = sign_token("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
+    char *tok = jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u));
     char path[512];
     snprintf(path, sizeof path, "/api/%s/tasks", u);
     api_response *r = call(tok, "POST", path, "{\"title\":\"from Better Auth\"}");
