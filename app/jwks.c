@@ -293,6 +293,7 @@ static struct {
     double next_due;         /* when the next scheduled fetch runs */
     int failures_in_row;
     struct waiter *waiters; /* under mu */
+    int nwaiting;           /* requests parked in jwks_wait, under mu */
     atomic_ulong fetches, failures;
     atomic_int nkeys;
 } J = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -530,6 +531,10 @@ bool jwks_serial_live(unsigned long serial)
     return live;
 }
 
+/* Requests that may wait for one fetch at once: a slow auth server and made-up kids must not
+ * hold every handler. The others are answered at once (401 for an unknown kid). */
+#define MAX_WAITING 16
+
 bool jwks_request_refresh(void)
 {
     if (!J.started)
@@ -540,6 +545,7 @@ bool jwks_request_refresh(void)
         J.asked = true;
         pthread_cond_signal(&J.cond);
     }
+    ok = ok && J.nwaiting < MAX_WAITING;
     pthread_mutex_unlock(&J.mu);
     return ok;
 }
@@ -556,6 +562,7 @@ void jwks_wait(void)
     if (J.fetching || J.asked) {
         w.next = J.waiters;
         J.waiters = &w;
+        J.nwaiting++;
         while (J.done == start && !J.stop)
             if (coro_park(&w.parker, &J.mu, deadline))
                 break;
@@ -564,6 +571,7 @@ void jwks_wait(void)
                 *p = w.next;
                 break;
             }
+        J.nwaiting--;
     }
     pthread_mutex_unlock(&J.mu);
     coro_parker_destroy(&w.parker);

@@ -91,7 +91,8 @@ unsigned long jwks_generation(void);
 bool jwks_serial_live(unsigned long serial);
 
 /* Asks for a fetch now (a token named an unknown kid). Returns true when a fetch is running or
- * starts (the caller may jwks_wait it), false when the rate limit says not yet. */
+ * starts and the caller may jwks_wait for it, false when the rate limit says not yet (or 16
+ * requests already wait). */
 bool jwks_request_refresh(void);
 
 /* Waits (parking the coroutine, or blocking a plain thread) until the fetch running or asked

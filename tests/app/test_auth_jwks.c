@@ -26,7 +26,7 @@
 
 /* ---- the JWKS server ---- */
 
-enum { SERVE_BODY, SERVE_HUGE };
+enum { SERVE_BODY, SERVE_HUGE, SERVE_SLOW /* the body after 2 s */ };
 
 static struct {
     int fd, port;
@@ -54,6 +54,8 @@ static void serve_one(int c)
     char *body = strdup(J.body ? J.body : "");
     pthread_mutex_unlock(&J.mu);
     char head[256];
+    if (mode == SERVE_SLOW)
+        usleep(2000000);
     if (mode == SERVE_HUGE) { /* 50 MB: the api must stop reading at its cap */
         size_t total = 50u << 20, sent = 0;
         int h = snprintf(head, sizeof head,
@@ -533,4 +535,53 @@ Test(jwks, crud_with_an_eddsa_token)
     cr_expect(r->status == 204 || r->status == 200, "%d %s", r->status, r->body);
     api_response_free(r);
     free(tok), free(doc), free(u);
+}
+
+/* A slow auth server and a burst of made-up kids: at most 16 requests wait for the one fetch, the
+ * others are answered 401 at once, so the burst cannot hold every handler. */
+typedef struct {
+    char *token, *user;
+    int status;
+    double ms;
+} burst_call;
+
+static void *burst_one(void *arg)
+{
+    burst_call *b = arg;
+    double t0 = pgtest_now_ms();
+    b->status = status_of(b->token, b->user);
+    b->ms = pgtest_now_ms() - t0;
+    return NULL;
+}
+
+Test(jwks, slow_auth_server_holds_few_requests)
+{
+    jwks_serve(true);
+    char *doc = jwktest_jwks(jwktest_jwk(ed1, "ed-1", NULL), NULL);
+    jwks_set_body(doc, SERVE_BODY);
+    start_api("AUTH_JWKS_MIN_REFRESH=0.5 WORKERS=64");
+    char *u = api_user("slow");
+    await_status(ed1, "EdDSA", "ed-1", u, 200, 5000);
+    jwks_set_body(doc, SERVE_SLOW);
+    usleep(600000);
+    enum { N = 40 };
+    burst_call calls[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        unsigned char rnd[12];
+        RAND_bytes(rnd, sizeof rnd);
+        char *kid = jwktest_b64url(rnd, sizeof rnd);
+        calls[i] = (burst_call){jwktest_sign("EdDSA", ed1, NULL, 0, kid, claims_for(u)), u, 0, 0};
+        free(kid);
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert(pthread_create(&th[i], NULL, burst_one, &calls[i]) == 0);
+    int quick = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(calls[i].status, 401, "call %d", i);
+        quick += calls[i].ms < 1500;
+    }
+    cr_expect_geq(quick, N - 16, "%d of %d answered without waiting for the slow fetch", quick, N);
+    free(doc), free(u);
 }
