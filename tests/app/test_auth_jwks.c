@@ -474,6 +474,13 @@ Test(jwks, both_modes_and_jwks_only)
     api_response *r = api_as(srv.port, u, "GET", path, NULL);
     cr_expect_eq(r->status, 200, "HS256 beside the JWKS");
     api_response_free(r);
+    /* with a secret configured, the public key as HMAC secret is still no key */
+    json_t *pubj = jwktest_jwk(ec, "ec-1", NULL);
+    char *pub = json_dumps(pubj, JSON_COMPACT);
+    json_decref(pubj);
+    cr_expect_eq(status_of(jwktest_sign("HS256", NULL, pub, strlen(pub), "ec-1", claims_for(u)), u),
+                 401);
+    free(pub);
     cr_expect_eq(api_stop(&srv), 0);
 
     start_api("JWT_SECRET=");
