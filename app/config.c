@@ -1,10 +1,13 @@
 /* config: see config.h. */
 #include "app/config.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app/auth.h"
+#include "app/jwks.h"
 #include "core/env.h"
 #include "db/url.h"
 
@@ -19,6 +22,8 @@ static int load_secret(app_config *cfg, char *e)
     cfg->jwt_generated = false;
     if (cfg->jwt_secret && strlen(cfg->jwt_secret) >= 32)
         return 0;
+    if (!cfg->jwt_secret && cfg->jwks_url && cfg->env != APP_ENV_DEVELOPMENT)
+        return 0; /* JWKS tokens only */
     if (cfg->env != APP_ENV_DEVELOPMENT) {
         if (cfg->jwt_secret)
             snprintf(e, ENV_ERR_LEN,
@@ -27,8 +32,9 @@ static int load_secret(app_config *cfg, char *e)
                      name, strlen(cfg->jwt_secret));
         else
             snprintf(e, ENV_ERR_LEN,
-                     "JWT_SECRET is not set (nor BETTER_AUTH_SECRET); generate one "
-                     "with `openssl rand -hex 32`, or set APP_ENV=development");
+                     "JWT_SECRET is not set (nor BETTER_AUTH_SECRET, nor AUTH_JWKS_URL): set "
+                     "AUTH_JWKS_URL to your auth server's JWKS, or JWT_SECRET (`openssl rand "
+                     "-hex 32`), or APP_ENV=development");
         return -1;
     }
     if (cfg->jwt_secret) /* short secret in development: allowed, the frontend's may be short */
@@ -39,6 +45,99 @@ static int load_secret(app_config *cfg, char *e)
     }
     cfg->jwt_secret = cfg->generated;
     cfg->jwt_generated = true;
+    return 0;
+}
+
+static bool loopback(const char *host)
+{
+    return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "[::1]") ||
+           !strcmp(host, "::1");
+}
+
+/* AUTH_JWKS_URL: an absolute http(s) URL with a host; plain http only to this machine or in
+ * development (the keys decide who is who: they must not be open to a man in the middle). */
+static int check_jwks_url(const app_config *cfg, char *e)
+{
+    const char *url = cfg->jwks_url;
+    bool https = !strncasecmp(url, "https://", 8);
+    if (!https && strncasecmp(url, "http://", 7)) {
+        snprintf(e, ENV_ERR_LEN,
+                 "AUTH_JWKS_URL must be an http(s) URL like "
+                 "https://auth.example.com/api/auth/jwks, got \"%.80s\"",
+                 url);
+        return -1;
+    }
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host)
+        snprintf(e, ENV_ERR_LEN, "AUTH_JWKS_URL is not a valid URL: \"%.80s\"", url);
+    else if (!https && !loopback(host) && cfg->env != APP_ENV_DEVELOPMENT)
+        snprintf(e, ENV_ERR_LEN,
+                 "AUTH_JWKS_URL must use https:// (plain http:// only to localhost, or with "
+                 "APP_ENV=development), got \"%.80s\"",
+                 url);
+    else
+        rc = 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static int load_algorithms(app_config *cfg, char *e)
+{
+    const char *raw = env_str("AUTH_ALGORITHMS", "EdDSA,ES256,RS256,PS256,HS256");
+    char buf[256];
+    if (strlen(raw) >= sizeof buf) {
+        snprintf(e, ENV_ERR_LEN, "AUTH_ALGORITHMS is too long");
+        return -1;
+    }
+    strcpy(buf, raw);
+    cfg->auth_algs = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int alg = jwks_alg_from_name(tok);
+        if (!alg) {
+            snprintf(e, ENV_ERR_LEN,
+                     "AUTH_ALGORITHMS: \"%.40s\" is not one of EdDSA, ES256, RS256, PS256, HS256",
+                     tok);
+            return -1;
+        }
+        cfg->auth_algs |= alg;
+    }
+    if (!cfg->auth_algs) {
+        snprintf(e, ENV_ERR_LEN, "AUTH_ALGORITHMS lists no algorithm");
+        return -1;
+    }
+    return 0;
+}
+
+/* The identity provider's settings; AUTH_ISSUER/AUTH_AUDIENCE also apply to HS256 tokens. */
+static int load_auth(app_config *cfg, char *e)
+{
+    cfg->jwks_url = env_str("AUTH_JWKS_URL", NULL);
+    cfg->auth_issuer = env_str("AUTH_ISSUER", NULL);
+    cfg->auth_audience = env_str("AUTH_AUDIENCE", NULL);
+    if (env_int("AUTH_LEEWAY", AUTH_LEEWAY, 0, 300, &cfg->auth_leeway, e) < 0 ||
+        env_seconds("AUTH_JWKS_CACHE_TTL", 300, 1, 86400, &cfg->jwks_ttl, e) < 0 ||
+        env_seconds("AUTH_JWKS_MIN_REFRESH", 10, 0.1, 3600, &cfg->jwks_min_refresh, e) < 0 ||
+        env_seconds("AUTH_JWKS_TIMEOUT", 5, 0.1, 60, &cfg->jwks_timeout, e) < 0 ||
+        load_algorithms(cfg, e) < 0)
+        return -1;
+    if (cfg->jwks_url && check_jwks_url(cfg, e) < 0)
+        return -1;
+    int asym = cfg->auth_algs & ~JWKS_ALG_HS256;
+    if (!cfg->jwks_url && env_str("AUTH_ALGORITHMS", NULL) && asym) {
+        snprintf(e, ENV_ERR_LEN,
+                 "AUTH_ALGORITHMS lists public-key algorithms but AUTH_JWKS_URL "
+                 "is not set");
+        return -1;
+    }
+    if (cfg->jwks_url && !asym) {
+        snprintf(e, ENV_ERR_LEN, "AUTH_JWKS_URL is set but AUTH_ALGORITHMS allows only HS256");
+        return -1;
+    }
     return 0;
 }
 
@@ -129,7 +228,8 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         snprintf(e, sizeof e, "DATABASE_URL is not a valid connection string: %s", why);
         goto fail;
     }
-    if (load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0 || load_docs_cdn(cfg, e) < 0)
+    if (load_auth(cfg, e) < 0 || load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0 ||
+        load_docs_cdn(cfg, e) < 0)
         goto fail;
     return 0;
 fail:

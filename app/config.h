@@ -18,9 +18,19 @@ typedef struct {
     const char *database_url; /* DATABASE_URL: required */
     int loops;                /* LOOPS: event-loop threads for HTTP I/O, default 1 */
     int workers;              /* WORKERS: handlers in progress at once; 0 (unset): 64 */
-    const char *jwt_secret;   /* JWT_SECRET or BETTER_AUTH_SECRET; NULL in development: generated */
+    const char *jwt_secret;   /* JWT_SECRET or BETTER_AUTH_SECRET; NULL: no HS256 tokens (only
+                                 with AUTH_JWKS_URL; in development a secret is generated) */
     bool jwt_generated;       /* true when jwt_secret was generated (development only) */
     char generated[65];       /* storage for a generated secret */
+    /* Tokens of an identity provider (docs/auth.md): */
+    const char *jwks_url;      /* AUTH_JWKS_URL: its JWKS, http(s); NULL: none */
+    const char *auth_issuer;   /* AUTH_ISSUER: iss must equal it; NULL: not checked */
+    const char *auth_audience; /* AUTH_AUDIENCE: aud must equal or contain it; NULL: not checked */
+    int auth_algs;             /* AUTH_ALGORITHMS: JWKS_ALG_* mask, default all five */
+    long auth_leeway;          /* AUTH_LEEWAY: seconds of clock skew on exp/nbf/iat, default 10 */
+    double jwks_ttl;           /* AUTH_JWKS_CACHE_TTL: seconds between refreshes, default 300 */
+    double jwks_min_refresh;   /* AUTH_JWKS_MIN_REFRESH: seconds between fetches at least, 10 */
+    double jwks_timeout;       /* AUTH_JWKS_TIMEOUT: seconds for one fetch, default 5 */
     const char *origins[APP_MAX_ORIGINS]; /* CORS_ORIGINS: comma-separated exact origins */
     int norigins;
     char origins_buf[2048];

@@ -15,6 +15,7 @@
 
 #include "app/exchange.h"
 #include "app/idempotency.h"
+#include "app/jwks.h"
 #include "app/metrics.h"
 #include "app/openapi.h"
 #include "app/server.h"
@@ -141,16 +142,20 @@ static exchange *redirect(exchange *x, const char *path, const char *query)
     return answer(x);
 }
 
-static bool authenticate(exchange *x, struct evkeyvalq *in)
+/* Turns auth_verify's verdict into 401/503, or 403 when the path names another user. */
+static bool auth_verdict(exchange *x, int rc, const char *why, bool sent)
 {
-    const char *why;
-    const char *authz = evhttp_find_header(in, "Authorization");
-    if (auth_verify(loop_auth_cache(x->loop), authz, x->user_id, &why) < 0) {
+    if (rc < 0) {
         log_set_request_id(x->request_id);
         log_info("authentication failed: %s", why);
         log_set_request_id(NULL);
+        if (rc == AUTH_UNAVAILABLE) { /* cannot judge the token before the JWKS arrived */
+            http_reply_detail(&x->res, 503, "Authentication keys are not available yet");
+            http_header_add(&x->res, "Retry-After", "%d", jwks_retry_after());
+            return false;
+        }
         http_reply_detail(&x->res, 401,
-                          authz ? "Could not validate credentials" : "Not authenticated");
+                          sent ? "Could not validate credentials" : "Not authenticated");
         http_header_add(&x->res, "WWW-Authenticate", "Bearer");
         return false;
     }
@@ -161,6 +166,29 @@ static bool authenticate(exchange *x, struct evkeyvalq *in)
         return false;
     }
     return true;
+}
+
+static bool authenticate(exchange *x, struct evkeyvalq *in)
+{
+    const char *why;
+    const char *authz = evhttp_find_header(in, "Authorization");
+    int rc = auth_verify(loop_auth_cache(x->loop), authz, x->user_id, &why);
+    /* A kid the key set does not know yet: the handler's coroutine waits for the JWKS fetch
+     * (the loop does not) and verifies again (auth_recheck). */
+    if (rc == AUTH_REFRESHING && x->match.route->run != RUN_LOOP && (x->auth_retry = strdup(authz)))
+        return true;
+    return auth_verdict(x, rc, why, authz != NULL);
+}
+
+/* In the handler's coroutine: after the JWKS fetch an unknown kid caused, verify again. */
+static bool auth_recheck(exchange *x)
+{
+    const char *why;
+    jwks_wait();
+    int rc = auth_verify(loop_auth_cache(x->loop), x->auth_retry, x->user_id, &why);
+    free(x->auth_retry);
+    x->auth_retry = NULL;
+    return auth_verdict(x, rc == AUTH_REFRESHING ? AUTH_INVALID : rc, why, true);
 }
 
 /* Path, query, header and body, every problem at once. */
@@ -284,6 +312,10 @@ void dispatch_run(exchange *x)
     db_session *s = NULL;
     db_error err;
     int rc = 0;
+    if (x->auth_retry && !auth_recheck(x)) {
+        log_set_request_id(NULL);
+        return;
+    }
     if (r->run == RUN_READ || r->run == RUN_WRITE) {
         if (db_session_open(app.engine, r->run == RUN_READ ? DB_READ_ONLY : DB_READ_WRITE, &s,
                             &err) < 0) {
@@ -390,6 +422,7 @@ void dispatch_finish(exchange *x)
         access_log(x, seconds);
     metrics_observe(x->match.index, x->res.status, seconds);
     json_decref(x->req.body);
+    free(x->auth_retry); /* set when validation answered before the handler ran */
     if (x->query_parsed)
         evhttp_clear_headers(&x->query);
     router_match_free(&x->match);

@@ -31,6 +31,7 @@ typedef struct exchange {
     char origin[256];
     char request_id[72];
     char user_id[AUTH_SUB_MAX];
+    char *auth_retry; /* malloc'd Authorization to verify again after a JWKS fetch, or NULL */
     char idempotency_key[256];
     struct exchange *next;
 } exchange;

@@ -10,6 +10,7 @@
 #include "app/auth.h"
 #include "app/config.h"
 #include "app/healthcheck.h"
+#include "app/jwks.h"
 #include "app/openapi.h"
 #include "app/router.h"
 #include "app/server.h"
@@ -88,8 +89,17 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
      * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
     if (!cfg->workers)
         cfg->workers = 64;
-    if (auth_configure(cfg->jwt_secret, strlen(cfg->jwt_secret)) < 0 ||
-        router_init(err, errlen) < 0)
+    auth_settings as = {.secret = cfg->jwt_secret,
+                        .secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0,
+                        .issuer = cfg->auth_issuer,
+                        .audience = cfg->auth_audience,
+                        .algs = cfg->auth_algs,
+                        .leeway = (int)cfg->auth_leeway};
+    if (auth_setup(&as) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (router_init(err, errlen) < 0)
         return -1;
     json_t *doc = openapi_document();
     app.openapi_json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -167,11 +177,25 @@ int main(int argc, char **argv)
     }
     if (cfg.jwt_generated)
         print_dev_token(&cfg);
+    /* The identity provider's keys arrive in the background: startup never waits for them
+     * (requests that need them get 503 until then). */
+    jwks_config jc = {.url = cfg.jwks_url,
+                      .ttl = cfg.jwks_ttl,
+                      .min_refresh = cfg.jwks_min_refresh,
+                      .timeout = cfg.jwks_timeout,
+                      .max_bytes = 1L << 20};
+    if (cfg.jwks_url && jwks_start(&jc) < 0) {
+        log_error("could not start the JWKS fetcher");
+        db_engine_close(app.engine);
+        free(app.openapi_json);
+        return 1;
+    }
     pthread_t checker;
     bool checking = pthread_create(&checker, NULL, check_schema, NULL) == 0;
     int rc = server_run();
     if (checking)
         pthread_join(checker, NULL);
+    jwks_stop();
     db_engine_close(app.engine);
     free(app.openapi_json);
     auth_configure("", 0);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/jwks.h"
 #include "app/router.h"
 #include "core/log.h"
 
@@ -173,6 +174,7 @@ char *metrics_render(db_engine *engine)
                 wsum, wcount);
         if (engine)
             render_pool(f, engine);
+        jwks_metrics(f);
         fclose(f);
     }
     free(snap);

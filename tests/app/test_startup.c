@@ -104,6 +104,39 @@ Test(startup, production_needs_a_jwt_secret)
     expect_config_errors(cases, sizeof cases / sizeof *cases);
 }
 
+/* The identity provider's settings (AUTH_*): one line naming the problem. */
+#define TEST_SECRET_32 "0123456789abcdef0123456789abcdef"
+
+Test(startup, auth_settings_are_checked)
+{
+    static const config_case cases[] = {
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=ftp://auth.example.com/jwks",
+         "AUTH_JWKS_URL must be an http(s) URL"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=auth.example.com/jwks",
+         "AUTH_JWKS_URL must be an http(s) URL"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=http://auth.example.com/jwks",
+         "AUTH_JWKS_URL must use https://"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL='https://a b.example/jwks'",
+         "AUTH_JWKS_URL is not a valid URL"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=https://a.example/jwks "
+         "AUTH_ALGORITHMS=EdDSA,HS512",
+         "AUTH_ALGORITHMS: \"HS512\""},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=https://a.example/jwks "
+         "AUTH_ALGORITHMS=HS256",
+         "AUTH_ALGORITHMS allows only HS256"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db JWT_SECRET=" TEST_SECRET_32
+         " AUTH_ALGORITHMS=EdDSA",
+         "AUTH_JWKS_URL is not set"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=https://a.example/jwks "
+         "AUTH_LEEWAY=1h",
+         "AUTH_LEEWAY"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=https://a.example/jwks "
+         "AUTH_JWKS_MIN_REFRESH=0",
+         "AUTH_JWKS_MIN_REFRESH"},
+    };
+    expect_config_errors(cases, sizeof cases / sizeof *cases);
+}
+
 /* Development without a secret: a generated one, and a token + curl line that work. On the
  * framework test server (its GET /api/{user_id}/items), so the check needs no example resource:
  * the curl line printed is run as printed. */
