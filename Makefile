@@ -57,3 +57,11 @@ clean:
 .PHONY: container-test
 container-test:
 	@scripts/container-test
+
+# the Helm chart: lint, render and validate without a cluster (scripts/helm-check); then run its
+# migration Job and API Deployment as pods with podman kube play (scripts/kube-test)
+.PHONY: helm-check kube-test
+helm-check:
+	@scripts/helm-check
+kube-test:
+	@scripts/kube-test
