@@ -69,3 +69,7 @@ CREATE INDEX tasks_user_id_created_at_idx ON public.tasks USING btree (user_id, 
 -- triggers
 
 CREATE TRIGGER tasks_set_updated_at BEFORE UPDATE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.tasks_set_updated_at();
+
+-- comments
+
+COMMENT ON TABLE public.idempotency_keys IS 'Idempotency-Key of POST routes (app/idempotency.c); rows older than IDEMPOTENCY_KEY_TTL are deleted by the API';
