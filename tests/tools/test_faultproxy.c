@@ -11,100 +11,45 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/fproxy.h"
 #include "tests/support/pgtest.h"
 
-static pid_t proxy_pid;
-static int proxy_port, control_port;
+static fproxy proxy;
 
 static void proxy_start(void)
 {
-    PQconninfoOption *opts = PQconninfoParse(pgtest_url(), NULL);
-    cr_assert(opts, "test URL parses");
-    const char *host = "127.0.0.1", *port = "5432";
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!strcmp(o->keyword, "host") && o->val)
-            host = o->val;
-        if (!strcmp(o->keyword, "port") && o->val)
-            port = o->val;
-    }
-    char upstream[300], pfile[] = "/tmp/faultproxy-test-XXXXXX";
-    snprintf(upstream, sizeof upstream, "%s:%s", host, port);
-    PQconninfoFree(opts);
-    int fd = mkstemp(pfile);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(pfile);
-    proxy_pid = fork();
-    cr_assert(proxy_pid >= 0);
-    if (proxy_pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        execl(FAULTPROXY_BIN, "faultproxy", "--upstream", upstream, "--port-file", pfile,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        FILE *f = fopen(pfile, "r");
-        if (f) {
-            int n = fscanf(f, "%d %d", &proxy_port, &control_port);
-            fclose(f);
-            unlink(pfile);
-            cr_assert_eq(n, 2, "port file has both ports");
-            return;
-        }
-        usleep(20000);
-    }
-    cr_assert_fail("faultproxy did not write its port file");
+    fproxy_start(&proxy, pgtest_url());
 }
 
+/* The proxy must stop cleanly on SIGTERM, so this waits itself rather than through fproxy_stop. */
 static void proxy_stop(void)
 {
-    if (proxy_pid > 0) {
-        kill(proxy_pid, SIGTERM);
+    if (proxy.pid > 0) {
+        kill(proxy.pid, SIGTERM);
         int st;
-        waitpid(proxy_pid, &st, 0);
+        waitpid(proxy.pid, &st, 0);
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "faultproxy exits 0 on SIGTERM");
-        proxy_pid = 0;
+        proxy.pid = 0;
     }
 }
 
 TestSuite(faultproxy, .init = proxy_start, .fini = proxy_stop, .timeout = 60);
 
-/* Sends one command on a fresh control connection; returns the answer line (static buffer). */
 static const char *control(const char *cmd)
 {
-    static char answer[256];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)control_port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "control port answers");
-    dprintf(fd, "%s\n", cmd);
-    size_t n = 0;
-    while (n < sizeof answer - 1) {
-        ssize_t r = read(fd, answer + n, 1);
-        if (r <= 0 || answer[n] == '\n')
-            break;
-        n++;
-    }
-    answer[n] = '\0';
-    close(fd);
-    return answer;
+    return fproxy_cmd(&proxy, cmd);
 }
 
 static long stat_of(const char *name)
 {
-    const char *s = control("stats");
-    char key[40];
-    snprintf(key, sizeof key, " %s=", name);
-    const char *at = strstr(s, key);
-    cr_assert(at, "stats has %s: %s", name, s);
-    return atol(at + strlen(key));
+    return fproxy_stat(&proxy, name);
 }
 
 /* A connection to the suite's database through the proxy (same host name, the proxy's port). */
 static PGconn *via_proxy(void)
 {
     char port[16];
-    snprintf(port, sizeof port, "%d", proxy_port);
+    snprintf(port, sizeof port, "%d", proxy.port);
     const char *keys[] = {"dbname", "port", "connect_timeout", NULL};
     const char *vals[] = {pgtest_url(), port, "5", NULL};
     return PQconnectdbParams(keys, vals, 1);
