@@ -18,6 +18,7 @@
             ".hidden " #sym "_end\n" #sym "_end:\n"                                                \
             ".byte 0\n"                                                                            \
             ".previous\n");                                                                        \
+    /* NOLINTNEXTLINE(bugprone-macro-parentheses): sym names a declared array */                   \
     extern const char sym[], sym##_end[]
 
 DOCS_INCBIN(docs_swagger_js, "swagger-ui-dist/swagger-ui-bundle.js");

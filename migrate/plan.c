@@ -41,8 +41,8 @@ char *mig_quote_literal(const char *s)
 int mig_plan_add(mig_plan *p, int part, int phase, bool destructive, const char *hazard,
                  const char *what, char *up, char *down)
 {
-    mig_change *a = realloc(p->items, (p->count + 1) * sizeof *a);
-    if (!a || !up) {
+    mig_change *a = up ? realloc(p->items, (p->count + 1) * sizeof *a) : NULL;
+    if (!a) {
         free(up);
         free(down);
         return -1;

@@ -79,6 +79,13 @@ static bool same(const char *a, const char *b)
 }
 
 /* varchar(n) -> varchar(m >= n), varchar -> text: no rewrite, nothing lost. */
+/* Both set and equal. Objects read from a catalog always carry their table and name; the check
+ * keeps a hand-made or renamed schema with a missing one from crashing the planner. */
+static bool eq(const char *a, const char *b)
+{
+    return a && b && !strcmp(a, b);
+}
+
 static bool binary_compatible(const char *from, const char *to)
 {
     int n = 0, m = 0;
@@ -224,7 +231,7 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
 static char *schema_of(const char *key)
 {
     bool q = false;
-    for (const char *p = key; *p; p++) {
+    for (const char *p = key ? key : ""; *p; p++) {
         if (*p == '"')
             q = !q;
         else if (*p == '.' && !q)
@@ -320,7 +327,7 @@ static int add_index(mig_plan *p, const mig_obj *i, bool new_table)
 static const mig_rename *rename_of(const mig_rename *r, size_t n, const mig_obj *c)
 {
     for (size_t i = 0; i < n; i++)
-        if (r[i].to && !strcmp(r[i].table, c->table) && !strcmp(r[i].to, c->name))
+        if (eq(r[i].table, c->table) && eq(r[i].to, c->name))
             return &r[i];
     return NULL;
 }
@@ -397,8 +404,7 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
         } else if (a->kind == MIG_OBJ_COLUMN) {
             bool renamed = false;
             for (size_t k = 0; k < nrn; k++)
-                renamed |=
-                    rn[k].to && !strcmp(rn[k].table, a->table) && !strcmp(rn[k].from, a->name);
+                renamed |= rn[k].to && eq(rn[k].table, a->table) && eq(rn[k].from, a->name);
             if (renamed)
                 continue;
             snprintf(what, sizeof what, "drop column %s", a->key);
@@ -411,8 +417,8 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
             free(def);
             for (size_t k = 0; k < B->count; k++) {
                 const mig_obj *b = &B->items[k];
-                if (b->kind == MIG_OBJ_COLUMN && !strcmp(b->table, a->table) &&
-                    !strcmp(b->def, a->def) && !mig_schema_find(A, MIG_OBJ_COLUMN, b->key))
+                if (b->kind == MIG_OBJ_COLUMN && eq(b->table, a->table) && eq(b->def, a->def) &&
+                    !mig_schema_find(A, MIG_OBJ_COLUMN, b->key))
                     rc |= mig_plan_note(p, true,
                                         "possible rename: %s dropped and %s added with the same "
                                         "type. If it is a rename, say so in schema.sql with the "
@@ -425,8 +431,7 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
         } else if (a->kind == MIG_OBJ_INDEX) {
             bool cols_go = false;
             for (size_t k = 0; k < A->count; k++)
-                cols_go |= A->items[k].kind == MIG_OBJ_COLUMN &&
-                           !strcmp(A->items[k].table, a->table) &&
+                cols_go |= A->items[k].kind == MIG_OBJ_COLUMN && eq(A->items[k].table, a->table) &&
                            !mig_schema_find(B, MIG_OBJ_COLUMN, A->items[k].key);
             rc |= drop_index(p, a, cols_go);
         }

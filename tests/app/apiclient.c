@@ -49,7 +49,12 @@ void api_start_bin(api_server *s, const char *bin, const char *db_url, const cha
 {
     memset(s, 0, sizeof *s);
     s->port = pgtest_free_port();
-    snprintf(s->log, sizeof s->log, "/tmp/apitest-%d-%d.log", (int)getpid(), s->port);
+    /* the log stays beside the suite in the build tree (ctest's working directory), where a failed
+     * run can be read and `rm -rf build` takes it, not in /tmp */
+    char cwd[512];
+    if (!getcwd(cwd, sizeof cwd))
+        snprintf(cwd, sizeof cwd, "/tmp");
+    snprintf(s->log, sizeof s->log, "%s/apitest-%d-%d.log", cwd, (int)getpid(), s->port);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "cd /tmp && exec env -i PATH=/usr/bin:/bin LOG_FORMAT=json APP_ENV=production "
@@ -210,6 +215,12 @@ void api_response_free(api_response *r)
     free(r->head);
     free(r->body);
     free(r);
+}
+
+void api_response_free_all(size_t n, api_response *const r[])
+{
+    for (size_t i = 0; i < n; i++)
+        api_response_free(r[i]);
 }
 
 char *api_token(const char *sub, const char *alg, const char *secret, long exp_in, long nbf_in)

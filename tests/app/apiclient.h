@@ -13,7 +13,7 @@
 typedef struct api_server {
     pid_t pid;
     int port;
-    char log[256]; /* file with the server's stdout+stderr */
+    char log[600]; /* file with the server's stdout+stderr */
 } api_server;
 
 /* Applies migrations/ to the database at `url` with the real migrate binary (`migrate up`).
@@ -54,6 +54,9 @@ api_response *api_as(int port, const char *sub, const char *method, const char *
 char *api_header(const api_response *r, const char *name);
 
 void api_response_free(api_response *r);
+
+/* api_response_free of each of the n responses (NULLs included). */
+void api_response_free_all(size_t n, api_response *const r[]);
 
 /* A token: alg "HS256", "HS512" or "none"; exp relative to now (0: no exp claim). */
 char *api_token(const char *sub, const char *alg, const char *secret, long exp_in, long nbf_in);

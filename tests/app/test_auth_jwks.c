@@ -146,7 +146,7 @@ static json_t *claims_for(const char *sub)
 {
     long now = (long)time(NULL);
     return json_pack("{sssssIsIssss}", "sub", sub, "email", "a@example.com", "iat", (json_int_t)now,
-                     "exp", (json_int_t)(now + 900), "iss", ISSUER, "aud", ISSUER);
+                     "exp", (json_int_t)now + 900, "iss", ISSUER, "aud", ISSUER);
 }
 
 /* header.payload.signature. k signs EdDSA/ES256/RS256/PS256; hkey (hlen bytes) signs HS256;

@@ -84,9 +84,7 @@ Test(idempotency, a_retry_replays_and_the_key_is_bound_to_its_request)
     api_response *f = post(srv.port, u, "items", longkey, "{\"name\":\"once\"}");
     EXPECT(f, 422);
     cr_assert(strstr(f->body, "\"loc\":[\"header\",\"idempotency-key\"]"), "%s", f->body);
-    api_response *list[] = {a, b, c, d, e, f};
-    for (size_t i = 0; i < sizeof list / sizeof *list; i++)
-        api_response_free(list[i]);
+    api_response_free_all(6, (api_response *[]){a, b, c, d, e, f});
     cr_assert_eq(api_stop(&srv), 0);
     free(u), free(v);
 }
@@ -190,9 +188,7 @@ Test(idempotency, the_handlers_with_clause_no_rows_and_older_rows)
     cr_assert(loc && !strcmp(loc, want), "Location %s, expected %s", loc, want);
     free(loc);
     cr_assert(replayed(legacy), "%s", legacy->head);
-    api_response *list[] = {full, again, busy, legacy};
-    for (size_t i = 0; i < sizeof list / sizeof *list; i++)
-        api_response_free(list[i]);
+    api_response_free_all(4, (api_response *[]){full, again, busy, legacy});
     cr_assert_eq(api_stop(&srv), 0);
     free(u);
 }
