@@ -30,6 +30,7 @@ APPNAME = "chaos-api"
 VARIANT = E["CHAOS_VARIANT"]
 DIRECT = E["CHAOS_DIRECT_URL"]
 T0 = time.monotonic()
+T0_WALL = time.time()
 lock = threading.Lock()
 stop = threading.Event()
 
@@ -423,6 +424,9 @@ print("  api: %s; server connections at most %d (DB_POOL_MAX %d)" %
       ("never restarted" if api_alive else "DIED", max_conns[0], POOL_MAX))
 for p in problems[:20]:
     print("  problem: " + p)
+if problems:  # to find them in the API's log (UTC, as it writes)
+    print("  t = 0 s was %s UTC" % time.strftime("%H:%M:%S", time.gmtime(T0_WALL)) +
+          (".%03d" % int((T0_WALL % 1) * 1000)))
 if os.environ.get("CHAOS_VERBOSE"):
     for f in sorted(failures):
         print("  failure: %.2f-%.2f %s %s" % f)

@@ -26,6 +26,13 @@ tmp=$(mktemp -d /tmp/chaos.XXXXXX)
 chmod 755 "$tmp"
 pids=()
 cleanup() {
+  rc=$?
+  # a missed target keeps the API's log and the proxy's for the post-mortem
+  if [ $rc != 0 ] && [ -f "$tmp/api.log" ]; then
+    keep=build/chaos-$(date +%Y%m%d-%H%M%S)
+    mkdir -p "$keep" && cp "$tmp/api.log" "$tmp/proxy.log" "$keep/" 2>/dev/null || true
+    echo "chaos.sh: the API's and the proxy's logs are in $keep/" >&2
+  fi
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   [ -f "$tmp/bouncer/pgbouncer.pid" ] && kill "$(cat "$tmp/bouncer/pgbouncer.pid")" 2>/dev/null || true
   scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
