@@ -15,10 +15,17 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
-    int lost; /* connections lost while it waited for its result: it is re-sent after the first */
+    int lost; /* connections lost while it waited for its result: re-sent until LOST_MAX */
     coro *co;
     struct item *next;
 } item;
+
+/* A read whose connection is lost is re-sent on a fresh one; the third loss fails it. Twice, not
+ * once: under backends terminated every second (chaos) a re-sent read now and then met a second,
+ * independent fault (a sweep, a cut) on its fresh connection and failed with 503 outside any
+ * outage. Each re-send needs a connection that opened, that is a database that answers, so this
+ * does not stretch an outage: then the reconnect fails and the reads fail at once. */
+#define LOST_MAX 3
 
 typedef struct chan {
     db_pool *pool;
@@ -248,7 +255,7 @@ static void drive(void *arg)
             ch->conn = c;
         }
         if (send_batch(ch) < 0 || read_batch(ch) < 0) {
-            /* lost: what was not answered is re-sent once on a fresh connection (reads only) */
+            /* lost: what was not answered is re-sent on a fresh connection (reads only) */
             db_error lost;
             db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
                          "the database connection was lost while the statement waited for its "
@@ -266,7 +273,7 @@ static void drive(void *arg)
                 it->next = NULL;
                 PQclear(it->res);
                 it->res = NULL;
-                if (++it->lost >= 2) {
+                if (++it->lost >= LOST_MAX) {
                     fail_all(it, &lost);
                 } else {
                     *rtail = it;

@@ -6,8 +6,9 @@
  * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
  * (libpq's pipeline mode, one Sync per batch), the server answers them in one read and one write.
  * Statements queued while batches are in flight leave at once as a further batch behind them, so
- * against a distant database a statement waits one round trip, not the rest of someone else's. That is how the fastest database
- * servers of the TechEmpower benchmark cut the per-query cost below plain pgbench's.
+ * against a distant database a statement waits one round trip, not the rest of someone else's. That
+ * is how the fastest database servers of the TechEmpower benchmark cut the per-query cost below
+ * plain pgbench's.
  *
  * What may be pipelined: statements of DB_READ_ONLY sessions outside an explicit transaction,
  * when the session runs in a coroutine (the API). A batch is one implicit transaction on the
@@ -31,9 +32,9 @@
  * coro_active). timeout/grace as for db_exec_wait, per batch. Returns the statement's result (the
  * caller PQclear()s it; it may be an error result), or NULL with *err set when it got none: the
  * connection could not be borrowed (err from the pool), or it was lost (or stayed silent past the
- * deadline and the cancel's grace) twice while the statement waited: it is re-sent once on a
- * fresh connection, then fails with TRANSIENT (08006). *timed_out tells whether the batch's
- * deadline passed (an error result is then the cancel's 57014). */
+ * deadline and the cancel's grace) three times while the statement waited: it is re-sent on a
+ * fresh connection after each of the first two, then fails with TRANSIENT (08006). *timed_out tells
+ * whether the batch's deadline passed (an error result is then the cancel's 57014). */
 PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
                         const char *const *params, bool *timed_out, db_error *err);
 

@@ -650,28 +650,37 @@ Test(pipe, reads_after_the_idle_pipeline_connection_was_terminated_succeed)
 
 typedef struct {
     const char *marker;
-    char *url; /* direct */
+    char *url;   /* direct */
+    int times;   /* backends to terminate (0: 1) */
+    int pids[8]; /* those terminated */
     volatile int killed;
 } killer_arg;
 
-/* Terminates the backend running the statement that contains `marker`, once (about 3 s at most).
- */
+/* Terminates the backend running the statement that contains `marker`, then each backend it is
+ * re-sent to, `times` backends in all (about 6 s at most). */
 static void *killer(void *p)
 {
     killer_arg *k = p;
+    int times = k->times > 0 ? k->times : 1;
     PGconn *c = PQconnectdb(k->url);
     char like[128];
     snprintf(like, sizeof like, "%%%s%%", k->marker);
     const char *params[1] = {like};
-    for (int i = 0; i < 300 && !k->killed && PQstatus(c) == CONNECTION_OK; i++) {
+    for (int i = 0; i < 600 && k->killed < times && PQstatus(c) == CONNECTION_OK; i++) {
         PGresult *r = PQexecParams(c,
-                                   "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                   "select pid from pg_stat_activity "
                                    "where query like $1 and state = 'active' "
-                                   "and pid <> pg_backend_pid()",
+                                   "and pid <> pg_backend_pid() and pg_terminate_backend(pid)",
                                    1, NULL, params, NULL, NULL, 0);
-        k->killed = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        for (int j = 0; PQresultStatus(r) == PGRES_TUPLES_OK && j < PQntuples(r); j++) {
+            int pid = atoi(PQgetvalue(r, j, 0)), seen = 0;
+            for (int n = 0; n < k->killed; n++)
+                seen |= k->pids[n] == pid; /* still dying: not a second kill */
+            if (!seen && k->killed < 8)
+                k->pids[k->killed++] = pid;
+        }
         PQclear(r);
-        usleep(10000);
+        usleep(5000);
     }
     PQfinish(c);
     return NULL;
@@ -784,6 +793,56 @@ Test(pipe, reads_lost_with_their_connection_are_resent_on_a_new_connection_not_a
     test_proxy_stop(&proxy);
     free(via);
     free(url);
+}
+
+/* A re-sent read whose fresh connection is lost too (a second, independent fault: chaos saw a cut
+ * and a sweep of terminations meet) is re-sent again; a third loss fails it, with the transient
+ * error (503 in the API), so a database that keeps killing it cannot hold it forever. */
+static void lost_n_times(int times, bool succeeds)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, times == 2 ? "lost2" : "lost3");
+    db_engine *e = open_engine(&cfg);
+    char sql[128];
+    snprintf(sql, sizeof sql, "select pg_sleep(0.3), 'mark-%s'", app);
+    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url(), .times = times};
+    job victim;
+    job_read(&victim, e, sql, 0, NULL, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, killer, &k);
+    cr_assert_eq(spawn(&victim), 0);
+    int rc = loop_run(20);
+    pthread_join(t, NULL);
+    free(k.url);
+    cr_assert_eq(k.killed, times, "terminated %d backends under the read, wanted %d", k.killed,
+                 times);
+    cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));
+    if (succeeds) {
+        cr_assert_eq(victim.rc, 0, "the read lost %d times: %s: %s [%s]", times,
+                     db_errkind_name(victim.err.kind), victim.err.message, victim.err.sqlstate);
+        cr_assert(strstr(victim.v1, "mark-"), "%s", victim.v1);
+    } else {
+        cr_assert_eq(victim.rc, -1, "the read lost %d times succeeded", times);
+        cr_assert_eq(victim.err.kind, DB_ERR_TRANSIENT, "%s", db_errkind_name(victim.err.kind));
+        cr_assert_str_eq(victim.err.sqlstate, "08006");
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, (uint64_t)times + (succeeds ? 1 : 0), "connects %lu",
+                 (unsigned long)st.connects);
+    cr_assert_eq(st.in_use, 0);
+    finish(e);
+    free(url);
+}
+
+Test(pipe, a_read_lost_twice_is_resent_again_and_succeeds)
+{
+    lost_n_times(2, true);
+}
+
+Test(pipe, a_read_lost_three_times_fails_with_the_transient_error)
+{
+    lost_n_times(3, false);
 }
 
 /* A connection that goes silent (no answer, no EOF) under a batch: the statement timeout plus the
