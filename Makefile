@@ -113,7 +113,7 @@ soak: build
 tsan: deps
 	@CC=clang cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE_THREAD=ON -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build build/tsan -j $(JOBS) --target api migrate faultproxy -- --no-print-directory >/dev/null
-	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" BUILD=build/tsan bench/chaos.sh $(or $(CHAOS_SECONDS),30) direct
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" BUILD=build/tsan bench/chaos.sh $(or $(CHAOS_SECONDS),30) direct
 
 # the Helm chart: lint, render and validate without a cluster (scripts/helm-check); then run its
 # migration Job and API Deployment as pods with podman kube play (scripts/kube-test)
