@@ -33,7 +33,7 @@ test-neonlike: deps
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
 	@tests/harness/selftest
 	@tests/harness/cluster --neonlike --scan $(TEST_BUILD)/Testing/Temporary/LastTest.log \
-	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) -LE private-cluster $(CTEST_ARGS)
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
@@ -94,7 +94,7 @@ test-clang: deps
 # libFuzzer on every parser of untrusted input, FUZZ_SECONDS (default 60) each (tests/fuzz/run)
 .PHONY: fuzz
 fuzz: deps
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
 
 # chaos under load, audited (bench/chaos.sh): make chaos [CHAOS_SECONDS=60] [CHAOS_VARIANT=direct|pooler]
 .PHONY: chaos
