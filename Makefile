@@ -96,6 +96,7 @@ test-clang: deps
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_ONLY="$(FUZZ_ONLY)" tests/fuzz/run
 
+# example:begin (chaos, soak and tsan drive the Todo example (bench/workload.py): scripts/remove-example deletes them)
 # chaos under load, audited (bench/chaos.sh): make chaos [CHAOS_SECONDS=60] [CHAOS_VARIANT=direct|pooler]
 .PHONY: chaos
 chaos: build
@@ -114,6 +115,7 @@ tsan: deps
 	@CC=clang cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANITIZE_THREAD=ON -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build build/tsan -j $(JOBS) --target api migrate faultproxy -- --no-print-directory >/dev/null
 	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" BUILD=build/tsan bench/chaos.sh $(or $(CHAOS_SECONDS),30) direct
+# example:end
 
 # the Helm chart: lint, render and validate without a cluster (scripts/helm-check); then run its
 # migration Job and API Deployment as pods with podman kube play (scripts/kube-test)

@@ -140,11 +140,15 @@ const psql = (sql) => {
 };
 
 async function traffic(P) {
-  const u = user('prism'), other = user('other');
-  const tasks = `/api/${u}/tasks`;
+  const u = user('prism');
+  let anId = 1; // the {id} of the derived checks below: an existing row of the resource when it has one
   await send(P, 'health', 200, 'GET', '/health');
   await send(P, 'ready', 200, 'GET', '/ready');
   await send(P, 'metrics', 200, 'GET', '/metrics');
+
+  // example:begin (the Todo example's traffic: scripts/remove-example deletes it with the example)
+  const other = user('other');
+  const tasks = `/api/${u}/tasks`;
 
   // create: 201 with Location, the validation 422s, 401/403, Idempotency-Key replay, 422 and 409
   const made = [];
@@ -211,12 +215,13 @@ async function traffic(P) {
   await send(P, 'delete_task', 422, 'DELETE', `${tasks}/x`, { sub: u });
   await send(P, 'delete_task', 401, 'DELETE', one);
   await send(P, 'delete_task', 403, 'DELETE', `/api/${other}/tasks/${id}`, { sub: u });
+  anId = made[1].id;
+  // example:end
 
   // what the framework answers on every operation, derived from the document's operations:
   // 413 (body over MAX_BODY_BYTES = 4096), 431 (headers over 8 KiB), 405 (another method on the
   // path, Allow), 307 (trailing slash, Location), 404 (an empty path segment)
-  const other2 = made[1].id;
-  const concrete = (p) => p.replace('{user_id}', u).replace('{id}', String(other2));
+  const concrete = (p) => p.replace('{user_id}', u).replace('{id}', String(anId));
   const big = JSON.stringify({ title: 'x', description: 'y'.repeat(5000) });
   for (const [op, at] of ops) {
     const url = concrete(at.path), method = at.method.toUpperCase();
@@ -245,9 +250,10 @@ async function traffic(P) {
 
 /* The same routes on an api whose database is down: 503 with Retry-After. */
 async function outage(P) {
-  const u = user('down'), tasks = `/api/${u}/tasks`;
   const r = await send(P, 'ready', 503, 'GET', '/ready', { down: true });
   check(r.headers.get('retry-after'), '503 from /ready has Retry-After');
+  // example:begin
+  const u = user('down'), tasks = `/api/${u}/tasks`;
   await send(P, 'list_tasks', 503, 'GET', tasks, { sub: u, down: true });
   await send(P, 'create_task', 503, 'POST', tasks, { sub: u, down: true, json: { title: 'x' } });
   await send(P, 'get_task', 503, 'GET', `${tasks}/1`, { sub: u, down: true });
@@ -255,6 +261,7 @@ async function outage(P) {
   await send(P, 'toggle_task', 503, 'PATCH', `${tasks}/1/complete`, { sub: u, down: true });
   const d = await send(P, 'delete_task', 503, 'DELETE', `${tasks}/1`, { sub: u, down: true });
   check(d.headers.get('retry-after'), '503 from a task route has Retry-After');
+  // example:end
 }
 
 /* Statuses the document may list that no request can provoke on purpose. */

@@ -1,6 +1,6 @@
 /* fuzz_router: route matching, path parameters and query validation (app/router.c, app/validate.c)
  * as dispatch does them. Input: one byte choosing the method, then the raw request target
- * ("/api/u1/tasks/7?status=pending&limit=5"), percent-encoding and all. */
+ * ("/api/u1/items/7?limit=5"), percent-encoding and all. */
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>

@@ -1,8 +1,9 @@
 /* The issue's "done when": a real Better Auth server (npm better-auth, JWT plugin with its
  * defaults, tests/auth-frontend/server.mjs) and a frontend's calls (client.mjs: sign up, GET
- * /api/auth/token, then create/list/update/complete/delete) against the real api binary configured
- * as docs/auth.md says. No code of either side knows about the other. The npm packages come from
- * the committed lockfile (tests/auth-frontend/install: npm ci, once). */
+ * /api/auth/token, then create/list/read/delete) against the framework's API configured as
+ * docs/auth.md says (framework-api and its "items" resource, tests/app/framework/routes.c, so the
+ * test does not depend on the Todo example). No code of either side knows about the other. The
+ * npm packages come from the committed lockfile (tests/auth-frontend/install: npm ci, once). */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "tests/app/apiclient.h"
+#include "tests/app/framework/fw.h"
 #include "tests/support/pgtest.h"
 
 #define DIR PGTEST_SOURCE_DIR "/tests/auth-frontend"
@@ -27,9 +29,7 @@ static void up(void)
     int rc = pgtest_run(DIR "/install 2>&1", &out);
     cr_assert_eq(rc, 0, "tests/auth-frontend/install failed: %s", out);
     free(out);
-    char *url = pgtest_url();
-    api_migrate(url);
-    free(url);
+    fw_prepare();
 }
 
 static void down(void)
@@ -73,7 +73,7 @@ static void start_better_auth(int port)
     cr_assert_fail("Better Auth did not serve its JWKS within 20 s: %s", out);
 }
 
-Test(auth_frontend, better_auth_tokens_drive_the_task_api)
+Test(auth_frontend, better_auth_tokens_drive_the_api)
 {
     int auth_port = pgtest_free_port();
     start_better_auth(auth_port);
@@ -83,7 +83,7 @@ Test(auth_frontend, better_auth_tokens_drive_the_task_api)
              "JWT_SECRET= AUTH_JWKS_URL=http://127.0.0.1:%d/api/auth/jwks "
              "AUTH_ISSUER=http://127.0.0.1:%d AUTH_AUDIENCE=http://127.0.0.1:%d",
              auth_port, auth_port, auth_port);
-    api_start(&srv, app, env);
+    api_start_bin(&srv, "framework-api", app, env);
     free(app);
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd,
