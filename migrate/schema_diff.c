@@ -78,14 +78,15 @@ static bool same(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-/* varchar(n) -> varchar(m >= n), varchar -> text: no rewrite, nothing lost. */
-/* Both set and equal. Objects read from a catalog always carry their table and name; the check
- * keeps a hand-made or renamed schema with a missing one from crashing the planner. */
+/* Both set and equal (same() above also takes two NULLs as equal). Objects read from a catalog
+ * always carry their table and name; the check keeps a hand-made or renamed schema with a missing
+ * one from crashing the planner. */
 static bool eq(const char *a, const char *b)
 {
-    return a && b && !strcmp(a, b);
+    return a && same(a, b);
 }
 
+/* varchar(n) -> varchar(m >= n), varchar -> text: no rewrite, nothing lost. */
 static bool binary_compatible(const char *from, const char *to)
 {
     int n = 0, m = 0;
