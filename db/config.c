@@ -75,6 +75,7 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
                     &cfg->statement_timeout, e) < 0 ||
         env_seconds("DB_PREPING_AFTER", DEF_PREPING_AFTER, 0, 86400, &cfg->preping_after, e) < 0 ||
         env_bool("DB_PIPELINE", true, &cfg->pipeline, e) < 0 ||
+        env_bool("DB_PIPELINE_WRITES", true, &cfg->pipeline_writes, e) < 0 ||
         env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;

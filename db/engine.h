@@ -51,7 +51,9 @@ typedef struct db_config {
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
     bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
-    int pipeline_conns; /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
+    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
+    bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
+                           * transaction (group commit) per batch, on lanes of their own */
 } db_config;
 
 #define DB_PIPELINE_CONNS_MAX 8
@@ -90,7 +92,11 @@ void db_engine_close(db_engine *engine);
  * In a coroutine with DB_PIPELINE on (the default), a read-only session borrows nothing up front:
  * its statements outside a transaction are pipelined with those of the loop's other read-only
  * sessions on one shared connection (db/pipe.h); db_begin or db_session_conn borrow a connection
- * of its own.
+ * of its own. With DB_PIPELINE_WRITES on (the default) read-write sessions do the same on write
+ * lanes: their statements outside a transaction commit in one transaction per batch, and a
+ * statement whose connection is lost fails with TRANSIENT, hint "may or may not have committed"
+ * (instead of UNKNOWN_OUTCOME below: the API answers 503 and careful clients retry with an
+ * Idempotency-Key).
  * Returns 0 and *out (give it back with db_session_close), or -1 with err (TRANSIENT,
  * POOL_TIMEOUT, CONFIG, CLOSED). */
 int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);
