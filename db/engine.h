@@ -54,6 +54,7 @@ typedef struct db_config {
     int pipeline_conns;   /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
     bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
                            * transaction (group commit) per batch, on lanes of their own */
+    int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections per loop for those */
 } db_config;
 
 #define DB_PIPELINE_CONNS_MAX 8

@@ -63,7 +63,7 @@ static _Thread_local chan chans[CHANS];
 static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
-    int n = 0, lanes = p->cfg->pipeline_conns;
+    int n = 0, lanes = writes ? p->cfg->pipeline_write_conns : p->cfg->pipeline_conns;
     if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
         lanes = 1; /* a config not from db_config_from_env() */
     for (int i = 0; i < CHANS && n < lanes; i++)
