@@ -33,7 +33,8 @@ typedef struct job {
     const char *params[4];
     char pbuf[4][64];
     int nparams;
-    /* on IK001: run with params[0] and keep row 0 in replay0/replay1 (the Idempotency-Key replay) */
+    /* on IK001: run with params[0] and keep row 0 in replay0/replay1 (the Idempotency-Key replay)
+     */
     const char *replay_sql;
     bool finished;
     int rc; /* 0: the statement succeeded; -1: err says why */
