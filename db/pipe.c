@@ -34,10 +34,11 @@ typedef struct chan {
     item *qhead, *qtail; /* waiting for the next batch */
     item *batch;         /* sent, in order, results pending */
     bool driving;
-    bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
-    bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once */
-    int syncs;      /* batches in flight (each ends with a Sync) */
-    double sent_at; /* when the last batch left */
+    bool gathering;     /* driving, and its next batch not sent yet: newcomers join it */
+    bool waiting;       /* the driver waits for answers: newcomers wake it to leave at once */
+    int syncs;          /* batches in flight (each ends with a Sync) */
+    double sent_at;     /* when the last batch left */
+    double answered_at; /* when the last batch was answered (its Sync), or the lane started */
     coro *driver;
     /* write lanes: */
     unsigned seq_sent, seq_read; /* batches sent, batches answered up to their Sync */
@@ -58,8 +59,17 @@ typedef struct chan {
 #define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
+/* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
+ * left first (the likeliest to answer first); for writes the one that answered a batch last: a
+ * lane whose batch waits on a row lock answers nothing meanwhile and gets no new writes while
+ * another lane moves. */
+static bool better_busy(const chan *a, const chan *b)
+{
+    return a->writes ? a->answered_at > b->answered_at : a->sent_at < b->sent_at;
+}
+
 /* The lane for a new statement: one gathering its next batch, else an idle one (started by the
- * caller), else the one whose batch left first (the likeliest to answer first). */
+ * caller), else the best busy one (better_busy). */
 static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
@@ -80,7 +90,7 @@ static chan *chan_for(db_pool *p, bool writes)
     for (int i = 0; i < n; i++) {
         if (lane[i]->gathering)
             return lane[i];
-        if (!best || (best->driving && (!lane[i]->driving || lane[i]->sent_at < best->sent_at)))
+        if (!best || (best->driving && (!lane[i]->driving || better_busy(lane[i], best))))
             best = lane[i];
     }
     return best;
@@ -299,6 +309,7 @@ static int read_batch(chan *ch)
             }
             if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
                 PQclear(r);
+                ch->answered_at = coro_now();
                 if (ch->writes)
                     write_synced(ch, &rtail);
                 enqueue_front(ch, retry);
@@ -379,6 +390,7 @@ static void drive(void *arg)
                 continue;
             }
             ch->conn = c;
+            ch->answered_at = coro_now();
         }
         if (send_batch(ch) < 0 || read_batch(ch) < 0) {
             /* lost: what was not answered is re-sent once on a fresh connection (reads only) */

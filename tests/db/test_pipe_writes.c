@@ -631,3 +631,40 @@ Test(pipe_writes, a_write_waiting_on_a_row_lock_holds_up_only_its_lane)
     finish(e);
     free(url);
 }
+
+/* Both lanes busy, one of them stuck on a row lock: a new write queues behind the lane that is
+ * moving, not behind the stuck one (whose batch left first). */
+Test(pipe_writes, with_both_lanes_busy_a_write_avoids_the_one_stuck_on_a_lock)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "wstuck");
+    exec_direct("drop table if exists w_stuck; create table w_stuck (id int primary key, v int); "
+                "insert into w_stuck values (1, 0), (2, 0)");
+    PGconn *holder = pgtest_connect();
+    free(pgtest_query(holder, "begin; select id from w_stuck where id = 1 for update"));
+    db_engine *e = open_engine(&cfg);
+    const char *inc = "update w_stuck set v = v + 1 where id = $1::int returning v";
+    job waits, busy, late;
+    job_set(&waits, e, inc, "1", NULL, NULL);
+    job_set(&busy, e, "select pg_sleep(0.3)", NULL, NULL, NULL);
+    job_set(&late, e, inc, "2", NULL, NULL);
+    unlock_arg u = {holder, 2.0};
+    pthread_t t;
+    pthread_create(&t, NULL, unlock_later, &u);
+    spawn_all(&waits, 1); /* lane 1, stuck */
+    later_jobs l1 = {&busy, 1}, l2 = {&late, 1};
+    spawn_after(&l1, 0.2); /* lane 2, busy for 0.3 s */
+    spawn_after(&l2, 0.3); /* both busy */
+    run_settled(20);
+    pthread_join(t, NULL);
+    PQfinish(holder);
+    assert_ok(&busy, 0);
+    assert_ok(&late, 1);
+    cr_assert_lt(late.ms, 1200, "the late write waited %.0f ms (behind the lock?)", late.ms);
+    assert_ok(&waits, 2);
+    cr_assert_gt(waits.ms, 1700, "the locked write waited for the lock (%.0f ms)", waits.ms);
+    cr_assert_eq(qlong("select sum(v) from w_stuck"), 2);
+    finish(e);
+    free(url);
+}
