@@ -44,6 +44,7 @@ typedef struct chan {
     unsigned seq_sent, seq_read; /* batches sent, batches answered up to their Sync */
     item *held, **htail;         /* executed in the batch being read: committed at its Sync */
     PGresult *commit_err;        /* the batch's commit failed (an error after its last statement) */
+    bool commit_err_ended;       /* and libpq ended that error's results (a NULL) */
 } chan;
 
 /* A statement alone in its batch that loses a deadlock or a serialization failure this often gets
@@ -240,6 +241,7 @@ static void write_synced(chan *ch, item ***rtail)
 {
     PGresult *cerr = ch->commit_err;
     ch->commit_err = NULL;
+    ch->commit_err_ended = false;
     if (cerr && ch->held && !ch->held->next) {
         PQclear(ch->held->res);
         ch->held->res = cerr;
@@ -287,9 +289,11 @@ static int read_batch(chan *ch)
             /* on a write lane, between its batch's last statement and its Sync: the commit's */
             bool at_commit = ch->writes && (!it || it->seq != ch->seq_read);
             if (!r) { /* the end of the current statement's results */
-                if (at_commit)
-                    continue; /* the end of a failed commit's error: its Sync follows */
-                if (!it)
+                if (at_commit && ch->commit_err && !ch->commit_err_ended) {
+                    ch->commit_err_ended = true; /* the end of the commit's error: a Sync follows */
+                    continue;
+                }
+                if (!it || at_commit)
                     break;
                 ch->batch = it->next;
                 it->next = NULL;
@@ -422,6 +426,7 @@ static void drive(void *arg)
                 ch->htail = &ch->held;
                 PQclear(ch->commit_err);
                 ch->commit_err = NULL;
+                ch->commit_err_ended = false;
                 ch->seq_read = ch->seq_sent;
             }
             for (item *it = unanswered, *next; it; it = next) {
