@@ -35,6 +35,7 @@ typedef struct chan {
     item *batch;         /* sent, in order, results pending */
     bool driving;
     bool gathering;     /* driving, and its next batch not sent yet: newcomers join it */
+    bool acquiring;     /* the driver waits for a connection from the pool */
     bool waiting;       /* the driver waits for answers: newcomers wake it to leave at once */
     int syncs;          /* batches in flight (each ends with a Sync) */
     double sent_at;     /* when the last batch left */
@@ -70,7 +71,7 @@ static bool better_busy(const chan *a, const chan *b)
 }
 
 /* The lane for a new statement: one gathering its next batch, else an idle one (started by the
- * caller), else the best busy one (better_busy). */
+ * caller), else the best busy one (better_busy); one waiting for a pool connection last. */
 static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
@@ -87,14 +88,20 @@ static chan *chan_for(db_pool *p, bool writes)
             lane[n++] = &chans[i];
         }
     }
-    chan *best = NULL;
+    chan *best = NULL, *starved = NULL;
     for (int i = 0; i < n; i++) {
+        /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
+         * when no other can: a lane with a connection may keep it as long as it has work */
+        if (lane[i]->acquiring) {
+            starved = starved ? starved : lane[i];
+            continue;
+        }
         if (lane[i]->gathering)
             return lane[i];
         if (!best || (best->driving && (!lane[i]->driving || better_busy(lane[i], best))))
             best = lane[i];
     }
-    return best;
+    return best ? best : starved;
 }
 
 static void finish(item *it)
@@ -381,8 +388,11 @@ static void drive(void *arg)
         if (!ch->conn) {
             db_error err;
             db_conn *c;
-            if (db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err) <
-                0) {
+            ch->acquiring = true;
+            int got =
+                db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err);
+            ch->acquiring = false;
+            if (got < 0) {
                 /* everyone queued fails like a session that could not open */
                 item *list = ch->qhead;
                 ch->qhead = ch->qtail = NULL;

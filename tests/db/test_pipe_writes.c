@@ -668,3 +668,30 @@ Test(pipe_writes, with_both_lanes_busy_a_write_avoids_the_one_stuck_on_a_lock)
     finish(e);
     free(url);
 }
+
+/* DB_POOL_MAX reached: a lane waiting for a connection takes no new writes while another lane has
+ * one; they queue behind its batch instead of waiting (and timing out) with the starved lane. */
+Test(pipe_writes, a_lane_waiting_for_a_pool_connection_takes_no_new_writes)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "wstarve");
+    cfg.pool_max = 1;
+    cfg.acquire_timeout = 1.0;
+    db_engine *e = open_engine(&cfg);
+    job slow, starved, behind;
+    job_set(&slow, e, "select pg_sleep(1.6)", NULL, NULL, NULL);
+    job_set(&starved, e, "select 1", NULL, NULL, NULL);
+    job_set(&behind, e, "select 2", NULL, NULL, NULL);
+    spawn_all(&slow, 1); /* lane 1 holds the only connection for 1.6 s */
+    later_jobs l1 = {&starved, 1}, l2 = {&behind, 1};
+    spawn_after(&l1, 0.2); /* lane 2: waits for a connection until 1.2 s, then gives up */
+    spawn_after(&l2, 0.4); /* joins lane 1's pipeline, not lane 2's wait */
+    run_settled(20);
+    assert_ok(&slow, 0);
+    assert_failed(&starved, 1, DB_ERR_POOL_TIMEOUT, "");
+    assert_ok(&behind, 2);
+    cr_assert_str_eq(behind.v0, "2");
+    finish(e);
+    free(url);
+}
