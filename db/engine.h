@@ -126,7 +126,8 @@ int db_rollback(db_session *s, db_error *err);
  *   - the connection died: in a read-only session outside a transaction the statement is re-run
  *     once on a fresh connection, so the caller never sees a suspended compute; inside a
  *     transaction TRANSIENT (the server rolled it back); a read-write session's statement is never
- *     re-sent: UNKNOWN_OUTCOME (it may or may not have committed).
+ *     re-sent: UNKNOWN_OUTCOME (it may or may not have committed; a pipelined write says so in
+ *     the hint of a TRANSIENT error instead, see db_session_open).
  * A warm connection costs exactly one round trip. */
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err);
