@@ -28,24 +28,24 @@ typedef struct item {
 
 typedef struct chan {
     db_pool *pool;
-    bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
     double timeout, grace;
     db_conn *conn;
     item *qhead, *qtail; /* waiting for the next batch */
     item *batch;         /* sent, in order, results pending */
-    bool driving;
-    bool gathering;     /* driving, and its next batch not sent yet: newcomers join it */
-    bool acquiring;     /* the driver waits for a connection from the pool */
-    bool waiting;       /* the driver waits for answers: newcomers wake it to leave at once */
-    int syncs;          /* batches in flight (each ends with a Sync) */
-    double sent_at;     /* when the last batch left */
-    double answered_at; /* when the last batch was answered (its Sync), or the lane started */
+    double sent_at;      /* when the last batch left */
+    double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
     coro *driver;
+    int syncs;   /* batches in flight (each ends with a Sync) */
+    bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
+    bool driving;
+    bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
+    bool acquiring; /* the driver waits for a connection from the pool */
+    bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once */
     /* write lanes: */
+    bool commit_err_ended;       /* libpq ended commit_err's results (a NULL) */
     unsigned seq_sent, seq_read; /* batches sent, batches answered up to their Sync */
     item *held, **htail;         /* executed in the batch being read: committed at its Sync */
     PGresult *commit_err;        /* the batch's commit failed (an error after its last statement) */
-    bool commit_err_ended;       /* and libpq ended that error's results (a NULL) */
 } chan;
 
 /* A statement alone in its batch that loses a deadlock or a serialization failure this often gets

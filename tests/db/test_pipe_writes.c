@@ -28,19 +28,17 @@ static _Thread_local loop *L;
 
 typedef struct job {
     db_engine *e;
-    db_access access;
     const char *sql;
     const char *params[4];
-    char pbuf[4][64];
+    const char *replay_sql; /* on IK001: run with params[0], row 0 in replay0/1 (a replay) */
+    double ms;
+    db_access access;
     int nparams;
-    /* on IK001: run with params[0] and keep row 0 in replay0/replay1 (the Idempotency-Key replay)
-     */
-    const char *replay_sql;
-    bool finished;
     int rc; /* 0: the statement succeeded; -1: err says why */
+    bool finished;
+    char pbuf[4][64];
     char v0[64], v1[64], replay0[64], replay1[64];
     db_error err;
-    double ms;
 } job;
 
 static int in_use(db_engine *e)
