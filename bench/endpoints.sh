@@ -7,7 +7,7 @@
 #   env: BUILD (build/release), KINDS ("get list create put toggle delete mix"), DELAYS ("1 10":
 #        milliseconds added to every database round trip by tests/tools/faultproxy, "" to skip),
 #        DELAY_KINDS ("get list mix"), PERF (a directory: perf record of the server per kind), FSYNC (off | on: fsync=on and synchronous_commit=on, commits wait
-#        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, WORKERS, LOOPS
+#        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, WORKERS, LOOPS
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
@@ -253,7 +253,7 @@ medians() { # file-of-lines title
 }
 
 echo "endpoints.sh: $CONNS connections, ${DURATION}s each, $RUNS runs, fsync=$FSYNC, DB_POOL_MAX=$POOL" \
-     "DB_PIPELINE=${DB_PIPELINE:-true} DB_PIPELINE_CONNS=${DB_PIPELINE_CONNS:-2}; pgbench holds $CONNS database connections;" \
+     "DB_PIPELINE=${DB_PIPELINE:-true} DB_PIPELINE_CONNS=${DB_PIPELINE_CONNS:-2} DB_PIPELINE_WRITES=${DB_PIPELINE_WRITES:-true}; pgbench holds $CONNS database connections;" \
      "busy: most of a side's connections running a statement (a commit included) at once, sampled every 20 ms"
 : > "$tmp/local"
 for run in $(seq 1 "$RUNS"); do

@@ -18,6 +18,7 @@
 #define DEF_PREPING_AFTER 30.0
 #define DEF_APPLICATION_NAME "neon-todo"
 #define DEF_PIPELINE_CONNS 2
+#define DEF_PIPELINE_WRITE_CONNS 4
 
 static int check_url(const char *name, const char *url, char *err, size_t errlen)
 {
@@ -54,7 +55,7 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
 {
     static const char *const modes[] = {"pool", "per_request", NULL};
     char e[ENV_ERR_LEN];
-    long max, min_idle, lanes;
+    long max, min_idle, lanes, wlanes;
     int mode;
     memset(cfg, 0, sizeof *cfg);
     if (read_urls(cfg, err, errlen) < 0)
@@ -75,7 +76,10 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
                     &cfg->statement_timeout, e) < 0 ||
         env_seconds("DB_PREPING_AFTER", DEF_PREPING_AFTER, 0, 86400, &cfg->preping_after, e) < 0 ||
         env_bool("DB_PIPELINE", true, &cfg->pipeline, e) < 0 ||
-        env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0) {
+        env_bool("DB_PIPELINE_WRITES", true, &cfg->pipeline_writes, e) < 0 ||
+        env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0 ||
+        env_int("DB_PIPELINE_WRITE_CONNS", DEF_PIPELINE_WRITE_CONNS, 1, DB_PIPELINE_CONNS_MAX,
+                &wlanes, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;
     }
@@ -88,5 +92,6 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
     cfg->pool_max = (int)max;
     cfg->pool_min_idle = (int)min_idle;
     cfg->pipeline_conns = (int)lanes;
+    cfg->pipeline_write_conns = (int)wlanes;
     return 0;
 }

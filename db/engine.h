@@ -51,7 +51,10 @@ typedef struct db_config {
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
     bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
-    int pipeline_conns; /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
+    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
+    bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
+                           * transaction (group commit) per batch, on lanes of their own */
+    int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections per loop for those */
 } db_config;
 
 #define DB_PIPELINE_CONNS_MAX 8
@@ -90,7 +93,10 @@ void db_engine_close(db_engine *engine);
  * In a coroutine with DB_PIPELINE on (the default), a read-only session borrows nothing up front:
  * its statements outside a transaction are pipelined with those of the loop's other read-only
  * sessions on one shared connection (db/pipe.h); db_begin or db_session_conn borrow a connection
- * of its own.
+ * of its own. With DB_PIPELINE_WRITES on (the default) read-write sessions do the same on write
+ * lanes: their statements outside a transaction commit in one transaction per batch (group
+ * commit), and a statement whose connection is lost fails with UNKNOWN_OUTCOME as below (every
+ * unanswered write of the batch does: it may or may not have committed).
  * Returns 0 and *out (give it back with db_session_close), or -1 with err (TRANSIENT,
  * POOL_TIMEOUT, CONFIG, CLOSED). */
 int db_session_open(db_engine *engine, db_access access, db_session **out, db_error *err);
@@ -117,10 +123,10 @@ int db_rollback(db_session *s, db_error *err);
  *     stays usable (inside a transaction, the transaction has failed: roll it back);
  *   - RETRY_TX: serialization failure or deadlock: run the whole transaction again;
  *   - the connection died: in a read-only session outside a transaction the statement is re-run
- *     once on a fresh connection, so the caller never sees a suspended compute; inside a
- *     transaction TRANSIENT (the server rolled it back); a read-write session's statement is never
- *     re-sent: UNKNOWN_OUTCOME (it may or may not have committed).
- * A warm connection costs exactly one round trip. */
+ *     on a fresh connection (pipelined: up to twice), so the caller never sees a suspended compute;
+ * inside a transaction TRANSIENT (the server rolled it back); a read-write session's statement is
+ * never re-sent: UNKNOWN_OUTCOME (it may or may not have committed). A warm connection costs
+ * exactly one round trip. */
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err);
 

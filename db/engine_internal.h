@@ -24,7 +24,8 @@ struct db_session {
     db_pool *pool;
     db_conn *conn; /* NULL after a failed reconnect: every call then fails with TRANSIENT */
     db_access access;
-    bool pipelined;     /* read-only in a coroutine: no connection of its own until it needs one */
+    bool pipelined;     /* in a coroutine, read-only or DB_PIPELINE_WRITES: no connection of its own
+                         * until it needs one */
     bool broken;        /* the connection must not go back to the pool */
     db_query_hook hook; /* db_session_set_query_hook */
     void *hook_ctx;

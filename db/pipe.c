@@ -4,6 +4,7 @@
 #include "db/pipe.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/coro.h"
 #include "core/log.h"
@@ -15,7 +16,13 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
-    int lost; /* connections lost while it waited for its result: re-sent until LOST_MAX */
+    int lost; /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
+               */
+    /* write lanes only (see pipe.h): */
+    bool first;   /* the first statement of its batch: an error of its own is its own outcome */
+    bool alone;   /* sent as a batch of its own (after an error of a batch, or at its commit) */
+    int races;    /* deadlocks and serialization failures it lost, alone: re-sent up to RACES */
+    unsigned seq; /* the batch it was sent in */
     coro *co;
     struct item *next;
 } item;
@@ -33,13 +40,25 @@ typedef struct chan {
     db_conn *conn;
     item *qhead, *qtail; /* waiting for the next batch */
     item *batch;         /* sent, in order, results pending */
+    double sent_at;      /* when the last batch left */
+    double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
+    coro *driver;
+    int syncs;   /* batches in flight (each ends with a Sync) */
+    bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
     bool driving;
     bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
+    bool acquiring; /* the driver waits for a connection from the pool */
     bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once */
-    int syncs;      /* batches in flight (each ends with a Sync) */
-    double sent_at; /* when the last batch left */
-    coro *driver;
+    /* write lanes: */
+    bool commit_err_ended;       /* libpq ended commit_err's results (a NULL) */
+    unsigned seq_sent, seq_read; /* batches sent, batches answered up to their Sync */
+    item *held, **htail;         /* executed in the batch being read: committed at its Sync */
+    PGresult *commit_err;        /* the batch's commit failed (an error after its last statement) */
 } chan;
+
+/* A statement alone in its batch that loses a deadlock or a serialization failure this often gets
+ * that error: two single statements can deadlock only when one of them takes several row locks. */
+#define RACES 3
 
 /* Up to DB_PIPELINE_CONNS connections (lanes) per (loop thread, pool), each with its own batch in
  * flight. One lane runs every pipelined statement on one backend, that is on one CPU of the
@@ -50,31 +69,47 @@ typedef struct chan {
 #define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
+/* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
+ * left first (the likeliest to answer first); for writes the one that answered a batch last: a
+ * lane whose batch waits on a row lock answers nothing meanwhile and gets no new writes while
+ * another lane moves. */
+static bool better_busy(const chan *a, const chan *b)
+{
+    return a->writes ? a->answered_at > b->answered_at : a->sent_at < b->sent_at;
+}
+
 /* The lane for a new statement: one gathering its next batch, else an idle one (started by the
- * caller), else the one whose batch left first (the likeliest to answer first). */
-static chan *chan_for(db_pool *p)
+ * caller), else the best busy one (better_busy); one waiting for a pool connection last. */
+static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
-    int n = 0, lanes = p->cfg->pipeline_conns;
+    int n = 0, lanes = writes ? p->cfg->pipeline_write_conns : p->cfg->pipeline_conns;
     if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
         lanes = 1; /* a config not from db_config_from_env() */
     for (int i = 0; i < CHANS && n < lanes; i++)
-        if (chans[i].pool == p)
+        if (chans[i].pool == p && chans[i].writes == writes)
             lane[n++] = &chans[i];
     for (int i = 0; i < CHANS && n < lanes; i++) {
-        if (chans[i].pool != p && !chans[i].driving) { /* unused, or idle (a closed engine's) */
-            chans[i] = (chan){.pool = p};
+        /* unused, or idle (a closed engine's, or the other kind's) */
+        if (!(chans[i].pool == p && chans[i].writes == writes) && !chans[i].driving) {
+            chans[i] = (chan){.pool = p, .writes = writes};
             lane[n++] = &chans[i];
         }
     }
-    chan *best = NULL;
+    chan *best = NULL, *starved = NULL;
     for (int i = 0; i < n; i++) {
+        /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
+         * when no other can: a lane with a connection may keep it as long as it has work */
+        if (lane[i]->acquiring) {
+            starved = starved ? starved : lane[i];
+            continue;
+        }
         if (lane[i]->gathering)
             return lane[i];
-        if (!best || (best->driving && (!lane[i]->driving || lane[i]->sent_at < best->sent_at)))
+        if (!best || (best->driving && (!lane[i]->driving || better_busy(lane[i], best))))
             best = lane[i];
     }
-    return best;
+    return best ? best : starved;
 }
 
 static void finish(item *it)
@@ -129,14 +164,37 @@ static int send_batch(chan *ch)
     while (*tail)
         tail = &(*tail)->next;
     *tail = list;
-    ch->syncs++;
     ch->gathering = false;
     ch->sent_at = coro_now();
+    bool open = false; /* a batch without its Sync yet */
     for (item *it = list; it; it = it->next) {
+        if (it->alone && open) {
+            if (!PQpipelineSync(pg))
+                return -1;
+            ch->syncs++;
+            ch->seq_sent++;
+            open = false;
+        }
+        it->first = !open;
+        it->seq = ch->seq_sent;
         if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
             return -1;
+        open = true;
+        if (it->alone) {
+            if (!PQpipelineSync(pg))
+                return -1;
+            ch->syncs++;
+            ch->seq_sent++;
+            open = false;
+        }
     }
-    return PQpipelineSync(pg) ? 0 : -1;
+    if (open) {
+        if (!PQpipelineSync(pg))
+            return -1;
+        ch->syncs++;
+        ch->seq_sent++;
+    }
+    return 0;
 }
 
 /* An error result that means the server is closing the connection: a terminated backend's FATAL
@@ -149,42 +207,130 @@ static bool says_goodbye(const PGresult *r)
     return db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
 }
 
+static void append(item ***tail, item *it)
+{
+    it->next = NULL;
+    **tail = it;
+    *tail = &it->next;
+}
+
+static bool ok_result(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* A write lane's statement `it` ended with the error it->res: the batch's transaction was rolled
+ * back. What it executed before (ch->held) is re-sent; its error is its own when it was first in
+ * its batch (nothing before it in the transaction could have caused it) or a cancel, else it is
+ * re-sent alone, behind them (a unique violation against a row of its own batch, or a retry of an
+ * Idempotency-Key that its own batch claimed, then waits and replays as between transactions). A
+ * deadlock or serialization failure is re-sent alone up to RACES times. */
+static void write_failed(chan *ch, item *it, bool cancelled, item ***rtail)
+{
+    for (item *h = ch->held, *next; h; h = next) {
+        next = h->next;
+        PQclear(h->res);
+        h->res = NULL;
+        append(rtail, h);
+    }
+    ch->held = NULL;
+    ch->htail = &ch->held;
+    const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
+    bool race = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
+    if (cancelled || (it->first && !(race && it->races++ < RACES))) {
+        it->timed_out = cancelled;
+        finish(it);
+        return;
+    }
+    PQclear(it->res);
+    it->res = NULL;
+    it->alone = true;
+    append(rtail, it);
+}
+
+/* A write lane's batch was answered up to its Sync: what it executed committed, unless its commit
+ * failed; then a statement alone gets the error, several are re-sent alone each (which of them
+ * made the commit fail is unknown). */
+static void write_synced(chan *ch, item ***rtail)
+{
+    PGresult *cerr = ch->commit_err;
+    ch->commit_err = NULL;
+    ch->commit_err_ended = false;
+    if (cerr && ch->held && !ch->held->next) {
+        PQclear(ch->held->res);
+        ch->held->res = cerr;
+        cerr = NULL;
+    }
+    for (item *h = ch->held, *next; h; h = next) {
+        next = h->next;
+        if (cerr) {
+            PQclear(h->res);
+            h->res = NULL;
+            h->alone = true;
+            append(rtail, h);
+        } else {
+            finish(h);
+        }
+    }
+    PQclear(cerr);
+    ch->held = NULL;
+    ch->htail = &ch->held;
+    ch->seq_read++;
+}
+
 /* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
  * as further batches. Statements the server skipped because an earlier one failed go back to the
  * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
  * never skipped, so every batch answers at least one (a fixed cap would fail good reads queued
- * behind a few bad ones). The statement timeout applies per batch, from the moment the one before
- * it was answered. Returns 0 when no batch is in flight any more, -1 when the connection failed or
- * stayed silent past the deadline and the cancel's grace: the unanswered statements are then
- * still in ch->batch. */
+ * behind a few bad ones). On a write lane a statement's result is handed out only at its batch's
+ * Sync, once the batch committed (write_failed, write_synced). The statement timeout applies per
+ * batch, from the moment the one before it was answered. Returns 0 when no batch is in flight any
+ * more, -1 when the connection failed or stayed silent past the deadline and the cancel's grace:
+ * the unanswered statements are then still in ch->batch (and, on a write lane, those executed
+ * in ch->held). */
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
     double deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
     bool cancelled = false, goodbye = false;
     item *retry = NULL, **rtail = &retry;
+    if (!ch->htail)
+        ch->htail = &ch->held;
     for (;;) {
         while (!PQisBusy(pg)) {
             PGresult *r = PQgetResult(pg);
             item *it = ch->batch;
+            /* on a write lane, between its batch's last statement and its Sync: the commit's */
+            bool at_commit = ch->writes && (!it || it->seq != ch->seq_read);
             if (!r) { /* the end of the current statement's results */
-                if (!it)
+                if (at_commit && ch->commit_err && !ch->commit_err_ended) {
+                    ch->commit_err_ended = true; /* the end of the commit's error: a Sync follows */
+                    continue;
+                }
+                if (!it || at_commit)
                     break;
                 ch->batch = it->next;
                 it->next = NULL;
                 if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED) {
                     PQclear(it->res);
                     it->res = NULL;
-                    *rtail = it;
-                    rtail = &it->next;
-                } else {
+                    append(&rtail, it);
+                } else if (!ch->writes) {
                     it->timed_out = cancelled;
                     finish(it);
+                } else if (it->res && ok_result(it->res)) {
+                    append(&ch->htail, it);
+                } else {
+                    write_failed(ch, it, cancelled, &rtail);
                 }
                 continue;
             }
             if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
                 PQclear(r);
+                ch->answered_at = coro_now();
+                if (ch->writes)
+                    write_synced(ch, &rtail);
                 enqueue_front(ch, retry);
                 retry = NULL;
                 rtail = &retry;
@@ -192,6 +338,16 @@ static int read_batch(chan *ch)
                     return 0;
                 cancelled = false; /* the next batch runs now, with a deadline of its own */
                 deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+                continue;
+            }
+            if (at_commit) {
+                goodbye = says_goodbye(r);
+                if (!ch->commit_err)
+                    ch->commit_err = r;
+                else
+                    PQclear(r);
+                if (PQstatus(pg) == CONNECTION_BAD || goodbye)
+                    break;
                 continue;
             }
             goodbye = it && !it->res && says_goodbye(r); /* `it` then stays in ch->batch */
@@ -240,8 +396,11 @@ static void drive(void *arg)
         if (!ch->conn) {
             db_error err;
             db_conn *c;
-            if (db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err) <
-                0) {
+            ch->acquiring = true;
+            int got =
+                db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err);
+            ch->acquiring = false;
+            if (got < 0) {
                 /* everyone queued fails like a session that could not open */
                 item *list = ch->qhead;
                 ch->qhead = ch->qtail = NULL;
@@ -253,6 +412,7 @@ static void drive(void *arg)
                 continue;
             }
             ch->conn = c;
+            ch->answered_at = coro_now();
         }
         if (send_batch(ch) < 0 || read_batch(ch) < 0) {
             /* lost: what was not answered is re-sent on a fresh connection (reads only) */
@@ -268,12 +428,35 @@ static void drive(void *arg)
             item *unanswered = ch->batch, *resend = NULL, **rtail = &resend;
             ch->batch = NULL;
             ch->syncs = 0;
+            if (ch->writes) {
+                /* executed or maybe executed, and maybe committed: never re-sent (the client
+                 * retries, with an Idempotency-Key when it must not write twice) */
+                /* UNKNOWN_OUTCOME, as the unpipelined path says (db/session.c): a TRANSIENT would
+                 * be a 503 + Retry-After, an invitation to retry that a generic client takes
+                 * for a POST without a key too, and that may write twice */
+                db_error_set(&lost, DB_ERR_UNKNOWN_OUTCOME, "08006",
+                             "the database connection was lost before the write's commit was "
+                             "confirmed");
+                snprintf(lost.hint, sizeof lost.hint,
+                         "the write may or may not have committed; check before retrying, or "
+                         "retry with an idempotency key");
+                if (ch->htail && ch->held) {
+                    *ch->htail = unanswered;
+                    unanswered = ch->held;
+                }
+                ch->held = NULL;
+                ch->htail = &ch->held;
+                PQclear(ch->commit_err);
+                ch->commit_err = NULL;
+                ch->commit_err_ended = false;
+                ch->seq_read = ch->seq_sent;
+            }
             for (item *it = unanswered, *next; it; it = next) {
                 next = it->next;
                 it->next = NULL;
                 PQclear(it->res);
                 it->res = NULL;
-                if (++it->lost >= LOST_MAX) {
+                if (ch->writes || ++it->lost >= LOST_MAX) {
                     fail_all(it, &lost);
                 } else {
                     *rtail = it;
@@ -306,10 +489,10 @@ static void drive(void *arg)
     ch->driving = ch->gathering = false;
 }
 
-PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
-                        const char *const *params, bool *timed_out, db_error *err)
+PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
+                        int nparams, const char *const *params, bool *timed_out, db_error *err)
 {
-    chan *ch = chan_for(p);
+    chan *ch = chan_for(p, write);
     *timed_out = false;
     if (!ch) {
         db_error_set(err, DB_ERR_TRANSIENT, NULL, "too many database pools on one thread");

@@ -1,6 +1,6 @@
-/* pipe: the single statements of read-only sessions, from every coroutine of one event-loop
- * thread, pipelined on up to DB_PIPELINE_CONNS pooled connections (lanes, each with one batch in
- * flight). Internal to db/ (session.c).
+/* pipe: the single statements of sessions outside a transaction, from every coroutine of one
+ * event-loop thread, pipelined on up to DB_PIPELINE_CONNS pooled connections (lanes, each with one
+ * batch in flight). Internal to db/ (session.c).
  *
  * Why: on a small machine the cost of a query is mostly the round trip's system calls and process
  * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
@@ -18,6 +18,26 @@
  * delay the reads of its batch (the server answers a batch at its Sync) and those queued behind
  * it, at most by the statement timeout.
  *
+ * Writes (DB_PIPELINE_WRITES): statements of DB_READ_WRITE sessions outside an explicit
+ * transaction go to write lanes of their own (never into a batch of reads, which would then wait
+ * on the writes' row locks), up to DB_PIPELINE_CONNS of them. A write batch is one implicit
+ * transaction with one Sync: one commit, one WAL flush for all its statements (group commit), and
+ * the lanes commit in parallel. Semantics, each tested in tests/db/test_pipe.c:
+ *   - a write's result is handed out only at its batch's Sync, once the batch committed;
+ *   - a statement that fails rolls its batch back: the statements before it are re-sent in a later
+ *     batch, those after it were skipped and are re-sent too; its error is its own when it was
+ *     the first of its batch (or the statement timeout's cancel), else it is re-sent alone behind
+ *     them, so a unique violation or an Idempotency-Key claimed by a neighbour of its batch is
+ *     decided against their committed rows, as between separate transactions;
+ *   - a deadlock or serialization failure (between lanes, or with other clients) re-sends the
+ *     innocent statements of the batch as above; the one that lost is re-sent alone up to 3 times;
+ *   - an error at the commit itself: a statement alone gets it, several are re-sent alone each;
+ *   - a lost connection (or one silent past the deadline): whatever was sent may have committed,
+ *     so nothing is re-sent: each unanswered write fails with TRANSIENT (08006, the hint says the
+ *     outcome is unknown); statements the server skipped or rolled back are re-sent.
+ * A write waiting on a row lock holds up the writes of its lane behind it (at most the statement
+ * timeout); reads and the other lanes go on.
+ *
  * A lane's connection is borrowed from the pool while it has statements in flight and given
  * back as soon as it has none, so the pool's size and its accounting still hold. */
 #ifndef DB_PIPE_H
@@ -29,13 +49,15 @@
 #include "db/pool.h"
 
 /* Runs one statement through the calling loop thread's pipeline on pool p (coroutines only: see
- * coro_active). timeout/grace as for db_exec_wait, per batch. Returns the statement's result (the
- * caller PQclear()s it; it may be an error result), or NULL with *err set when it got none: the
- * connection could not be borrowed (err from the pool), or it was lost (or stayed silent past the
- * deadline and the cancel's grace) three times while the statement waited: it is re-sent on a
- * fresh connection after each of the first two, then fails with TRANSIENT (08006). *timed_out tells
- * whether the batch's deadline passed (an error result is then the cancel's 57014). */
-PGresult *db_pipe_query(db_pool *p, double timeout, double grace, const char *sql, int nparams,
-                        const char *const *params, bool *timed_out, db_error *err);
+ * coro_active), on a read lane, or on a write lane when `write`. timeout/grace as for
+ * db_exec_wait, per batch. Returns the statement's result (the caller PQclear()s it; it may be an
+ * error result; a write's success result means it committed), or NULL with *err set when it got
+ * none: the connection could not be borrowed (err from the pool), or it was lost (or stayed silent
+ * past the deadline and the cancel's grace): a read is re-sent on a fresh connection after each of
+ * its first two losses, then fails with TRANSIENT (08006); a write that may have run fails at once
+ * with TRANSIENT (08006). *timed_out tells whether the batch's deadline passed (an error result is
+ * then the cancel's 57014). */
+PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
+                        int nparams, const char *const *params, bool *timed_out, db_error *err);
 
 #endif

@@ -26,8 +26,8 @@ int db_session_open(db_engine *e, db_access access, db_session **out, db_error *
     s->engine = e;
     s->access = access;
     s->pool = access == DB_READ_ONLY && e->has_ro ? &e->ro : &e->rw;
-    if (access == DB_READ_ONLY && e->cfg.pipeline && e->cfg.mode == DB_POOL_MODE_POOL &&
-        coro_active()) {
+    if ((access == DB_READ_ONLY || e->cfg.pipeline_writes) && e->cfg.pipeline &&
+        e->cfg.mode == DB_POOL_MODE_POOL && coro_active()) {
         s->pipelined = true;
         *out = s;
         return 0;
@@ -127,8 +127,8 @@ static PGresult *run_pipelined(db_session *s, const char *sql, int nparams,
 {
     const db_config *cfg = &s->engine->cfg;
     bool timed_out;
-    PGresult *r = db_pipe_query(s->pool, cfg->statement_timeout, cancel_grace(cfg), sql, nparams,
-                                params, &timed_out, err);
+    PGresult *r = db_pipe_query(s->pool, s->access == DB_READ_WRITE, cfg->statement_timeout,
+                                cancel_grace(cfg), sql, nparams, params, &timed_out, err);
     if (!r)
         return NULL;
     ExecStatusType st = PQresultStatus(r);

@@ -106,7 +106,7 @@ int api_stop(api_server *s)
 
 char *api_log(const api_server *s)
 {
-    char cmd[700], *out;
+    char cmd[sizeof s->log + 16], *out;
     snprintf(cmd, sizeof cmd, "cat %s", s->log);
     pgtest_run(cmd, &out);
     return out;

@@ -5,12 +5,24 @@
 
 #include "db/engine.h"
 
-static const char *const vars[] = {
-    "DATABASE_URL",        "DATABASE_URL_RW",      "DATABASE_URL_RO",
-    "DB_APPLICATION_NAME", "DB_POOL_MODE",         "DB_POOL_MAX",
-    "DB_POOL_MIN_IDLE",    "DB_POOL_IDLE_TIMEOUT", "DB_POOL_MAX_LIFETIME",
-    "DB_ACQUIRE_TIMEOUT",  "DB_CONNECT_TIMEOUT",   "DB_STATEMENT_TIMEOUT",
-    "DB_PREPING_AFTER",    "DB_PIPELINE",          NULL};
+static const char *const vars[] = {"DATABASE_URL",
+                                   "DATABASE_URL_RW",
+                                   "DATABASE_URL_RO",
+                                   "DB_APPLICATION_NAME",
+                                   "DB_POOL_MODE",
+                                   "DB_POOL_MAX",
+                                   "DB_POOL_MIN_IDLE",
+                                   "DB_POOL_IDLE_TIMEOUT",
+                                   "DB_POOL_MAX_LIFETIME",
+                                   "DB_ACQUIRE_TIMEOUT",
+                                   "DB_CONNECT_TIMEOUT",
+                                   "DB_STATEMENT_TIMEOUT",
+                                   "DB_PREPING_AFTER",
+                                   "DB_PIPELINE",
+                                   "DB_PIPELINE_CONNS",
+                                   "DB_PIPELINE_WRITES",
+                                   "DB_PIPELINE_WRITE_CONNS",
+                                   NULL};
 
 static void clean_env(void)
 {
@@ -39,6 +51,27 @@ Test(config, defaults_are_the_neon_ones)
     cr_assert_gt(c.acquire_timeout, 0);
     cr_assert_gt(c.preping_after, 0);
     cr_assert(c.pipeline, "read-only statements of coroutines are pipelined by default");
+    cr_assert(c.pipeline_writes, "single write statements too, with group commit");
+    cr_assert_eq(c.pipeline_conns, 2);
+    cr_assert_eq(c.pipeline_write_conns, 4);
+}
+
+Test(config, pipelined_writes_switch_and_connections)
+{
+    db_config c;
+    char err[512];
+    setenv("DB_PIPELINE_WRITES", "false", 1);
+    setenv("DB_PIPELINE_WRITE_CONNS", "8", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+    cr_assert_not(c.pipeline_writes);
+    cr_assert_eq(c.pipeline_write_conns, 8);
+    setenv("DB_PIPELINE_WRITE_CONNS", "9", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "DB_PIPELINE_WRITE_CONNS"), "%s", err);
+    setenv("DB_PIPELINE_WRITE_CONNS", "4", 1);
+    setenv("DB_PIPELINE_WRITES", "maybe", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert_str_eq(err, "DB_PIPELINE_WRITES must be true or false, got \"maybe\"");
 }
 
 Test(config, pipeline_switch)

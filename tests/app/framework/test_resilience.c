@@ -96,10 +96,11 @@ static PGconn *lock_item(long long id)
     return c;
 }
 
-Test(resilience, slow_requests_do_not_stall_others)
+/* With `waiters` backends at least waiting on the lock once the three DELETEs are in. */
+static void slow_requests(const char *env, int waiters)
 {
     api_server srv;
-    fw_serve(&srv, "WORKERS=6 DB_POOL_MAX=5");
+    fw_serve(&srv, env);
     char *u = api_user("slow");
     long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
     PGconn *holder = lock_item(locked);
@@ -109,10 +110,12 @@ Test(resilience, slow_requests_do_not_stall_others)
         calls[i] = (slow_call){.port = srv.port, .user = u, .id = locked};
         pthread_create(&th[i], NULL, delete_item, &calls[i]);
     }
-    /* the three DELETEs now wait on the lock, holding 3 workers and 3 connections */
+    /* the three DELETEs now wait on the lock, holding 3 workers; pipelined writes
+     * (DB_PIPELINE_WRITES, the default) share write lanes, so one to three backends wait */
     PGconn *watch = pgtest_connect();
-    wait_for_lock_waiters(watch, 3);
+    wait_for_lock_waiters(watch, waiters);
     PQfinish(watch);
+    usleep(300000); /* the others have arrived too */
     char p[256];
     snprintf(p, sizeof p, "/api/%s/items/%lld", u, other);
     double worst = 0;
@@ -141,6 +144,17 @@ Test(resilience, slow_requests_do_not_stall_others)
     cr_assert_eq(deleted, 1);
     cr_assert_eq(api_stop(&srv), 0);
     free(u);
+}
+
+Test(resilience, slow_requests_do_not_stall_others)
+{
+    slow_requests("WORKERS=6 DB_POOL_MAX=5", 1);
+}
+
+/* each write on a connection of its own: all three backends wait */
+Test(resilience, slow_requests_do_not_stall_others_without_pipelined_writes)
+{
+    slow_requests("WORKERS=6 DB_POOL_MAX=5 DB_PIPELINE_WRITES=false", 3);
 }
 
 /* Concurrent reads of many users share pipelined batches (DB_PIPELINE, the default): each must
