@@ -648,44 +648,6 @@ Test(pipe, reads_after_the_idle_pipeline_connection_was_terminated_succeed)
     free(url);
 }
 
-typedef struct {
-    const char *marker;
-    char *url;   /* direct */
-    int times;   /* backends to terminate (0: 1) */
-    int pids[8]; /* those terminated */
-    volatile int killed;
-} killer_arg;
-
-/* Terminates the backend running the statement that contains `marker`, then each backend it is
- * re-sent to, `times` backends in all (about 6 s at most). */
-static void *killer(void *p)
-{
-    killer_arg *k = p;
-    int times = k->times > 0 ? k->times : 1;
-    PGconn *c = PQconnectdb(k->url);
-    char like[128];
-    snprintf(like, sizeof like, "%%%s%%", k->marker);
-    const char *params[1] = {like};
-    for (int i = 0; i < 600 && k->killed < times && PQstatus(c) == CONNECTION_OK; i++) {
-        PGresult *r = PQexecParams(c,
-                                   "select pid from pg_stat_activity "
-                                   "where query like $1 and state = 'active' "
-                                   "and pid <> pg_backend_pid() and pg_terminate_backend(pid)",
-                                   1, NULL, params, NULL, NULL, 0);
-        for (int j = 0; PQresultStatus(r) == PGRES_TUPLES_OK && j < PQntuples(r); j++) {
-            int pid = atoi(PQgetvalue(r, j, 0)), seen = 0;
-            for (int n = 0; n < k->killed; n++)
-                seen |= k->pids[n] == pid; /* still dying: not a second kill */
-            if (!seen && k->killed < 8)
-                k->pids[k->killed++] = pid;
-        }
-        PQclear(r);
-        usleep(5000);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
 Test(pipe, reads_of_a_batch_whose_connection_dies_are_resent_on_a_fresh_one)
 {
     char *url = pgtest_app_url(), app[64];
@@ -694,7 +656,7 @@ Test(pipe, reads_of_a_batch_whose_connection_dies_are_resent_on_a_fresh_one)
     db_engine *e = open_engine(&cfg);
     char sql[128];
     snprintf(sql, sizeof sql, "select pg_sleep(0.5), 'mark-%s'", app);
-    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url()};
+    pgtest_killer_arg k = {.marker = strchr(sql, 'm')};
     enum { AHEAD = 3, BEHIND = 20 };
     job ahead[AHEAD], victim, behind[BEHIND];
     for (int i = 0; i < AHEAD; i++)
@@ -703,13 +665,12 @@ Test(pipe, reads_of_a_batch_whose_connection_dies_are_resent_on_a_fresh_one)
     for (int i = 0; i < BEHIND; i++)
         job_double(&behind[i], e, 100 + i);
     pthread_t t;
-    pthread_create(&t, NULL, killer, &k);
+    pthread_create(&t, NULL, pgtest_killer, &k);
     spawn_all(ahead, AHEAD);
     cr_assert_eq(spawn(&victim), 0);
     spawn_all(behind, BEHIND);
     int rc = loop_run(20);
     pthread_join(t, NULL);
-    free(k.url);
     cr_assert(k.killed, "the batch's backend was terminated while it ran the marked statement");
     cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));
     for (int i = 0; i < AHEAD; i++)
@@ -768,19 +729,18 @@ Test(pipe, reads_lost_with_their_connection_are_resent_on_a_new_connection_not_a
 
     char sql[128];
     snprintf(sql, sizeof sql, "select pg_sleep(0.2), 'mark-%s'", app);
-    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url()};
+    pgtest_killer_arg k = {.marker = strchr(sql, 'm')};
     enum { BEHIND = 10 };
     job victim, behind[BEHIND];
     job_read(&victim, e, sql, 0, NULL, NULL);
     for (int i = 0; i < BEHIND; i++)
         job_double(&behind[i], e, 100 + i);
     pthread_t t;
-    pthread_create(&t, NULL, killer, &k);
+    pthread_create(&t, NULL, pgtest_killer, &k);
     cr_assert_eq(spawn(&victim), 0);
     spawn_all(behind, BEHIND);
     int rc = loop_run(20);
     pthread_join(t, NULL);
-    free(k.url);
     cr_assert(k.killed, "the batch's backend was terminated while it ran the marked statement");
     cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));
     cr_assert_eq(victim.rc, 0, "the read under the terminated backend: %s: %s [%s] (%.0f ms)",
@@ -806,15 +766,14 @@ static void lost_n_times(int times, bool succeeds)
     db_engine *e = open_engine(&cfg);
     char sql[128];
     snprintf(sql, sizeof sql, "select pg_sleep(0.3), 'mark-%s'", app);
-    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url(), .times = times};
+    pgtest_killer_arg k = {.marker = strchr(sql, 'm'), .times = times};
     job victim;
     job_read(&victim, e, sql, 0, NULL, NULL);
     pthread_t t;
-    pthread_create(&t, NULL, killer, &k);
+    pthread_create(&t, NULL, pgtest_killer, &k);
     cr_assert_eq(spawn(&victim), 0);
     int rc = loop_run(20);
     pthread_join(t, NULL);
-    free(k.url);
     cr_assert_eq(k.killed, times, "terminated %d backends under the read, wanted %d", k.killed,
                  times);
     cr_assert_eq(rc, 0, "settled: %d unfinished, %d borrowed", L->pending, in_use(e));

@@ -500,34 +500,6 @@ Test(pipe_writes, statement_timeout_cancels_the_slow_write_and_the_rest_commit_o
 
 /* ---- 6. a lost connection ---- */
 
-typedef struct {
-    const char *marker;
-    char *url; /* direct */
-    volatile int killed;
-} killer_arg;
-
-/* Terminates the backend running the statement that contains `marker`, once (3 s at most). */
-static void *killer(void *p)
-{
-    killer_arg *k = p;
-    PGconn *c = PQconnectdb(k->url);
-    char like[128];
-    snprintf(like, sizeof like, "%%%s%%", k->marker);
-    const char *params[1] = {like};
-    for (int i = 0; i < 300 && !k->killed && PQstatus(c) == CONNECTION_OK; i++) {
-        PGresult *r = PQexecParams(c,
-                                   "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-                                   "where query like $1 and state = 'active' "
-                                   "and pid <> pg_backend_pid()",
-                                   1, NULL, params, NULL, NULL, 0);
-        k->killed = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
-        PQclear(r);
-        usleep(10000);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
 /* The writes of a batch whose connection dies may or may not have committed (here they did not:
  * the backend died mid-transaction): none is re-sent, each fails with UNKNOWN_OUTCOME. */
 Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_resent)
@@ -539,7 +511,7 @@ Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_res
     db_engine *e = open_engine(&cfg);
     char sql[128];
     snprintf(sql, sizeof sql, "select pg_sleep(0.5), 'mark-%s'", app);
-    killer_arg k = {.marker = strchr(sql, 'm'), .url = pgtest_url()};
+    pgtest_killer_arg k = {.marker = strchr(sql, 'm')};
     enum { N = 7, VICTIM = 3 };
     job jobs[N];
     for (int i = 0; i < N; i++) {
@@ -551,7 +523,7 @@ Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_res
             job_set(&jobs[i], e, "insert into w_lost values ($1::int)", v, NULL, NULL);
     }
     pthread_t t;
-    pthread_create(&t, NULL, killer, &k);
+    pthread_create(&t, NULL, pgtest_killer, &k);
     spawn_all(jobs, N);
     run_settled(20);
     pthread_join(t, NULL);
@@ -573,7 +545,6 @@ Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_res
     assert_ok(&after, 0);
     cr_assert_eq(qlong("select count(*) from w_lost"), 1);
     finish(e);
-    free(k.url);
     free(url);
 }
 

@@ -88,42 +88,15 @@ Test(resilience, terminated_connections_are_replaced_without_errors)
     free(url);
 }
 
-typedef struct {
-    const char *marker;
-    int killed;
-} killer_arg;
-
-/* Terminates the backend running the statement that contains `marker`, once. */
-static void *killer(void *p)
-{
-    killer_arg *k = p;
-    PGconn *c = pgtest_connect();
-    char like[128];
-    snprintf(like, sizeof like, "%%%s%%", k->marker);
-    const char *params[1] = {like};
-    for (int i = 0; i < 300 && !k->killed; i++) {
-        PGresult *r = PQexecParams(c,
-                                   "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-                                   "where query like $1 and state = 'active' "
-                                   "and pid <> pg_backend_pid()",
-                                   1, NULL, params, NULL, NULL, 0);
-        k->killed = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
-        PQclear(r);
-        usleep(10000);
-    }
-    PQfinish(c);
-    return NULL;
-}
-
 static PGresult *query_while_killed(db_engine *e, db_access access, const char *app, db_error *err)
 {
     char sql[128];
     snprintf(sql, sizeof sql, "select pg_sleep(0.5), 'mark-%s'", app);
-    killer_arg k = {.marker = strchr(sql, 'm')};
+    pgtest_killer_arg k = {.marker = strchr(sql, 'm')};
     db_session *s;
     cr_assert_eq(db_session_open(e, access, &s, err), 0, "%s", err->message);
     pthread_t t;
-    pthread_create(&t, NULL, killer, &k);
+    pthread_create(&t, NULL, pgtest_killer, &k);
     PGresult *r = db_query(s, sql, 0, NULL, err);
     pthread_join(t, NULL);
     cr_assert(k.killed, "the statement's backend was terminated");

@@ -58,6 +58,36 @@ PGconn *pgtest_connect(void)
     return c;
 }
 
+void *pgtest_killer(void *p)
+{
+    pgtest_killer_arg *k = p;
+    int times = k->times > 0 ? k->times : 1;
+    PGconn *c = pgtest_connect();
+    char like[128];
+    snprintf(like, sizeof like, "%%%s%%", k->marker);
+    const char *params[1] = {like};
+    for (int i = 0; i < 600 && k->killed < times && PQstatus(c) == CONNECTION_OK; i++) {
+        PGresult *r = PQexecParams(c,
+                                   "select pid, pg_terminate_backend(pid) from pg_stat_activity "
+                                   "where query like $1 and state = 'active' "
+                                   "and pid <> pg_backend_pid()",
+                                   1, NULL, params, NULL, NULL, 0);
+        for (int j = 0; PQresultStatus(r) == PGRES_TUPLES_OK && j < PQntuples(r); j++) {
+            if (strcmp(PQgetvalue(r, j, 1), "t") != 0)
+                continue;
+            int pid = atoi(PQgetvalue(r, j, 0)), seen = 0;
+            for (int n = 0; n < k->killed; n++)
+                seen |= k->pids[n] == pid; /* still dying: not a second kill */
+            if (!seen && k->killed < 8)
+                k->pids[k->killed++] = pid;
+        }
+        PQclear(r);
+        usleep(5000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
 char *pgtest_query(PGconn *conn, const char *sql)
 {
     PGresult *r = PQexec(conn, sql);

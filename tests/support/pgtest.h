@@ -23,6 +23,18 @@ bool pgtest_via_pooler(void);
 /* An open connection to this suite's database over the direct URL; PQfinish() it. */
 PGconn *pgtest_connect(void);
 
+/* A thread (pthread_create(&t, NULL, pgtest_killer, &arg)) that terminates the backend running
+ * the statement whose text contains `marker`, then each backend the statement is re-sent to:
+ * `times` backends in all (0: one), polling every 5 ms for about 3 s. Connects over the direct
+ * URL. `killed` counts the backends terminated; `pids` are theirs. */
+typedef struct pgtest_killer_arg {
+    const char *marker;
+    int times;
+    int pids[8];
+    volatile int killed;
+} pgtest_killer_arg;
+void *pgtest_killer(void *arg);
+
 /* Runs SQL (no parameters) and asserts it succeeded; returns the first column of the first row as a
  * malloc'd string, or NULL when the result has no rows. */
 char *pgtest_query(PGconn *conn, const char *sql);
