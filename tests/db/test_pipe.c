@@ -13,20 +13,11 @@
 #include "core/coro.h"
 #include "db/url.h"
 #include "engine_support.h"
+#include "coro_loop.h"
 #include "proxy.h"
 #include "tests/support/fproxy.h"
 
 /* ---- a loop and its coroutines ---- */
-
-typedef struct loop {
-    struct event_base *base;
-    db_engine *e;
-    int pending; /* jobs spawned and not finished */
-    double deadline;
-    struct event *tick;
-} loop;
-
-static _Thread_local loop *L;
 
 typedef struct job job;
 struct job {
@@ -44,13 +35,6 @@ struct job {
     db_error err;
     double ms;
 };
-
-static int in_use(db_engine *e)
-{
-    db_stats st;
-    db_engine_stats(e, &st);
-    return st.in_use;
-}
 
 static void job_read(job *j, db_engine *e, const char *sql, int nparams, const char *p0,
                      const char *p1)
@@ -120,40 +104,6 @@ static void job_done(void *arg)
         j->on_done(j);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    loop *l = arg;
-    /* settled: every job finished and the pipeline gave its connection back */
-    if ((l->pending == 0 && in_use(l->e) == 0) || coro_now() > l->deadline)
-        event_base_loopbreak(l->base);
-}
-
-/* Makes a loop on the calling thread the coroutines' scheduler. evthread_use_pthreads() must
- * have been called (open_engine does). Returns 0 or -1. */
-static int loop_open(loop *l, db_engine *e)
-{
-    memset(l, 0, sizeof *l);
-    l->e = e;
-    l->base = event_base_new();
-    if (!l->base || coro_thread_init(l->base) < 0)
-        return -1;
-    l->tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
-    struct timeval tv = {0, 5000};
-    if (!l->tick || event_add(l->tick, &tv) < 0)
-        return -1;
-    L = l;
-    return 0;
-}
-
-static void loop_close(loop *l)
-{
-    coro_thread_free();
-    event_free(l->tick);
-    event_base_free(l->base);
-    L = NULL;
-}
-
 /* Starts j in a coroutine now (from the loop's stack). Returns 0 or -1. */
 static int spawn(job *j)
 {
@@ -165,49 +115,11 @@ static int spawn(job *j)
     return 0;
 }
 
-/* Runs the loop until every job finished and no pool connection is borrowed, or `seconds`
- * passed. Returns 0 when settled, -1 on the deadline. */
-static int loop_run(double seconds)
-{
-    L->deadline = coro_now() + seconds;
-    event_base_dispatch(L->base);
-    return L->pending == 0 && in_use(L->e) == 0 ? 0 : -1;
-}
-
-/* The test thread's loop. */
-static loop main_loop;
-
 static void setup(db_config *cfg, char *url, char *app, const char *what)
 {
     test_appname(app, 64, what);
     test_config(cfg, url, app);
     cfg->pipeline = true;
-}
-
-static db_engine *open_engine(const db_config *cfg)
-{
-    db_error err;
-    db_engine *e = db_engine_open(cfg, &err);
-    cr_assert_not_null(e, "%s", err.message);
-    evthread_use_pthreads();
-    cr_assert_eq(loop_open(&main_loop, e), 0, "event loop and coroutines");
-    return e;
-}
-
-static void finish(db_engine *e)
-{
-    loop_close(&main_loop);
-    coro_offload_shutdown();
-    db_engine_close(e);
-}
-
-static void run_settled(double seconds)
-{
-    int rc = loop_run(seconds);
-    cr_assert_eq(rc, 0,
-                 "the loop did not settle within %g s: %d job(s) unfinished, %d connection(s) "
-                 "still borrowed",
-                 seconds, L->pending, in_use(L->e));
 }
 
 static void spawn_all(job *jobs, int n)
@@ -225,13 +137,6 @@ static void assert_doubled(const job *j, int i, int k)
     char want[16];
     snprintf(want, sizeof want, "%d", 2 * k);
     cr_assert_str_eq(j->v0, want, "job %d got another statement's answer", i);
-}
-
-static db_stats stats(db_engine *e)
-{
-    db_stats st;
-    db_engine_stats(e, &st);
-    return st;
 }
 
 /* Terminates every server connection named `appname` (direct connection), waits until they are

@@ -13,18 +13,9 @@
 
 #include "core/coro.h"
 #include "engine_support.h"
+#include "coro_loop.h"
 
-/* ---- a loop and its coroutines (as in test_pipe.c) ---- */
-
-typedef struct loop {
-    struct event_base *base;
-    db_engine *e;
-    int pending;
-    double deadline;
-    struct event *tick;
-} loop;
-
-static _Thread_local loop *L;
+/* ---- its coroutines (the loop: coro_loop.h) ---- */
 
 typedef struct job {
     db_engine *e;
@@ -40,13 +31,6 @@ typedef struct job {
     char v0[64], v1[64], replay0[64], replay1[64];
     db_error err;
 } job;
-
-static int in_use(db_engine *e)
-{
-    db_stats st;
-    db_engine_stats(e, &st);
-    return st.in_use;
-}
 
 /* A statement of a read-write session with up to 4 text parameters (NULL ends them). */
 static void job_set(job *j, db_engine *e, const char *sql, const char *p0, const char *p1,
@@ -106,44 +90,6 @@ static void job_done(void *arg)
     L->pending--;
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    loop *l = arg;
-    if ((l->pending == 0 && in_use(l->e) == 0) || coro_now() > l->deadline)
-        event_base_loopbreak(l->base);
-}
-
-static loop main_loop;
-
-static db_engine *open_engine(const db_config *cfg)
-{
-    db_error err;
-    db_engine *e = db_engine_open(cfg, &err);
-    cr_assert_not_null(e, "%s", err.message);
-    evthread_use_pthreads();
-    loop *l = &main_loop;
-    memset(l, 0, sizeof *l);
-    l->e = e;
-    l->base = event_base_new();
-    cr_assert(l->base && coro_thread_init(l->base) == 0, "event loop and coroutines");
-    l->tick = event_new(l->base, -1, EV_PERSIST, on_tick, l);
-    struct timeval tv = {0, 5000};
-    cr_assert(l->tick && event_add(l->tick, &tv) == 0);
-    L = l;
-    return e;
-}
-
-static void finish(db_engine *e)
-{
-    coro_thread_free();
-    event_free(main_loop.tick);
-    event_base_free(main_loop.base);
-    L = NULL;
-    coro_offload_shutdown();
-    db_engine_close(e);
-}
-
 static void spawn_all(job *jobs, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -172,16 +118,6 @@ static void spawn_after(later_jobs *l, double seconds)
     cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_later_cb, l, &tv), 0);
 }
 
-static void run_settled(double seconds)
-{
-    L->deadline = coro_now() + seconds;
-    event_base_dispatch(L->base);
-    cr_assert(L->pending == 0 && in_use(L->e) == 0,
-              "the loop did not settle within %g s: %d job(s) unfinished, %d connection(s) "
-              "still borrowed",
-              seconds, L->pending, in_use(L->e));
-}
-
 static void setup(db_config *cfg, char *url, char *app, const char *what)
 {
     test_appname(app, 64, what);
@@ -190,13 +126,6 @@ static void setup(db_config *cfg, char *url, char *app, const char *what)
     cfg->pipeline_writes = true;
     cfg->pipeline_conns = 2;
     cfg->pipeline_write_conns = 2;
-}
-
-static db_stats stats(db_engine *e)
-{
-    db_stats st;
-    db_engine_stats(e, &st);
-    return st;
 }
 
 /* Runs sql on a direct connection; returns row 0 column 0 (malloc'd), or NULL. */
