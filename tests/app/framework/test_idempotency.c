@@ -3,21 +3,16 @@
  * concurrent retry that waits and replays, 409 for a key without a result, the handler statement's
  * own WITH clause kept (the per-user limit recipe), a second statement refused, expiry (claimed
  * afresh, deleted by the background job), and one database round trip for the warm first POST. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "app/idempotency.h"
-#include "db/url.h"
 #include "tests/app/framework/fw.h"
+#include "tests/support/fproxy.h"
 #include "tests/support/pgtest.h"
 
 TestSuite(idempotency, .timeout = 90);
@@ -272,58 +267,11 @@ Test(idempotency, a_key_past_its_ttl_is_claimed_afresh)
 
 /* ---- round trips, counted by the fault proxy (tests/tools/faultproxy.c) ---- */
 
-typedef struct {
-    pid_t pid;
-    int port, control;
-} proxy;
-
-static void proxy_start(proxy *p, const char *url)
+/* Zeroes the proxy's counters (asserting it said ok). */
+static void proxy_zero(const fproxy *p)
 {
-    char *host = db_url_get(url, "host"), *port = db_url_get(url, "port");
-    char upstream[300], pfile[] = "/tmp/fw-faultproxy-XXXXXX";
-    snprintf(upstream, sizeof upstream, "%s:%s", host ? host : "127.0.0.1", port ? port : "5432");
-    free(host), free(port);
-    int fd = mkstemp(pfile);
-    cr_assert(fd >= 0);
-    close(fd);
-    unlink(pfile);
-    p->pid = fork();
-    cr_assert(p->pid >= 0);
-    if (p->pid == 0) {
-        if (!freopen("/dev/null", "w", stdout))
-            _exit(127);
-        execl(pgtest_bin("faultproxy"), "faultproxy", "--upstream", upstream, "--port-file", pfile,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 250; i++) {
-        FILE *f = fopen(pfile, "r");
-        if (f) {
-            int n = fscanf(f, "%d %d", &p->port, &p->control);
-            fclose(f);
-            unlink(pfile);
-            cr_assert_eq(n, 2);
-            return;
-        }
-        usleep(20000);
-    }
-    cr_assert_fail("faultproxy did not start");
-}
-
-/* One control command; returns the proxy's `turns` figure after it. */
-static long proxy_turns(const proxy *p, const char *cmd)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->control)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
-    dprintf(fd, "%s\n", cmd);
-    char answer[256] = "";
-    ssize_t n = read(fd, answer, sizeof answer - 1);
-    close(fd);
-    cr_assert(n > 0 && !strncmp(answer, "ok", 2), "faultproxy %s: %s", cmd, answer);
-    const char *t = strstr(answer, "turns=");
-    return t ? atol(t + 6) : -1;
+    const char *a = fproxy_cmd(p, "zero");
+    cr_assert(!strncmp(a, "ok", 2), "faultproxy zero: %s", a);
 }
 
 /* The warm first POST with a key is one database round trip, like the POST without one (the claim,
@@ -331,12 +279,10 @@ static long proxy_turns(const proxy *p, const char *cmd)
  * the key taken, then the stored result). */
 Test(idempotency, a_warm_idempotent_post_is_one_round_trip)
 {
-    proxy p;
+    fproxy p;
     char *app = pgtest_app_url();
-    proxy_start(&p, app);
-    char port[16];
-    snprintf(port, sizeof port, "%d", p.port);
-    char *via = db_url_with(app, "port", port), *url = db_url_with(via, "host", "127.0.0.1");
+    fproxy_start(&p, app);
+    char *url = fproxy_url(&p, app);
     fw_prepare();
     api_server srv;
     api_start_bin(&srv, "framework-api", url, "DB_PREPING_AFTER=600");
@@ -346,32 +292,31 @@ Test(idempotency, a_warm_idempotent_post_is_one_round_trip)
     api_response_free(r);
     usleep(200000); /* the startup schema check is done */
 
-    proxy_turns(&p, "zero");
+    proxy_zero(&p);
     r = post(srv.port, u, "items", NULL, "{\"name\":\"plain\"}");
     EXPECT(r, 201);
     api_response_free(r);
-    long plain = proxy_turns(&p, "stats");
+    long plain = fproxy_stat(&p, "turns");
 
-    proxy_turns(&p, "zero");
+    proxy_zero(&p);
     r = post(srv.port, u, "items", "trip-key", "{\"name\":\"keyed\"}");
     EXPECT(r, 201);
     api_response_free(r);
-    long keyed = proxy_turns(&p, "stats");
+    long keyed = fproxy_stat(&p, "turns");
 
-    proxy_turns(&p, "zero");
+    proxy_zero(&p);
     r = post(srv.port, u, "items", "trip-key", "{\"name\":\"keyed\"}");
     EXPECT(r, 201);
     cr_assert(replayed(r), "%s", r->head);
     api_response_free(r);
-    long replay = proxy_turns(&p, "stats");
+    long replay = fproxy_stat(&p, "turns");
 
     cr_assert_eq(plain, 1, "a warm POST without a key took %ld round trips", plain);
     cr_assert_eq(keyed, 1, "a warm POST with an Idempotency-Key took %ld round trips", keyed);
     cr_assert_eq(replay, 2, "a replay took %ld round trips", replay);
     cr_assert_eq(api_stop(&srv), 0);
-    kill(p.pid, SIGTERM);
-    waitpid(p.pid, NULL, 0);
-    free(u), free(url), free(via), free(app);
+    fproxy_stop(&p);
+    free(u), free(url), free(app);
 }
 
 /* The pieces without a server: the WITH list's end, and PostgreSQL's composite text form. */
