@@ -2,7 +2,9 @@
 #include "app/config.h"
 
 #include <curl/curl.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -195,6 +197,64 @@ static int load_docs_cdn(app_config *cfg, char *e)
     return 0;
 }
 
+/* LOOPS: "auto" (the default, 0 here: app_loops_auto() decides once the database settings are
+ * known) or a count. */
+static int load_loops(long *loops, char e[ENV_ERR_LEN])
+{
+    const char *v = env_str("LOOPS", "auto");
+    if (!strcmp(v, "auto")) {
+        *loops = 0;
+        return 0;
+    }
+    if (env_int("LOOPS", 1, 1, 64, loops, e) < 0) {
+        snprintf(e, ENV_ERR_LEN, "LOOPS must be \"auto\" or an integer from 1 to 64, got \"%.40s\"",
+                 v);
+        return -1;
+    }
+    return 0;
+}
+
+int app_cpus_available(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    /* A container's CPU limit (cgroup v2 cpu.max: "QUOTA PERIOD", or "max PERIOD" without one) is
+     * not visible in the affinity mask: Kubernetes' limits.cpu: 1 on a 16-core node is 1 here. */
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char quota[32];
+        long period;
+        if (fscanf(f, "%31s %ld", quota, &period) == 2 && strcmp(quota, "max") && period > 0) {
+            long q = strtol(quota, NULL, 10);
+            long limit = q > 0 ? (q + period - 1) / period : 1;
+            if (limit < n)
+                n = (int)limit;
+        }
+        fclose(f);
+    }
+    return n < 1 ? 1 : n;
+}
+
+int app_loops_auto(int pipeline_conns)
+{
+    int n = app_cpus_available();
+    if (pipeline_conns >= 1 && n > pipeline_conns)
+        n = pipeline_conns;
+    return n > 64 ? 64 : n;
+}
+
+void app_config_settle(app_config *cfg, db_config *dbc)
+{
+    if (!cfg->loops)
+        cfg->loops = app_loops_auto(dbc->pipeline_conns);
+    dbc->pipeline_threads = cfg->loops;
+    /* Handlers in progress are coroutines (a stack each, only touched pages resident): more than
+     * the pool has connections, since reads share pipelined connections and writes wait for one
+     * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
+    if (!cfg->workers)
+        cfg->workers = 64;
+}
+
 int app_config_load(app_config *cfg, char *err, size_t errlen)
 {
     static const char *const envs[] = {"production", "development", NULL};
@@ -203,8 +263,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
     int env;
     memset(cfg, 0, sizeof *cfg);
     if (env_choice("APP_ENV", "production", envs, &env, e) < 0 ||
-        env_int("PORT", 8000, 1, 65535, &port, e) < 0 ||
-        env_int("LOOPS", 1, 1, 64, &loops, e) < 0 ||
+        env_int("PORT", 8000, 1, 65535, &port, e) < 0 || load_loops(&loops, e) < 0 ||
         env_int("WORKERS", 0, 1, 1024, &workers, e) < 0 ||
         env_int("MAX_BODY_BYTES", 1048576, 64, 1L << 30, &cfg->max_body_bytes, e) < 0 ||
         env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||

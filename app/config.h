@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "db/engine.h"
+
 typedef enum { APP_ENV_PRODUCTION, APP_ENV_DEVELOPMENT } app_env;
 
 #define APP_MAX_ORIGINS 16
@@ -16,7 +18,8 @@ typedef struct {
     const char *host;         /* HOST: listen address, default 127.0.0.1 */
     int port;                 /* PORT: default 8000 */
     const char *database_url; /* DATABASE_URL: required */
-    int loops;                /* LOOPS: event-loop threads for HTTP I/O, default 1 */
+    int loops;                /* LOOPS: event-loop threads for HTTP I/O; 0: "auto" (the
+                                 default), see app_loops_auto() */
     int workers;              /* WORKERS: handlers in progress at once; 0 (unset): 64 */
     const char *jwt_secret;   /* JWT_SECRET or BETTER_AUTH_SECRET; NULL: no HS256 tokens (only
                                  with AUTH_JWKS_URL; in development a secret is generated) */
@@ -49,8 +52,22 @@ typedef struct {
                                  the default): the files embedded in the binary, no network */
 } app_config;
 
+/* CPUs this process may run on: its affinity mask, lowered to a cgroup v2 CPU limit
+ * (/sys/fs/cgroup/cpu.max, rounded up) when there is one. At least 1. */
+int app_cpus_available(void);
+
+/* What LOOPS=auto means: one event loop per available CPU, but no more loops than the pipelined
+ * read connections they share (DB_PIPELINE_CONNS, default 2; each loop pipelines on connections
+ * of its own): more loops would hold more connections than that setting promises. 1..64. */
+int app_loops_auto(int pipeline_conns);
+
 /* Fills `cfg` from the environment. Strings point into the environment or into cfg (not owned).
  * Returns 0, or -1 with a one-line message naming the variable in err. */
 int app_config_load(app_config *cfg, char *err, size_t errlen);
+
+/* The defaults that depend on both settings, once both are loaded: LOOPS=auto resolved
+ * (app_loops_auto), the engine told how many loops share its pipelined connections
+ * (dbc->pipeline_threads), WORKERS unset -> 64. */
+void app_config_settle(app_config *cfg, db_config *dbc);
 
 #endif

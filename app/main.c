@@ -84,11 +84,7 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
 {
     if (app_config_load(cfg, err, errlen) < 0 || db_config_from_env(dbc, err, errlen) < 0)
         return -1;
-    /* Handlers in progress are coroutines (a stack each, only touched pages resident): more than
-     * the pool has connections, since reads share pipelined connections and writes wait for one
-     * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
-    if (!cfg->workers)
-        cfg->workers = 64;
+    app_config_settle(cfg, dbc);
     auth_settings as = {.secret = cfg->jwt_secret,
                         .secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0,
                         .issuer = cfg->auth_issuer,

@@ -93,7 +93,7 @@ measure_api() {
   local pipeline=$1 port
   port=$(free_port)
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
-      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-1}" \
+      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="$pipeline" DB_POOL_MAX="${DB_POOL_MAX:-4}" \
       python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
   # warm the pool, then measure
@@ -149,7 +149,7 @@ done
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} LOOPS=${LOOPS:-1} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
+echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} LOOPS=${LOOPS:-auto} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
 echo "  pgbench -M extended    $(printf '%s' "$pgs" | median | xargs printf '%.0f') tps"
 for v in "${variants[@]}"; do
   m=()

@@ -8,6 +8,7 @@
 #        milliseconds added to every database round trip by tests/tools/faultproxy, "" to skip),
 #        DELAY_KINDS ("get list mix"), PERF (a directory: perf record of the server per kind), FSYNC (off | on: fsync=on and synchronous_commit=on, commits wait
 #        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, WORKERS, LOOPS
+#        (auto, the server's default: a loop per CPU, at most DB_PIPELINE_CONNS)
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
@@ -180,7 +181,7 @@ start_api() { # dburl
   local port
   port=$(free_port)
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
-      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-1}" \
+      APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
       python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
   api_port=$port
@@ -259,6 +260,7 @@ echo "endpoints.sh: $CONNS connections, ${DURATION}s each, $RUNS runs, fsync=$FS
 for run in $(seq 1 "$RUNS"); do
   echo "run $run (local):"
   start_api "$url"
+  ((run > 1)) || grep -o '[0-9]* loop(s), up to [0-9]* handler(s) each' "$tmp/api.log" | sed "s/^/  the API (LOOPS=${LOOPS:-auto}): /" || true
   timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$api_port" >/dev/null # warm-up
   for kind in $KINDS; do
     line=$(measure "$kind" "$run" "$url")

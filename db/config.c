@@ -93,5 +93,6 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
     cfg->pool_min_idle = (int)min_idle;
     cfg->pipeline_conns = (int)lanes;
     cfg->pipeline_write_conns = (int)wlanes;
+    cfg->pipeline_threads = 1;
     return 0;
 }

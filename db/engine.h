@@ -51,10 +51,17 @@ typedef struct db_config {
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
     bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
-    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections per loop for them, each with a batch */
+    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections for them, each with a batch, shared
+                           * among pipeline_threads (see there) */
     bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
                            * transaction (group commit) per batch, on lanes of their own */
-    int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections per loop for those */
+    int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
+    /* Threads that run sessions on this engine from a coroutine (the app's event loops; not from
+     * the environment, db_config_from_env sets 1). Pipelines are per thread, so each thread gets
+     * pipeline_conns / pipeline_threads read lanes and pipeline_write_conns / pipeline_threads
+     * write lanes, rounded down, at least one of each: the connections the process holds stay
+     * the two settings (what Neon's connection limits count), however many loops there are. */
+    int pipeline_threads;
 } db_config;
 
 #define DB_PIPELINE_CONNS_MAX 8

@@ -60,9 +60,9 @@ typedef struct chan {
  * that error: two single statements can deadlock only when one of them takes several row locks. */
 #define RACES 3
 
-/* Up to DB_PIPELINE_CONNS connections (lanes) per (loop thread, pool), each with its own batch in
- * flight. One lane runs every pipelined statement on one backend, that is on one CPU of the
- * server, and leaves the connection idle for the round trip between batches; two (the default)
+/* Up to DB_PIPELINE_CONNS connections (lanes) per pool, split among the loop threads (at least
+ * one each: db_config.pipeline_threads), each lane with its own batches in flight. One lane runs
+ * every pipelined statement on one backend, that is on one CPU of the server; two (the default)
  * keep two backends busy and overlap a distant database's round trips while holding at most two
  * connections, which is what Neon's connection limits reward (docs/benchmarks.md). Two pools per
  * engine at most, and tests may open a few engines in one process. */
@@ -84,8 +84,10 @@ static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
     int n = 0, lanes = writes ? p->cfg->pipeline_write_conns : p->cfg->pipeline_conns;
+    if (p->cfg->pipeline_threads > 1)
+        lanes /= p->cfg->pipeline_threads; /* the process's lanes, shared among the loops */
     if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
-        lanes = 1; /* a config not from db_config_from_env() */
+        lanes = 1; /* at least one per loop; or a config not from db_config_from_env() */
     for (int i = 0; i < CHANS && n < lanes; i++)
         if (chans[i].pool == p && chans[i].writes == writes)
             lane[n++] = &chans[i];

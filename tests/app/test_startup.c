@@ -1,6 +1,7 @@
 /* The real `api` binary: bad configuration exits non-zero with one line naming the variable and
  * never a password; good configuration serves /health. */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,9 @@ Test(startup, bad_values_name_the_variable)
         {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=staging", "APP_ENV must be one of"},
         {"DATABASE_URL='postgresql://u:hunter2@h/db?bogus=1'", "DATABASE_URL is not a valid"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db LOG_LEVEL=loud", "LOG_LEVEL must be one of"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db LOOPS=many",
+         "LOOPS must be \"auto\" or an integer from 1 to 64, got \"many\""},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db LOOPS=0", "LOOPS must be \"auto\" or"},
     };
     expect_config_errors(cases, sizeof cases / sizeof *cases);
 }
@@ -217,6 +221,44 @@ Test(startup, version_help_and_unknown_arguments)
     cr_assert_eq(pgtest_run(cmd, &out), 2, "%s", out);
     cr_assert(strstr(out, "unknown argument \"--bogus\""), "%s", out);
     free(out);
+}
+
+/* How many loops the server started with `env` (its startup line), run under `prefix` (taskset). */
+static int loops_started(const char *prefix, const char *env)
+{
+    char *url = pgtest_app_url();
+    int port = pgtest_free_port();
+    char cmd[4096], *out;
+    snprintf(cmd, sizeof cmd,
+             "cd /tmp && (env -i PATH=/usr/bin:/bin LOG_FORMAT=text APP_ENV=development %s "
+             "DATABASE_URL='%s' PORT=%d %s %s 2>&1 & pid=$!; "
+             "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && "
+             "break; sleep 0.05; done; kill -TERM $pid; wait $pid)",
+             env, url, port, prefix, pgtest_bin("api"), port);
+    int rc = pgtest_run(cmd, &out);
+    cr_assert_eq(rc, 0, "%s", out);
+    const char *at = strstr(out, " loop(s), up to ");
+    cr_assert(at, "no startup line: %s", out);
+    while (at > out && at[-1] >= '0' && at[-1] <= '9')
+        at--;
+    int n = atoi(at);
+    free(out);
+    free(url);
+    return n;
+}
+
+/* LOOPS=auto (the default): a loop per CPU the process may use, no more than DB_PIPELINE_CONNS
+ * (each loop pipelines on its own share of those connections). */
+Test(startup, loops_follow_the_cpus_and_the_pipelined_connections)
+{
+    cr_assert_eq(loops_started("taskset -c 0", "DB_PIPELINE_CONNS=8"), 1, "one CPU, one loop");
+    cr_assert_eq(loops_started("", "DB_PIPELINE_CONNS=1"), 1, "one read connection, one loop");
+    cr_assert_eq(loops_started("", "LOOPS=3"), 3, "an explicit count is kept");
+    cpu_set_t set;
+    cr_assert_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    if (CPU_COUNT(&set) >= 2) /* this machine: 2 CPUs, no cgroup limit below that */
+        cr_assert_eq(loops_started("taskset -c 0,1", ""), 2,
+                     "two CPUs, DB_PIPELINE_CONNS 2: two loops");
 }
 
 /* A second server on a taken port must fail loudly, not quietly take a share of the connections

@@ -335,6 +335,34 @@ Test(pipe, a_read_sent_while_a_batch_is_in_flight_takes_the_second_lane)
     free(url);
 }
 
+/* The lanes are the process's, shared among the loops: with DB_PIPELINE_CONNS=2 and two loops
+ * (pipeline_threads), this thread has one lane, so a read sent while its batch is in flight
+ * queues behind it on the same connection instead of opening a second. */
+Test(pipe, a_loop_gets_its_share_of_the_lanes)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "share");
+    cfg.pipeline_conns = 2;
+    cfg.pipeline_threads = 2;
+    db_engine *e = open_engine(&cfg);
+    job slow, quick;
+    job_read(&slow, e, "select pg_sleep(1), pg_backend_pid()", 0, NULL, NULL);
+    job_double(&quick, e, 3);
+    cr_assert_eq(spawn(&slow), 0);
+    later_jobs l = {&quick, 1};
+    spawn_after(&l, 0.2);
+    run_settled(20);
+    cr_assert_eq(slow.rc, 0, "%s", slow.err.message);
+    assert_doubled(&quick, 0, 3);
+    cr_assert_gt(quick.ms, 500, "it waited behind the slow batch (%.0f ms)", quick.ms);
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1, "one lane, one connection: connects %lu",
+                 (unsigned long)st.connects);
+    finish(e);
+    free(url);
+}
+
 /* Against a distant database (the fault proxy delaying every answer 1 s) a read queued while a
  * batch is in flight leaves at once behind it on the same connection: it waits one round trip,
  * not the rest of the earlier batch's plus its own. */

@@ -112,8 +112,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_http: %s\n", err);
         abort();
     }
-    if (!cfg.workers) /* as main.c does */
-        cfg.workers = 64;
+    app_config_settle(&cfg, &dbc); /* as main.c does */
     app.cfg = &cfg;
     json_t *doc = openapi_document();
     app.openapi_json = json_dumps(doc, JSON_COMPACT);
