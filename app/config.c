@@ -202,7 +202,7 @@ static int load_docs_cdn(app_config *cfg, char *e)
 static int load_loops(long *loops, char e[ENV_ERR_LEN])
 {
     const char *v = env_str("LOOPS", "auto");
-    if (!strcmp(v, "auto")) {
+    if (!strcasecmp(v, "auto")) {
         *loops = 0;
         return 0;
     }
@@ -214,25 +214,45 @@ static int load_loops(long *loops, char e[ENV_ERR_LEN])
     return 0;
 }
 
+/* The first number in file `path`, or -1. */
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* A container's CPU limit in whole CPUs (rounded up), or 0 when there is none. It is not visible
+ * in the affinity mask: Kubernetes' limits.cpu: 1 on a 16-core node shows 16 CPUs. */
+static long cgroup_cpu_limit(void)
+{
+    long quota = -1, period = -1;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r"); /* v2: "QUOTA PERIOD", or "max PERIOD" */
+    if (f) {
+        char q[32];
+        if (fscanf(f, "%31s %ld", q, &period) == 2 && strcmp(q, "max"))
+            quota = strtol(q, NULL, 10);
+        fclose(f);
+    } else { /* v1 (still on some nodes, and this project's podman): -1 quota is none */
+        quota = read_long("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+        period = read_long("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+    }
+    return quota > 0 && period > 0 ? (quota + period - 1) / period : 0;
+}
+
 int app_cpus_available(void)
 {
     cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    /* A container's CPU limit (cgroup v2 cpu.max: "QUOTA PERIOD", or "max PERIOD" without one) is
-     * not visible in the affinity mask: Kubernetes' limits.cpu: 1 on a 16-core node is 1 here. */
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-    if (f) {
-        char quota[32];
-        long period;
-        if (fscanf(f, "%31s %ld", quota, &period) == 2 && strcmp(quota, "max") && period > 0) {
-            long q = strtol(quota, NULL, 10);
-            long limit = q > 0 ? (q + period - 1) / period : 1;
-            if (limit < n)
-                n = (int)limit;
-        }
-        fclose(f);
-    }
-    return n < 1 ? 1 : n;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    long limit = cgroup_cpu_limit();
+    if (limit > 0 && limit < n)
+        n = limit;
+    return n < 1 ? 1 : (int)n;
 }
 
 int app_loops_auto(int pipeline_conns)

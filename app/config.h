@@ -52,8 +52,9 @@ typedef struct {
                                  the default): the files embedded in the binary, no network */
 } app_config;
 
-/* CPUs this process may run on: its affinity mask, lowered to a cgroup v2 CPU limit
- * (/sys/fs/cgroup/cpu.max, rounded up) when there is one. At least 1. */
+/* CPUs this process may run on: its affinity mask, lowered to its cgroup's CPU limit (a
+ * container's: v2 cpu.max or v1 cpu.cfs_quota_us / cpu.cfs_period_us, rounded up) when there is
+ * one. At least 1. */
 int app_cpus_available(void);
 
 /* What LOOPS=auto means: one event loop per available CPU, but no more loops than the pipelined

@@ -33,8 +33,8 @@ typedef struct loop {
     struct evhttp_bound_socket *bound;
     struct evbuffer *out;
     auth_cache *tokens;
-    int running;               /* handlers in progress (coroutines) */
-    exchange *backlog, *btail; /* requests waiting for one to finish (WORKERS reached) */
+    exchange *backlog, *btail; /* requests waiting for a handler (WORKERS reached) */
+    struct event *kick;        /* another loop's handler finished: start what waits here */
     exchange *free;            /* recycled exchanges */
     int nfree;
     pthread_t thread;
@@ -43,7 +43,13 @@ typedef struct loop {
 static struct {
     loop *loops;
     int nloops;
-    int handlers_per_loop;
+    /* WORKERS bounds the handlers in progress in the whole process, not per loop: a loop whose
+     * share were taken by a few slow requests would otherwise keep new requests waiting while
+     * another loop sits idle. A finished handler hands its place to its own loop's next waiting
+     * request, else gives it back and kicks the loops where requests wait. */
+    int workers;
+    atomic_int running;  /* handlers in progress, all loops */
+    atomic_int waiting;  /* requests in the loops' backlogs */
     atomic_int inflight; /* requests given to handlers and not yet replied */
     atomic_bool draining;
     double deadline;
@@ -97,27 +103,63 @@ static void handler_run(void *arg)
     dispatch_run(arg);
 }
 
-/* Back on the loop's stack: the reply, then the next request that waited for a handler. */
+/* A place among the WORKERS handlers in progress, if one is free. */
+static bool handler_claim(void)
+{
+    int n = atomic_load(&S.running);
+    while (n < S.workers)
+        if (atomic_compare_exchange_weak(&S.running, &n, n + 1))
+            return true;
+    return false;
+}
+
+/* The loop's oldest waiting request, removed from its backlog. */
+static exchange *backlog_pop(loop *lp)
+{
+    exchange *x = lp->backlog;
+    lp->backlog = x->next;
+    if (!lp->backlog)
+        lp->btail = NULL;
+    atomic_fetch_sub(&S.waiting, 1);
+    metrics_handler_wait(now_seconds() - x->t0);
+    return x;
+}
+
+/* Starts the loop's waiting requests while places are free. */
+static void backlog_drain(loop *lp)
+{
+    while (lp->backlog && handler_claim())
+        handler_start(lp, backlog_pop(lp));
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    backlog_drain(arg);
+}
+
+/* Back on the loop's stack: the reply, then the place goes to the next request that waited. */
 static void handler_done(void *arg)
 {
     exchange *x = arg;
     loop *lp = x->loop;
     dispatch_finish(x);
     atomic_fetch_sub(&S.inflight, 1);
-    lp->running--;
-    exchange *next = lp->backlog;
-    if (next) {
-        lp->backlog = next->next;
-        if (!lp->backlog)
-            lp->btail = NULL;
-        metrics_handler_wait(now_seconds() - next->t0);
-        handler_start(lp, next);
+    if (lp->backlog) { /* the place passes on, still claimed */
+        handler_start(lp, backlog_pop(lp));
+        return;
     }
+    atomic_fetch_sub(&S.running, 1);
+    /* seq_cst: a loop that queued a request after this load saw `running` lowered first */
+    if (atomic_load(&S.waiting) > 0)
+        for (int i = 0; i < S.nloops; i++)
+            if (&S.loops[i] != lp)
+                event_active(S.loops[i].kick, EV_READ, 1);
 }
 
+/* Runs x's handler in a coroutine, on a place already claimed. */
 static void handler_start(loop *lp, exchange *x)
 {
-    lp->running++;
     if (coro_spawn(handler_run, handler_done, x) < 0) {
         log_error("out of memory for a handler's stack");
         http_reply_detail(&x->res, 503, "Service Unavailable");
@@ -133,7 +175,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     if (!x)
         return;
     atomic_fetch_add(&S.inflight, 1);
-    if (lp->running < S.handlers_per_loop) {
+    if (!lp->backlog && handler_claim()) {
         handler_start(lp, x);
         return;
     }
@@ -143,6 +185,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
     else
         lp->backlog = x;
     lp->btail = x;
+    atomic_fetch_add(&S.waiting, 1);
+    backlog_drain(lp); /* a handler may have finished since the claim failed, and kicked no one */
 }
 
 /* The loop: held-back log lines are written once per iteration, before epoll may block. */
@@ -167,7 +211,8 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     lp->base = event_base_new_with_config(ec);
     event_config_free(ec);
     lp->http = lp->base ? evhttp_new(lp->base) : NULL;
-    if (!lp->http)
+    lp->kick = lp->base ? event_new(lp->base, -1, 0, on_kick, lp) : NULL;
+    if (!lp->http || !lp->kick)
         return -1;
     lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
@@ -214,6 +259,8 @@ static void loop_free(loop *lp)
         next = x->next;
         free(x);
     }
+    if (lp->kick)
+        event_free(lp->kick);
     if (lp->http)
         evhttp_free(lp->http);
     if (lp->out)
@@ -334,7 +381,7 @@ int server_run(void)
         return 1;
     }
     S.nloops = cfg->loops;
-    S.handlers_per_loop = (cfg->workers + S.nloops - 1) / S.nloops;
+    S.workers = cfg->workers;
     S.loops = calloc((size_t)S.nloops, sizeof *S.loops);
     int rc = 0;
     for (int i = 0; i < S.nloops; i++)
@@ -355,8 +402,8 @@ int server_run(void)
             log_error("could not start threads");
             rc = 1;
         } else {
-            log_info("listening on http://%s:%d (%d loop(s), up to %d handler(s) each)", cfg->host,
-                     cfg->port, S.nloops, S.handlers_per_loop);
+            log_info("listening on http://%s:%d (%d loop(s), up to %d handler(s) in all)",
+                     cfg->host, cfg->port, S.nloops, S.workers);
             loop_serve(&S.loops[0]);
         }
     }
