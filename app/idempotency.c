@@ -321,7 +321,7 @@ static PGresult *replay(idempotency *ctx, db_session *s, db_error *err)
 }
 
 static PGresult *hook(void *arg, db_session *s, const char *sql, int nparams,
-                      const char *const *params, db_error *err)
+                      const char *const *params, int format, db_error *err)
 {
     idempotency *ctx = arg;
     if (ctx->statements++) {
@@ -347,7 +347,7 @@ static PGresult *hook(void *arg, db_session *s, const char *sql, int nparams,
     all[nparams + 1] = ctx->req->idempotency_key;
     all[nparams + 2] = ctx->hash;
     all[nparams + 3] = ttl;
-    PGresult *r = db_query(s, wrapped, nparams + 4, all, err);
+    PGresult *r = db_query_format(s, wrapped, nparams + 4, all, format, err);
     free(wrapped);
     free(all);
     if (!r && err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, KEY_TAKEN))

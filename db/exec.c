@@ -61,13 +61,13 @@ void db_cancel(PGconn *pg)
 }
 
 PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *const *params,
-                       double timeout, double grace, bool *sent, bool *timed_out)
+                       int format, double timeout, double grace, bool *sent, bool *timed_out)
 {
     *sent = false;
     *timed_out = false;
     if (PQstatus(pg) != CONNECTION_OK)
         return NULL;
-    if (!PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, 0))
+    if (!PQsendQueryParams(pg, sql, nparams, NULL, params, NULL, NULL, format))
         return NULL;
     *sent = true;
     double deadline = timeout > 0 ? db_now() + timeout : 0;

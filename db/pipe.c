@@ -13,6 +13,7 @@ typedef struct item {
     const char *sql;
     int nparams;
     const char *const *params;
+    int format; /* of the results: 0 text, 1 binary */
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
@@ -179,7 +180,7 @@ static int send_batch(chan *ch)
         }
         it->first = !open;
         it->seq = ch->seq_sent;
-        if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, 0))
+        if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, it->format))
             return -1;
         open = true;
         if (it->alone) {
@@ -492,7 +493,8 @@ static void drive(void *arg)
 }
 
 PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
-                        int nparams, const char *const *params, bool *timed_out, db_error *err)
+                        int nparams, const char *const *params, int format, bool *timed_out,
+                        db_error *err)
 {
     chan *ch = chan_for(p, write);
     *timed_out = false;
@@ -506,7 +508,8 @@ PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, co
         return NULL;
     ch->timeout = timeout;
     ch->grace = grace;
-    item it = {.sql = sql, .nparams = nparams, .params = params, .co = coro_self()};
+    item it = {
+        .sql = sql, .nparams = nparams, .params = params, .format = format, .co = coro_self()};
     if (ch->qtail)
         ch->qtail->next = &it;
     else

@@ -56,8 +56,9 @@
  * past the deadline and the cancel's grace): a read is re-sent on a fresh connection after each of
  * its first two losses, then fails with TRANSIENT (08006); a write that may have run fails at once
  * with TRANSIENT (08006). *timed_out tells whether the batch's deadline passed (an error result is
- * then the cancel's 57014). */
+ * then the cancel's 57014). `format`: the results' format, 0 text, 1 binary. */
 PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
-                        int nparams, const char *const *params, bool *timed_out, db_error *err);
+                        int nparams, const char *const *params, int format, bool *timed_out,
+                        db_error *err);
 
 #endif

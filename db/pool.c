@@ -239,7 +239,7 @@ static bool looks_dead(PGconn *pg)
 static bool ping(db_pool *p, PGconn *pg)
 {
     bool sent, timed_out;
-    PGresult *r = db_exec_wait(pg, "", 0, NULL, p->cfg->connect_timeout, -1, &sent, &timed_out);
+    PGresult *r = db_exec_wait(pg, "", 0, NULL, 0, p->cfg->connect_timeout, -1, &sent, &timed_out);
     bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY && !timed_out;
     PQclear(r);
     return ok;

@@ -87,12 +87,12 @@ void db_pool_stats_add(db_pool *p, db_stats *out);
  * the result that decides the outcome (the first error, else the last result; the caller
  * PQclear()s it), or NULL when the connection failed or stayed silent: the connection must then
  * be discarded. *sent tells whether the statement left this process; *timed_out whether the
- * deadline passed. */
+ * deadline passed. `format`: the results' format, 0 text, 1 binary (libpq's resultFormat). */
 /* Asks the server to cancel what pg is running (PQcancel opens a connection of its own and blocks:
  * on a helper thread when in a coroutine). Failures are logged; the caller's deadline decides. */
 void db_cancel(PGconn *pg);
 
 PGresult *db_exec_wait(PGconn *pg, const char *sql, int nparams, const char *const *params,
-                       double timeout, double grace, bool *sent, bool *timed_out);
+                       int format, double timeout, double grace, bool *sent, bool *timed_out);
 
 #endif

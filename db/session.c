@@ -48,8 +48,8 @@ void db_session_close(db_session *s)
         PGTransactionStatusType ts = PQtransactionStatus(s->conn->pg);
         if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
             bool sent, timed_out;
-            PGresult *r = db_exec_wait(s->conn->pg, "ROLLBACK", 0, NULL, CLOSE_ROLLBACK_TIMEOUT, -1,
-                                       &sent, &timed_out);
+            PGresult *r = db_exec_wait(s->conn->pg, "ROLLBACK", 0, NULL, 0, CLOSE_ROLLBACK_TIMEOUT,
+                                       -1, &sent, &timed_out);
             s->broken = !r || PQresultStatus(r) != PGRES_COMMAND_OK || timed_out;
             PQclear(r);
         } else if (ts != PQTRANS_IDLE) {
@@ -123,12 +123,12 @@ PGconn *db_session_conn(db_session *s)
 /* One statement through the loop's pipeline: the outcomes of run() below, without the retry on a
  * fresh connection, which the pipeline does itself. */
 static PGresult *run_pipelined(db_session *s, const char *sql, int nparams,
-                               const char *const *params, db_error *err)
+                               const char *const *params, int format, db_error *err)
 {
     const db_config *cfg = &s->engine->cfg;
     bool timed_out;
     PGresult *r = db_pipe_query(s->pool, s->access == DB_READ_WRITE, cfg->statement_timeout,
-                                cancel_grace(cfg), sql, nparams, params, &timed_out, err);
+                                cancel_grace(cfg), sql, nparams, params, format, &timed_out, err);
     if (!r)
         return NULL;
     ExecStatusType st = PQresultStatus(r);
@@ -142,7 +142,7 @@ static PGresult *run_pipelined(db_session *s, const char *sql, int nparams,
 /* Runs one statement; `retry_ok` says whether it may be re-sent on a fresh connection when its
  * connection turns out dead. */
 static PGresult *run(db_session *s, const char *sql, int nparams, const char *const *params,
-                     bool retry_ok, bool is_commit, db_error *err)
+                     int format, bool retry_ok, bool is_commit, db_error *err)
 {
     if (own_conn(s, err) < 0)
         return NULL;
@@ -154,8 +154,9 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
         }
         PGconn *pg = s->conn->pg;
         bool in_tx = PQtransactionStatus(pg) != PQTRANS_IDLE, sent, timed_out;
-        PGresult *r = db_exec_wait(pg, sql, nparams, params, s->engine->cfg.statement_timeout,
-                                   cancel_grace(&s->engine->cfg), &sent, &timed_out);
+        PGresult *r =
+            db_exec_wait(pg, sql, nparams, params, format, s->engine->cfg.statement_timeout,
+                         cancel_grace(&s->engine->cfg), &sent, &timed_out);
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
@@ -189,18 +190,24 @@ static PGresult *run(db_session *s, const char *sql, int nparams, const char *co
     }
 }
 
-PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
-                   db_error *err)
+PGresult *db_query_format(db_session *s, const char *sql, int nparams, const char *const *params,
+                          int format, db_error *err)
 {
     if (s->hook && !s->in_hook) {
         s->in_hook = true;
-        PGresult *r = s->hook(s->hook_ctx, s, sql, nparams, params, err);
+        PGresult *r = s->hook(s->hook_ctx, s, sql, nparams, params, format, err);
         s->in_hook = false;
         return r;
     }
     if (s->pipelined)
-        return run_pipelined(s, sql, nparams, params, err);
-    return run(s, sql, nparams, params, s->access == DB_READ_ONLY, false, err);
+        return run_pipelined(s, sql, nparams, params, format, err);
+    return run(s, sql, nparams, params, format, s->access == DB_READ_ONLY, false, err);
+}
+
+PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
+                   db_error *err)
+{
+    return db_query_format(s, sql, nparams, params, DB_TEXT, err);
 }
 
 void db_session_set_query_hook(db_session *s, db_query_hook hook, void *ctx)
@@ -224,7 +231,7 @@ int db_begin(db_session *s, db_error *err)
     }
     /* BEGIN changes nothing, so it may be re-sent whatever the session's access */
     const char *sql = s->access == DB_READ_ONLY ? "BEGIN READ ONLY" : "BEGIN";
-    PGresult *r = run(s, sql, 0, NULL, true, false, err);
+    PGresult *r = run(s, sql, 0, NULL, DB_TEXT, true, false, err);
     PQclear(r);
     return r ? 0 : -1;
 }
@@ -233,7 +240,7 @@ int db_commit(db_session *s, db_error *err)
 {
     if (s->pipelined)
         return 0; /* no transaction was opened: like COMMIT outside one, nothing to do */
-    PGresult *r = run(s, "COMMIT", 0, NULL, false, true, err);
+    PGresult *r = run(s, "COMMIT", 0, NULL, DB_TEXT, false, true, err);
     if (!r)
         return -1;
     /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK */
@@ -251,7 +258,7 @@ int db_rollback(db_session *s, db_error *err)
 {
     if (s->pipelined)
         return 0;
-    PGresult *r = run(s, "ROLLBACK", 0, NULL, false, false, err);
+    PGresult *r = run(s, "ROLLBACK", 0, NULL, DB_TEXT, false, false, err);
     PQclear(r);
     /* a connection lost during the transaction took the transaction with it: nothing to undo */
     if (!r && s->broken)
