@@ -68,18 +68,25 @@ Test(startup, bad_values_name_the_variable)
     expect_config_errors(cases, sizeof cases / sizeof *cases);
 }
 
-Test(startup, serves_health_and_hides_password)
+/* Starts the api with `env` (under `prefix`: taskset, say), waits for /health to answer (its body
+ * goes to the output), stops it with SIGTERM; *out gets everything, "exit=N" last. */
+static int serve_once(const char *url, const char *prefix, const char *env, char **out)
 {
-    char *url = pgtest_app_url();
     int port = pgtest_free_port();
-    char cmd[4096], *out;
+    char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "cd /tmp && (env -i PATH=/usr/bin:/bin LOG_FORMAT=json APP_ENV=development "
-             "DATABASE_URL='%s' PORT=%d %s & pid=$!; "
+             "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development %s DATABASE_URL='%s' "
+             "PORT=%d %s %s 2>&1 & pid=$!; "
              "for i in $(seq 1 100); do curl -fsS http://127.0.0.1:%d/health && break; sleep 0.05; "
              "done; echo; kill -TERM $pid; wait $pid; echo exit=$?)",
-             url, port, pgtest_bin("api"), port);
-    int rc = pgtest_run(cmd, &out);
+             env, url, port, prefix, pgtest_bin("api"), port);
+    return pgtest_run(cmd, out);
+}
+
+Test(startup, serves_health_and_hides_password)
+{
+    char *url = pgtest_app_url(), *out;
+    int rc = serve_once(url, "", "LOG_FORMAT=json", &out);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "{\"status\":\"ok\"}"), "%s", out);
     cr_assert(strstr(out, "exit=0"), "%s", out);
@@ -226,17 +233,11 @@ Test(startup, version_help_and_unknown_arguments)
 /* How many loops the server started with `env` (its startup line), run under `prefix` (taskset). */
 static int loops_started(const char *prefix, const char *env)
 {
-    char *url = pgtest_app_url();
-    int port = pgtest_free_port();
-    char cmd[4096], *out;
-    snprintf(cmd, sizeof cmd,
-             "cd /tmp && (env -i PATH=/usr/bin:/bin LOG_FORMAT=text APP_ENV=development %s "
-             "DATABASE_URL='%s' PORT=%d %s %s 2>&1 & pid=$!; "
-             "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && "
-             "break; sleep 0.05; done; kill -TERM $pid; wait $pid)",
-             env, url, port, prefix, pgtest_bin("api"), port);
-    int rc = pgtest_run(cmd, &out);
+    char *url = pgtest_app_url(), *out, e[256];
+    snprintf(e, sizeof e, "LOG_FORMAT=text %s", env);
+    int rc = serve_once(url, prefix, e, &out);
     cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "exit=0"), "%s", out);
     const char *at = strstr(out, " loop(s), up to ");
     cr_assert(at, "no startup line: %s", out);
     while (at > out && at[-1] >= '0' && at[-1] <= '9')
