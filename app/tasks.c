@@ -15,7 +15,7 @@
 /* Timestamps leave PostgreSQL as UTC timestamps and become ISO 8601 here (db_value_iso_time):
  * cheaper than to_char() on the server, and independent of the session's TimeZone. The task
  * statements ask for binary results (DB_BINARY): the server then skips the text conversion of
- * every value, a tenth of its work for a page of tasks (docs/benchmarks.md). */
+ * every value, about a sixth of its work for a page of tasks (docs/benchmarks.md). */
 #define TASK_COLS                                                                                  \
     "id, user_id, title, description, completed, created_at at time zone 'UTC', "                  \
     "updated_at at time zone 'UTC'"

@@ -142,9 +142,10 @@ enum { DB_TEXT = 0, DB_BINARY = 1 };
 
 /* db_query with the results in `format`: DB_BINARY asks PostgreSQL for its binary send format
  * (bigint: 8 bytes big-endian; boolean: 1 byte; timestamp: int64 microseconds since 2000-01-01;
- * text: its bytes), which spares the server the text conversion of every value (a tenth of its CPU
- * for a page of tasks with their timestamps: docs/benchmarks.md). Every column is in that format,
- * except in results made by a hook (a replay: see db_query_hook); read PQfformat() per column. */
+ * text: its bytes), which spares the server the text conversion of every value (about a sixth of
+ * its CPU for a page of tasks with their timestamps: docs/benchmarks.md). Every column is in that
+ * format, except in results made by a hook (a replay: see db_query_hook); read PQfformat() per
+ * column. */
 PGresult *db_query_format(db_session *s, const char *sql, int nparams, const char *const *params,
                           int format, db_error *err);
 
