@@ -1,9 +1,9 @@
 /* coro_loop: the test thread's libevent loop with coroutines on it, the way the API's loops run
  * them, for the suites whose sessions run in coroutines (test_pipe.c, test_pipe_writes.c). Each
- * suite defines its own `job` and spawns it with coro_spawn (L->pending counts the unfinished
- * ones); open_engine() opens the engine and this loop, run_settled() runs it until every job
- * finished and no pool connection is borrowed, finish() closes both. Include after
- * engine_support.h. */
+ * suite defines its own `job` and spawn_all() (coro_spawn; L->pending counts the unfinished
+ * ones), and spawn_after() here spawns some of them later; open_engine() opens the engine and this
+ * loop, run_settled() runs it until every job finished and no pool connection is borrowed, finish()
+ * closes both. Include after engine_support.h. */
 #ifndef TESTS_DB_CORO_LOOP_H
 #define TESTS_DB_CORO_LOOP_H
 
@@ -106,6 +106,30 @@ static inline db_stats stats(db_engine *e)
     db_stats st;
     db_engine_stats(e, &st);
     return st;
+}
+
+/* Jobs spawned later, from the loop: each suite defines spawn_all(jobs, n) for its own job type
+ * (an array of n). */
+static void spawn_all(void *jobs, int n);
+
+typedef struct {
+    void *jobs;
+    int n;
+} later_jobs;
+
+static inline void spawn_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    later_jobs *l = arg;
+    spawn_all(l->jobs, l->n);
+}
+
+/* Spawns l's jobs after `seconds`: once the batch of those spawned now has left (its lane is
+ * then no longer gathering, so these take another lane). */
+static inline void spawn_after(later_jobs *l, double seconds)
+{
+    struct timeval tv = {0, (suseconds_t)(seconds * 1e6)};
+    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_later_cb, l, &tv), 0);
 }
 
 #endif

@@ -122,10 +122,10 @@ static void setup(db_config *cfg, char *url, char *app, const char *what)
     cfg->pipeline = true;
 }
 
-static void spawn_all(job *jobs, int n)
+static void spawn_all(void *jobs, int n)
 {
     for (int i = 0; i < n; i++)
-        cr_assert_eq(spawn(&jobs[i]), 0, "coroutine %d", i);
+        cr_assert_eq(spawn((job *)jobs + i), 0, "coroutine %d", i);
 }
 
 /* Asserts job i of `select $1::int * 2, ...` answered 2*k. */
@@ -266,24 +266,6 @@ Test(pipe, sessions_in_a_row_from_many_coroutines_keep_sharing_one_connection)
 /* With DB_PIPELINE_CONNS=2, a read queued while a batch is in flight leaves at once on a second
  * connection instead of waiting for that batch; with both lanes busy, the next read joins the
  * batch that left first: never more than two connections. */
-typedef struct {
-    job *jobs;
-    int n;
-} later_jobs;
-
-static void spawn_later_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    later_jobs *l = arg;
-    spawn_all(l->jobs, l->n);
-}
-
-static void spawn_after(later_jobs *l, double seconds)
-{
-    struct timeval tv = {0, (suseconds_t)(seconds * 1e6)};
-    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_later_cb, l, &tv), 0);
-}
-
 Test(pipe, a_read_sent_while_a_batch_is_in_flight_takes_the_second_lane)
 {
     char *url = pgtest_app_url(), app[64];

@@ -90,32 +90,12 @@ static void job_done(void *arg)
     L->pending--;
 }
 
-static void spawn_all(job *jobs, int n)
+static void spawn_all(void *jobs, int n)
 {
     for (int i = 0; i < n; i++) {
         L->pending++;
-        cr_assert_eq(coro_spawn(job_run, job_done, &jobs[i]), 0, "coroutine %d", i);
+        cr_assert_eq(coro_spawn(job_run, job_done, (job *)jobs + i), 0, "coroutine %d", i);
     }
-}
-
-typedef struct {
-    job *jobs;
-    int n;
-} later_jobs;
-
-static void spawn_later_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    later_jobs *l = arg;
-    spawn_all(l->jobs, l->n);
-}
-
-/* Spawns l's jobs after `seconds`: once the batch of those spawned now has left (its lane is
- * then no longer gathering, so these take another lane). */
-static void spawn_after(later_jobs *l, double seconds)
-{
-    struct timeval tv = {0, (suseconds_t)(seconds * 1e6)};
-    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, spawn_later_cb, l, &tv), 0);
 }
 
 static void setup(db_config *cfg, char *url, char *app, const char *what)
