@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <openssl/rand.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,12 @@ static void set_request_id(exchange *x, const char *given)
             return;
         }
     }
+    /* Seeded from the kernel: OpenSSL's first RAND_bytes sets up its generator (configuration
+     * file, DRBG), ~2 ms that fell on the first request, the /health a deploy waits for. */
     static _Thread_local unsigned long long state[2];
-    if (!state[0] && !state[1] && RAND_bytes((unsigned char *)state, sizeof state) != 1)
+    if (!state[0] && !state[1] &&
+        getrandom(state, sizeof state, GRND_NONBLOCK) != (ssize_t)sizeof state &&
+        RAND_bytes((unsigned char *)state, sizeof state) != 1)
         state[0] = (unsigned long long)time(NULL) | 1;
     unsigned long long out[2];
     for (int i = 0; i < 2; i++) { /* xorshift128+: ids need to be unique, not secret */
