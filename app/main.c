@@ -11,7 +11,7 @@
 #include "app/config.h"
 #include "app/healthcheck.h"
 #include "app/jwks.h"
-#include "app/openapi.h"
+#include "app/ops.h"
 #include "app/router.h"
 #include "app/server.h"
 #include "core/env.h"
@@ -54,11 +54,13 @@ static void print_dev_token(const app_config *cfg)
     free(token);
 }
 
-/* Startup check, off the critical path (a Neon compute may take seconds to wake): warn when the
+/* Startup work off the critical path, beside the loops that already serve: the OpenAPI document's
+ * text (~1 ms), then the schema check (a Neon compute may take seconds to wake): warn when the
  * database is behind the migrations this binary was built with. The app never migrates itself. */
 static void *check_schema(void *arg)
 {
     (void)arg;
+    ops_openapi_build();
     db_session *s;
     db_error err;
     char version[64] = "";
@@ -95,17 +97,7 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (router_init(err, errlen) < 0)
-        return -1;
-    json_t *doc = openapi_document();
-    app.openapi_json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!app.openapi_json) {
-        snprintf(err, errlen, "could not build the OpenAPI document");
-        return -1;
-    }
-    app.openapi_len = strlen(app.openapi_json);
-    return 0;
+    return router_init(err, errlen);
 }
 
 static const char usage[] =
@@ -161,14 +153,12 @@ int main(int argc, char **argv)
     app.cfg = &cfg;
     if (setup(&cfg, &dbc, err, sizeof err) < 0) {
         log_error("%s", err);
-        free(app.openapi_json);
         return 2;
     }
     db_error derr;
     app.engine = db_engine_open(&dbc, &derr);
     if (!app.engine) {
         log_error("%s", derr.message);
-        free(app.openapi_json);
         return 2;
     }
     if (cfg.jwt_generated)
@@ -183,7 +173,6 @@ int main(int argc, char **argv)
     if (cfg.jwks_url && jwks_start(&jc) < 0) {
         log_error("could not start the JWKS fetcher");
         db_engine_close(app.engine);
-        free(app.openapi_json);
         return 1;
     }
     pthread_t checker;
@@ -193,7 +182,6 @@ int main(int argc, char **argv)
         pthread_join(checker, NULL);
     jwks_stop();
     db_engine_close(app.engine);
-    free(app.openapi_json);
     auth_configure("", 0);
     log_info("stopped");
     return rc;

@@ -9,6 +9,7 @@
 
 #include "app/docs_assets.h"
 #include "app/metrics.h"
+#include "app/openapi.h"
 #include "app/server.h"
 #include "core/log.h"
 #include "db/schema_version.h"
@@ -71,10 +72,30 @@ int ops_metrics(const http_request *req, db_session *s, http_response *res)
     return 0;
 }
 
+static char *openapi_text; /* NULL: out of memory when it was built */
+static size_t openapi_len;
+static pthread_once_t openapi_once = PTHREAD_ONCE_INIT;
+
+static void build_openapi(void)
+{
+    json_t *doc = openapi_document();
+    openapi_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    openapi_len = openapi_text ? strlen(openapi_text) : 0;
+    json_decref(doc);
+}
+
+void ops_openapi_build(void)
+{
+    pthread_once(&openapi_once, build_openapi);
+}
+
 int ops_openapi(const http_request *req, db_session *s, http_response *res)
 {
     (void)req, (void)s;
-    return http_reply_raw(res, 200, "application/json", app.openapi_json, app.openapi_len);
+    ops_openapi_build();
+    if (!openapi_text)
+        return http_reply_detail(res, 500, "Internal Server Error");
+    return http_reply_raw(res, 200, "application/json", openapi_text, openapi_len);
 }
 
 /* ---- /docs and /redoc ----

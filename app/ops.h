@@ -14,4 +14,10 @@ int ops_openapi(const http_request *req, db_session *s, http_response *res);
 int ops_docs(const http_request *req, db_session *s, http_response *res);
 int ops_redoc(const http_request *req, db_session *s, http_response *res);
 
+/* Builds the served OpenAPI document (JSON text, kept for the process's life) if not built yet;
+ * thread-safe. ops_openapi builds it on first use; main calls this off the startup path, so
+ * that neither the listening socket nor the first /openapi.json waits for the ~1 ms it takes.
+ * Call after router_init. */
+void ops_openapi_build(void);
+
 #endif

@@ -25,8 +25,6 @@
 typedef struct app_ctx {
     const app_config *cfg;
     db_engine *engine;
-    char *openapi_json; /* the generated document (openapi.c), owned here */
-    size_t openapi_len;
 } app_ctx;
 
 extern app_ctx app;

@@ -18,7 +18,6 @@
 
 #include "app/auth.h"
 #include "app/config.h"
-#include "app/openapi.h"
 #include "app/router.h"
 #include "app/server.h"
 #include "core/log.h"
@@ -114,10 +113,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     app_config_settle(&cfg, &dbc); /* as main.c does */
     app.cfg = &cfg;
-    json_t *doc = openapi_document();
-    app.openapi_json = json_dumps(doc, JSON_COMPACT);
-    app.openapi_len = strlen(app.openapi_json);
-    json_decref(doc);
     db_error derr;
     app.engine = db_engine_open(&dbc, &derr);
     if (!app.engine) {
