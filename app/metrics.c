@@ -34,6 +34,9 @@ static struct {
     unsigned long count;
     double seconds;
 } handler_wait;
+#define MAX_LOOPS 64 /* LOOPS' bound (config.c) */
+static unsigned long accepted[MAX_LOOPS];
+static int nloops;
 
 static const char *label(int i)
 {
@@ -50,6 +53,22 @@ void metrics_handler_wait(double seconds)
     pthread_mutex_lock(&lock);
     handler_wait.count++;
     handler_wait.seconds += seconds;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_set_loops(int loops)
+{
+    pthread_mutex_lock(&lock);
+    nloops = loops < 0 ? 0 : loops > MAX_LOOPS ? MAX_LOOPS : loops;
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_connection_accepted(int loop)
+{
+    if (loop < 0 || loop >= MAX_LOOPS)
+        return;
+    pthread_mutex_lock(&lock);
+    accepted[loop]++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -159,6 +178,9 @@ char *metrics_render(db_engine *engine)
     memcpy(snap, stats, sizeof stats);
     unsigned long wcount = handler_wait.count;
     double wsum = handler_wait.seconds;
+    int loops = nloops;
+    unsigned long acc[MAX_LOOPS];
+    memcpy(acc, accepted, sizeof acc);
     pthread_mutex_unlock(&lock);
     char *out = NULL;
     size_t len = 0;
@@ -172,6 +194,13 @@ char *metrics_render(db_engine *engine)
                 "http_handler_wait_seconds_sum %.6f\n"
                 "http_handler_wait_seconds_count %lu\n",
                 wsum, wcount);
+        if (loops > 0)
+            fputs("# HELP http_connections_accepted_total Connections accepted, by event loop "
+                  "(LOOPS).\n"
+                  "# TYPE http_connections_accepted_total counter\n",
+                  f);
+        for (int i = 0; i < loops; i++)
+            fprintf(f, "http_connections_accepted_total{loop=\"%d\"} %lu\n", i, acc[i]);
         if (engine)
             render_pool(f, engine);
         jwks_metrics(f);

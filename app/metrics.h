@@ -14,6 +14,12 @@ void metrics_observe(int route_index, int status, double seconds);
 /* Records how long a request waited for a free handler (only requests that had to wait). */
 void metrics_handler_wait(double seconds);
 
+/* The server's loop count (server_run, before serving): one accepted-connections series each. */
+void metrics_set_loops(int loops);
+
+/* Records a connection accepted by loop `loop` (0 .. loops-1). */
+void metrics_connection_accepted(int loop);
+
 /* Returns the exposition text (malloc'd, caller frees). engine may be NULL (no pool figures). */
 char *metrics_render(db_engine *engine);
 

@@ -35,6 +35,7 @@ typedef struct loop {
     auth_cache *tokens;
     exchange *backlog, *btail; /* requests waiting for a handler (WORKERS reached) */
     struct event *kick;        /* another loop's handler finished: start what waits here */
+    struct event *turn;        /* the previous loop accepted a connection: this one accepts next */
     exchange *free;            /* recycled exchanges */
     int nfree;
     pthread_t thread;
@@ -189,6 +190,33 @@ static void on_request(struct evhttp_request *ev, void *arg)
     backlog_drain(lp); /* a handler may have finished since the claim failed, and kicked no one */
 }
 
+/* Connections go to the loops in turn. The loops share one listening socket, so every idle loop
+ * wakes for a new connection and the first to run accepts all that are queued: wrk's 32 at once,
+ * or the few keep-alive connections of a proxy, could all land on one loop, leaving the others'
+ * CPU and their share of the pipelined database connections (DB_PIPELINE_CONNS is split among
+ * the loops) unused, by chance, for the life of the connections. Instead one loop at a time
+ * listens; each accepted connection passes the turn on. libevent calls this for every connection
+ * it accepts, and stops accepting when the callback disabled the listener. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+    (void)base;
+    loop *lp = arg;
+    metrics_connection_accepted(lp->index);
+    if (S.nloops > 1 && lp->bound) {
+        evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound));
+        event_active(S.loops[(lp->index + 1) % S.nloops].turn, EV_READ, 1);
+    }
+    return NULL; /* libevent makes the connection's bufferevent */
+}
+
+static void on_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    loop *lp = arg;
+    if (lp->bound) /* NULL once draining (stop_accepting) */
+        evconnlistener_enable(evhttp_bound_socket_get_listener(lp->bound));
+}
+
 /* The loop: held-back log lines are written once per iteration, before epoll may block. */
 static void loop_run(loop *lp)
 {
@@ -212,7 +240,8 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     event_config_free(ec);
     lp->http = lp->base ? evhttp_new(lp->base) : NULL;
     lp->kick = lp->base ? event_new(lp->base, -1, 0, on_kick, lp) : NULL;
-    if (!lp->http || !lp->kick)
+    lp->turn = lp->base ? event_new(lp->base, -1, 0, on_turn, lp) : NULL;
+    if (!lp->http || !lp->kick || !lp->turn)
         return -1;
     lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
@@ -228,8 +257,8 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
         evutil_socket_t fd =
             dup(evconnlistener_get_fd(evhttp_bound_socket_get_listener(S.loops[0].bound)));
         l = fd >= 0 && evutil_make_socket_nonblocking(fd) == 0
-                ? evconnlistener_new(lp->base, NULL, NULL, flags, -1,
-                                     fd) /* -1: already listening */
+                ? evconnlistener_new(lp->base, NULL, NULL, flags | LEV_OPT_DISABLED, -1,
+                                     fd) /* -1: already listening; the first loop's turn */
                 : NULL;
         if (!l && fd >= 0)
             close(fd);
@@ -250,6 +279,7 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     evhttp_set_default_content_type(lp->http, "application/json");
     evhttp_set_flags(lp->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(lp->http, on_request, lp);
+    evhttp_set_bevcb(lp->http, on_accept, lp);
     return 0;
 }
 
@@ -261,6 +291,8 @@ static void loop_free(loop *lp)
     }
     if (lp->kick)
         event_free(lp->kick);
+    if (lp->turn)
+        event_free(lp->turn);
     if (lp->http)
         evhttp_free(lp->http);
     if (lp->out)
@@ -383,6 +415,7 @@ int server_run(void)
     S.nloops = cfg->loops;
     S.workers = cfg->workers;
     S.loops = calloc((size_t)S.nloops, sizeof *S.loops);
+    metrics_set_loops(S.nloops);
     int rc = 0;
     for (int i = 0; i < S.nloops; i++)
         if (rc == 0 && loop_init(&S.loops[i], i, &sa) < 0) {

@@ -225,13 +225,73 @@ Test(resilience, concurrent_reads_of_many_users_each_get_their_own_item)
     cr_assert_eq(api_stop(&srv), 0);
 }
 
+/* The `loop` label's value of http_connections_accepted_total in a /metrics body, or -1. */
+static long accepted_by(const char *metrics, int loop)
+{
+    char key[96];
+    snprintf(key, sizeof key, "\nhttp_connections_accepted_total{loop=\"%d\"} ", loop);
+    const char *at = strstr(metrics, key);
+    return at ? atol(at + strlen(key)) : -1;
+}
+
+/* Connections accepted by each of 3 loops, from /metrics (whose own connection counts). */
+static void accepted_now(int port, long a[3])
+{
+    api_response *m = api_call(port, "GET", "/metrics", NULL, NULL);
+    EXPECT(m, 200);
+    for (int i = 0; i < 3; i++) {
+        a[i] = accepted_by(m->body, i);
+        cr_assert_geq(a[i], 0, "no series for loop %d:\n%s", i, m->body);
+    }
+    cr_expect_eq(accepted_by(m->body, 3), -1, "a series for a loop that does not exist");
+    api_response_free(m);
+}
+
+/* Connections go to the loops in turn, however they arrive: nine opened at once (all queued on
+ * the listening socket before a loop wakes, where the first loop to run used to accept every one
+ * of them) and kept open, plus the second /metrics request's own: three per loop and one more. */
+Test(resilience, connections_take_turns_among_the_loops)
+{
+    api_server srv;
+    fw_serve(&srv, "LOOPS=3");
+    long a0[3], a1[3];
+    accepted_now(srv.port, a0); /* the startup's probes are counted too */
+    enum { N = 9 };
+    int fd[N];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    for (int i = 0; i < N; i++) {
+        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fd[i] >= 0 && connect(fd[i], (struct sockaddr *)&sa, sizeof sa) == 0);
+    }
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < N; i++) { /* each answered on a kept-alive connection: accepted */
+        cr_assert_eq(write(fd[i], req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+        struct pollfd p = {.fd = fd[i], .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 5000), 1, "connection %d got no answer", i);
+        char buf[512];
+        ssize_t n = read(fd[i], buf, sizeof buf - 1);
+        cr_assert(n > 12 && !strncmp(buf, "HTTP/1.1 200", 12), "connection %d", i);
+    }
+    accepted_now(srv.port, a1);
+    long d[3] = {a1[0] - a0[0], a1[1] - a0[1], a1[2] - a0[2]};
+    cr_expect(d[0] + d[1] + d[2] == N + 1 && d[0] >= 3 && d[0] <= 4 && d[1] >= 3 && d[1] <= 4 &&
+                  d[2] >= 3 && d[2] <= 4,
+              "connections accepted by each loop: %ld %ld %ld", d[0], d[1], d[2]);
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    cr_assert_eq(api_stop(&srv), 0);
+}
+
 /* WORKERS bounds the handlers in progress: with one, a request arriving while a DELETE waits on
  * a row lock waits its turn (and is counted in http_handler_wait_seconds), then gets its answer;
- * /health, answered on the loop, never waits. */
+ * /health, answered on the loop, never waits. Two loops, which take connections in turn (one per
+ * request here): the DELETE and the GET land on different loops, so the GET's place is handed
+ * over by the other loop's finished DELETE (server.c's kick). */
 Test(resilience, workers_bounds_handlers_in_progress)
 {
     api_server srv;
-    fw_serve(&srv, "WORKERS=1");
+    fw_serve(&srv, "WORKERS=1 LOOPS=2");
     char *u = api_user("bound");
     long long locked = create(srv.port, u, "locked"), other = create(srv.port, u, "free");
     PGconn *holder = lock_item(locked);
@@ -263,6 +323,8 @@ Test(resilience, workers_bounds_handlers_in_progress)
     const char *c = strstr(m->body, "\nhttp_handler_wait_seconds_count ");
     cr_assert(c, "%s", m->body);
     cr_expect_geq(atoi(c + strlen("\nhttp_handler_wait_seconds_count ")), 1);
+    long a0 = accepted_by(m->body, 0), a1 = accepted_by(m->body, 1);
+    cr_expect(a0 > 0 && a1 > 0 && labs(a0 - a1) <= 1, "the loops took turns: %ld %ld", a0, a1);
     api_response_free(m);
     cr_assert_eq(api_stop(&srv), 0);
     free(u);
