@@ -559,7 +559,9 @@ void jwks_wait(void)
     coro_parker_init(&w.parker);
     pthread_mutex_lock(&J.mu);
     unsigned long start = J.done;
-    if (J.fetching || J.asked) {
+    /* counted here, under the lock that admits: jwks_request_refresh's check is only a first
+     * filter (requests of several loops may pass it together before any of them waits) */
+    if ((J.fetching || J.asked) && J.nwaiting < MAX_WAITING) {
         w.next = J.waiters;
         J.waiters = &w;
         J.nwaiting++;

@@ -96,7 +96,8 @@ bool jwks_serial_live(unsigned long serial);
 bool jwks_request_refresh(void);
 
 /* Waits (parking the coroutine, or blocking a plain thread) until the fetch running or asked
- * for at the call has finished (at most the fetch timeout and a second). */
+ * for at the call has finished (at most the fetch timeout and a second). Returns at once when
+ * 16 requests already wait. */
 void jwks_wait(void);
 
 /* Seconds until the next fetch attempt, at least 1 (for Retry-After). */
