@@ -190,6 +190,14 @@ start_api() { # dburl
   # lanes would open connections of their own beside it and "db conns" would count that one too
   for _ in $(seq 1 100); do (($(grep -c 'schema' "$tmp/api.log") > checks)) && break; sleep 0.05; done
 }
+# One second of the mix before measuring: every lane, read and write, then has its pooled
+# connection open, as pgbench's connections are open before its clock starts. A GET warm-up left
+# the write lanes to open theirs inside the first write measurement (through the delay proxy a
+# connection's startup and authentication take about four round trips).
+warm_up() {
+  timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/mix.lua" "http://127.0.0.1:$api_port" >/dev/null
+  restore
+}
 stop_api() { kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""; }
 held() { # the API's open database connections, from /metrics
   curl -s "http://127.0.0.1:$api_port/metrics" | awk '/^db_pool_connections\{state="open"\}/ {print $2}'
@@ -265,7 +273,7 @@ for run in $(seq 1 "$RUNS"); do
   echo "run $run (local):"
   start_api "$url"
   ((run > 1)) || grep -o '[0-9]* loop(s), up to [0-9]* handler(s) in all' "$tmp/api.log" | sed "s/^/  the API (LOOPS=${LOOPS:-auto}): /" || true
-  timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$api_port" >/dev/null # warm-up
+  warm_up
   for kind in $KINDS; do
     line=$(measure "$kind" "$run" "$url")
     echo "$line" >> "$tmp/local"
@@ -284,7 +292,7 @@ for d in ${PROXY:+$DELAYS}; do
   for run in $(seq 1 "$RUNS"); do
     echo "run $run (every database round trip + $d ms):"
     start_api "$purl"
-    timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$api_port" >/dev/null
+    warm_up
     for kind in $DELAY_KINDS; do
       line=$(measure "$kind" "$run" "$purl")
       echo "$line" >> "$tmp/delay$d"
