@@ -179,6 +179,7 @@ pgb() { # kind dburl -> "tps p50 p99 busy"
 
 start_api() { # dburl
   local port checks
+  rm -f "$tmp/writes-warm"
   checks=$(grep -c 'schema' "$tmp/api.log" 2>/dev/null || true)
   port=$(free_port)
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
@@ -190,13 +191,15 @@ start_api() { # dburl
   # lanes would open connections of their own beside it and "db conns" would count that one too
   for _ in $(seq 1 100); do (($(grep -c 'schema' "$tmp/api.log") > checks)) && break; sleep 0.05; done
 }
-# One second of the mix before measuring: every lane, read and write, then has its pooled
-# connection open, as pgbench's connections are open before its clock starts. A GET warm-up left
-# the write lanes to open theirs inside the first write measurement (through the delay proxy a
-# connection's startup and authentication take about four round trips).
-warm_up() {
-  timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/mix.lua" "http://127.0.0.1:$api_port" >/dev/null
-  restore
+# One second of load before measuring, so the lanes have their pooled connections open, as
+# pgbench's connections are open before its clock starts: GETs when the API starts (the read
+# lanes), and the kind itself before the first kind that writes (the write lanes; through the
+# delay proxy a connection's startup and authentication take about four round trips). Not the
+# mix at the start: the write lanes' connections would then sit idle in the pool during the GET
+# measurement, where the connections the API holds are one of the figures.
+warm_up() { # kind
+  timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/$1.lua" "http://127.0.0.1:$api_port" >/dev/null
+  if writes "$1"; then restore; touch "$tmp/writes-warm"; fi
 }
 stop_api() { kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""; }
 held() { # the API's open database connections, from /metrics
@@ -233,6 +236,7 @@ wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns busy"
 # kind pg_tps pg_p50 pg_p99 pg_busy api_rps api_p50 api_p99 cpu_us non2xx api_conns api_busy share
 measure() { # kind run dburl
   local kind=$1 run=$2 dburl=$3 pgl apil
+  if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then warm_up "$kind"; fi
   if ((run % 2)); then
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
     apil=$(wrk_api "$kind"); deletes "$kind" && restore
@@ -273,7 +277,7 @@ for run in $(seq 1 "$RUNS"); do
   echo "run $run (local):"
   start_api "$url"
   ((run > 1)) || grep -o '[0-9]* loop(s), up to [0-9]* handler(s) in all' "$tmp/api.log" | sed "s/^/  the API (LOOPS=${LOOPS:-auto}): /" || true
-  warm_up
+  warm_up get
   for kind in $KINDS; do
     line=$(measure "$kind" "$run" "$url")
     echo "$line" >> "$tmp/local"
@@ -292,7 +296,7 @@ for d in ${PROXY:+$DELAYS}; do
   for run in $(seq 1 "$RUNS"); do
     echo "run $run (every database round trip + $d ms):"
     start_api "$purl"
-    warm_up
+    warm_up get
     for kind in $DELAY_KINDS; do
       line=$(measure "$kind" "$run" "$purl")
       echo "$line" >> "$tmp/delay$d"
