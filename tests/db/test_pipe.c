@@ -383,6 +383,113 @@ Test(pipe, a_read_queued_behind_a_batch_in_flight_waits_one_round_trip)
     free(url);
 }
 
+/* ---- gathering: statements that arrive while a batch is in flight (DB_PIPELINE_GATHER) ---- */
+
+/* Doubles $1 and counts the statements of its batch so far: a batch is one implicit transaction,
+ * and a transaction-local setting lives as long as it does. */
+static const char *const NTH_SQL =
+    "select $1::int * 2, set_config('pipe.nth', (coalesce(nullif(current_setting('pipe.nth', "
+    "true), ''), '0')::int + 1)::text, true)";
+
+/* One read in flight for 0.6 s and three more arriving 0.15 s apart meanwhile, on one lane.
+ * Checks every answer; returns the position of the last late read in its batch: 3 when the three
+ * left together, 1 when each left in a batch of its own. */
+static int late_reads_batched(db_engine *e)
+{
+    job slow, late[3];
+    job_read(&slow, e, "select pg_sleep(0.6), 1", 0, NULL, NULL);
+    for (int i = 0; i < 3; i++) {
+        char p[16];
+        snprintf(p, sizeof p, "%d", 10 + i);
+        job_read(&late[i], e, NTH_SQL, 1, p, NULL);
+    }
+    cr_assert_eq(spawn(&slow), 0);
+    later_jobs l[3] = {{&late[0], 1}, {&late[1], 1}, {&late[2], 1}};
+    for (int i = 0; i < 3; i++)
+        spawn_after(&l[i], 0.1 + 0.15 * i);
+    run_settled(20);
+    cr_assert_eq(slow.rc, 0, "%s", slow.err.message);
+    int most = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_doubled(&late[i], i, 10 + i);
+        most = atoi(late[i].v1) > most ? atoi(late[i].v1) : most;
+    }
+    return most;
+}
+
+/* Reads arriving 0.15 s apart while a 0.6 s read is in flight, on one lane, with DB_PIPELINE_GATHER
+ * `g`: returns late_reads_batched (one engine per test: PCL keeps a thread's coroutine context). */
+static int late_reads_with(db_gather g, const char *what)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, what);
+    cfg.pipeline_gather = g;
+    db_engine *e = open_engine(&cfg);
+    int most = late_reads_batched(e);
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1, "one lane, one connection (connects %lu)",
+                 (unsigned long)st.connects);
+    finish(e);
+    free(url);
+    return most;
+}
+
+Test(pipe, with_gathering_reads_arriving_while_a_batch_is_in_flight_leave_together_after_it)
+{
+    cr_assert_eq(late_reads_with(DB_GATHER_ON, "gather"), 3,
+                 "the three late reads left in one batch");
+}
+
+Test(pipe, without_gathering_each_read_arriving_while_a_batch_is_in_flight_leaves_at_once)
+{
+    cr_assert_eq(late_reads_with(DB_GATHER_OFF, "nogather"), 1,
+                 "each late read left in a batch of its own");
+}
+
+/* DB_PIPELINE_GATHER=auto decides by the round trip of a ping on each new connection: through the
+ * proxy delaying every answer 100 ms, the database is near below a threshold of 1 s (the late reads
+ * gather) and far above one of 50 ms (they leave at once); the figure is in the stats. */
+static void auto_gathering(double near, int want)
+{
+    char *url = pgtest_app_url(), app[64];
+    static fproxy proxy;
+    fproxy_start(&proxy, url);
+    cr_assert(!strncmp(fproxy_cmd(&proxy, "delay 100"), "ok", 2));
+    char *via = fproxy_url(&proxy, url);
+    db_config cfg;
+    setup(&cfg, via, app, "auto");
+    cfg.pipeline_gather = DB_GATHER_AUTO;
+    cfg.gather_near = near;
+    db_engine *e = open_engine(&cfg);
+    job warm;
+    job_double(&warm, e, 1); /* the lane's connection opens, and is pinged */
+    spawn_all(&warm, 1);
+    run_settled(20);
+    assert_doubled(&warm, 0, 1);
+    db_stats st = stats(e);
+    cr_assert_geq(st.round_trip_seconds, 0.095, "the ping's round trip: %.4f s",
+                  st.round_trip_seconds);
+    cr_assert_lt(st.round_trip_seconds, 0.9, "the ping's round trip: %.4f s",
+                 st.round_trip_seconds);
+    cr_assert_eq(late_reads_batched(e), want, "threshold %.2f s, round trip %.3f s", near,
+                 st.round_trip_seconds);
+    finish(e);
+    fproxy_stop(&proxy);
+    free(via);
+    free(url);
+}
+
+Test(pipe, auto_gathering_gathers_when_the_measured_round_trip_is_below_the_threshold)
+{
+    auto_gathering(1.0, 3);
+}
+
+Test(pipe, auto_gathering_leaves_at_once_when_the_measured_round_trip_is_above_it)
+{
+    auto_gathering(0.05, 1);
+}
+
 /* ---- 2. a failing statement fails alone ---- */
 
 static const char *const DIV_SQL = "select $1::int * 2, 1 / $2::int";
