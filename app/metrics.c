@@ -162,15 +162,11 @@ static void render_pool(FILE *f, db_engine *engine)
             "# TYPE db_pool_acquire_wait_seconds_total counter\n"
             "db_pool_acquire_wait_seconds_total %.6f\n"
             "# TYPE db_pool_outage_fast_failures_total counter\n"
-            "db_pool_outage_fast_failures_total %lu\n"
-            "# HELP db_round_trip_seconds The database's round trip: the fastest of the last "
-            "pings (0: none yet).\n"
-            "# TYPE db_round_trip_seconds gauge\ndb_round_trip_seconds %.6f\n",
+            "db_pool_outage_fast_failures_total %lu\n",
             s.open, s.idle, s.in_use, s.waiting, (unsigned long)s.connects,
             (unsigned long)s.connect_failures, (unsigned long)s.discarded,
             (unsigned long)s.acquires, (unsigned long)s.acquire_timeouts,
-            s.acquire_wait_seconds_total, (unsigned long)s.outage_fast_failures,
-            s.round_trip_seconds);
+            s.acquire_wait_seconds_total, (unsigned long)s.outage_fast_failures);
 }
 
 char *metrics_render(db_engine *engine)

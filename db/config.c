@@ -54,10 +54,9 @@ static int read_urls(db_config *cfg, char *err, size_t errlen)
 int db_config_from_env(db_config *cfg, char *err, size_t errlen)
 {
     static const char *const modes[] = {"pool", "per_request", NULL};
-    static const char *const gathers[] = {"auto", "on", "off", NULL};
     char e[ENV_ERR_LEN];
     long max, min_idle, lanes, wlanes;
-    int mode, gather;
+    int mode;
     memset(cfg, 0, sizeof *cfg);
     if (read_urls(cfg, err, errlen) < 0)
         return -1;
@@ -80,8 +79,7 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
         env_bool("DB_PIPELINE_WRITES", true, &cfg->pipeline_writes, e) < 0 ||
         env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0 ||
         env_int("DB_PIPELINE_WRITE_CONNS", DEF_PIPELINE_WRITE_CONNS, 1, DB_PIPELINE_CONNS_MAX,
-                &wlanes, e) < 0 ||
-        env_choice("DB_PIPELINE_GATHER", "auto", gathers, &gather, e) < 0) {
+                &wlanes, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;
     }
@@ -95,10 +93,6 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
     cfg->pool_min_idle = (int)min_idle;
     cfg->pipeline_conns = (int)lanes;
     cfg->pipeline_write_conns = (int)wlanes;
-    cfg->pipeline_gather = gather == 1   ? DB_GATHER_ON
-                           : gather == 2 ? DB_GATHER_OFF
-                                         : DB_GATHER_AUTO;
-    cfg->gather_near = DB_GATHER_NEAR;
     cfg->pipeline_threads = 1;
     return 0;
 }

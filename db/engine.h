@@ -35,18 +35,6 @@
 typedef enum { DB_POOL_MODE_POOL, DB_POOL_MODE_PER_REQUEST } db_pool_mode;
 typedef enum { DB_READ_ONLY, DB_READ_WRITE } db_access;
 
-/* What a pipelined connection does with statements that arrive while a batch is in flight
- * (DB_PIPELINE_GATHER). ON: they wait for its answer and leave together as the next batch, so the
- * server reads, runs and answers many statements per wake-up (locally about half the context
- * switches per request, and the API's and the server's CPU with them: docs/benchmarks.md). OFF:
- * they leave at once behind it, each batch answered on its own, so against a distant database
- * none waits an extra round trip. AUTO (the default): ON while the database answers a ping within
- * gather_near seconds (DB_GATHER_NEAR unless a test sets it; see db_pool_round_trip), OFF when it
- * is farther or not measured yet. A local server answers in about 0.1 ms, one in the same cloud
- * zone in a few tenths; at 1 ms leaving at once was measured faster (docs/benchmarks.md). */
-typedef enum { DB_GATHER_AUTO, DB_GATHER_ON, DB_GATHER_OFF } db_gather;
-#define DB_GATHER_NEAR 0.0005
-
 /* Engine settings. db_config_from_env() fills every field; strings point into the environment. */
 typedef struct db_config {
     const char *url;              /* DATABASE_URL (required) */
@@ -67,9 +55,7 @@ typedef struct db_config {
                            * among pipeline_threads (see there) */
     bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
                            * transaction (group commit) per batch, on lanes of their own */
-    int pipeline_write_conns;  /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
-    db_gather pipeline_gather; /* DB_PIPELINE_GATHER: auto | on | off (see db_gather) */
-    double gather_near; /* seconds: AUTO gathers below this round trip (DB_GATHER_NEAR; tests) */
+    int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
     /* Threads that run sessions on this engine from a coroutine (the app's event loops; not from
      * the environment, db_config_from_env sets 1). Pipelines are per thread, so each thread gets
      * pipeline_conns / pipeline_threads read lanes and pipeline_write_conns / pipeline_threads
@@ -187,7 +173,6 @@ typedef struct db_stats {
     int open, idle, in_use, waiting;
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
     uint64_t outage_fast_failures; /* borrowers failed at once while the server was unreachable */
-    double round_trip_seconds;     /* the slowest pool's db_pool_round_trip, 0 before a ping */
     double acquire_wait_seconds_total;
 } db_stats;
 

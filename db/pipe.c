@@ -46,12 +46,10 @@ typedef struct chan {
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
-    bool gather; /* statements queued while a batch is in flight wait for it (DB_PIPELINE_GATHER) */
     bool driving;
     bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
     bool acquiring; /* the driver waits for a connection from the pool */
-    bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once (not
-                     * when it gathers) */
+    bool waiting;   /* the driver waits for answers: newcomers wake it to leave at once */
     /* write lanes: */
     bool commit_err_ended;       /* libpq ended commit_err's results (a NULL) */
     unsigned seq_sent, seq_read; /* batches sent, batches answered up to their Sync */
@@ -117,15 +115,6 @@ static chan *chan_for(db_pool *p, bool writes)
     return best ? best : starved;
 }
 
-/* Whether statements that arrive while a batch is in flight wait for its answer and leave
- * together (db_gather in engine.h). Asked before each batch: a restart, a failover, a proxy put in
- * between may move the database, and the pool's next ping tells. */
-static bool gathers(db_pool *p)
-{
-    db_gather g = p->cfg->pipeline_gather;
-    return g == DB_GATHER_ON || (g == DB_GATHER_AUTO && db_pool_near(p));
-}
-
 static void finish(item *it)
 {
     it->done = true;
@@ -173,7 +162,6 @@ static void release(chan *ch, bool broken)
 static int send_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
-    ch->gather = gathers(ch->pool);
     item *list = ch->qhead, **tail = &ch->batch;
     ch->qhead = ch->qtail = NULL;
     while (*tail)
@@ -295,15 +283,15 @@ static void write_synced(chan *ch, item ***rtail)
 }
 
 /* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
- * as further batches at once, or, on a lane that gathers, once this returns (drive). Statements the
- * server skipped because an earlier one failed go back to the queue, with no limit on how often:
- * that cannot loop, since the first statement of a batch is never skipped, so every batch answers
- * at least one (a fixed cap would fail good reads queued behind a few bad ones). On a write lane a
- * statement's result is handed out only at its batch's Sync, once the batch committed
- * (write_failed, write_synced). The statement timeout applies per batch, from the moment the one
- * before it was answered. Returns 0 when no batch is in flight any more, -1 when the connection
- * failed or stayed silent past the deadline and the cancel's grace: the unanswered statements are
- * then still in ch->batch (and, on a write lane, those executed in ch->held). */
+ * as further batches. Statements the server skipped because an earlier one failed go back to the
+ * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
+ * never skipped, so every batch answers at least one (a fixed cap would fail good reads queued
+ * behind a few bad ones). On a write lane a statement's result is handed out only at its batch's
+ * Sync, once the batch committed (write_failed, write_synced). The statement timeout applies per
+ * batch, from the moment the one before it was answered. Returns 0 when no batch is in flight any
+ * more, -1 when the connection failed or stayed silent past the deadline and the cancel's grace:
+ * the unanswered statements are then still in ch->batch (and, on a write lane, those executed
+ * in ch->held). */
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
@@ -375,15 +363,13 @@ static int read_batch(chan *ch)
         }
         if (PQstatus(pg) == CONNECTION_BAD || goodbye)
             break;
-        /* not after a cancel: what it skips would be re-sent behind it anyway; not while
-         * gathering: they leave when this batch is answered (drive) */
-        if (ch->qhead && !cancelled && !ch->gather && send_batch(ch) < 0)
+        /* not after a cancel: what it skips would be re-sent behind it anyway */
+        if (ch->qhead && !cancelled && send_batch(ch) < 0)
             break;
         int unsent = PQflush(pg);
         if (unsent < 0)
             break;
-        /* a wake-up then reads as "readable" */
-        ch->waiting = unsent == 0 && !cancelled && !ch->gather;
+        ch->waiting = unsent == 0 && !cancelled; /* a wake-up then reads as "readable" */
         int ready = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
         ch->waiting = false;
         if (ready == 0) {

@@ -5,12 +5,10 @@
  * Why: on a small machine the cost of a query is mostly the round trip's system calls and process
  * wake-ups, on both sides. Statements queued during one loop iteration leave in one write
  * (libpq's pipeline mode, one Sync per batch), the server answers them in one read and one write.
- * Statements queued while a batch is in flight either wait for its answer and leave together (the
- * database is near: fewer, larger batches, fewer wake-ups), or leave at once as a further batch
- * behind it, so that against a distant database a statement waits one round trip, not the rest of
- * someone else's (DB_PIPELINE_GATHER, db_gather in engine.h, decided before each batch). That is
- * how the fastest database servers of the TechEmpower benchmark cut the per-query cost below plain
- * pgbench's.
+ * Statements queued while batches are in flight leave at once as a further batch behind them, so
+ * against a distant database a statement waits one round trip, not the rest of someone else's. That
+ * is how the fastest database servers of the TechEmpower benchmark cut the per-query cost below
+ * plain pgbench's.
  *
  * What may be pipelined: statements of DB_READ_ONLY sessions outside an explicit transaction,
  * when the session runs in a coroutine (the API). A batch is one implicit transaction on the

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@ int db_pool_init(db_pool *p, const char *url, const char *label, const db_config
         return -1;
     p->label = label;
     p->cfg = cfg;
-    atomic_init(&p->near, -1);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -118,52 +116,11 @@ static int wait_turn_locked(db_pool *p, double deadline, db_conn **conn)
     return w.outcome;
 }
 
-/* db_pool_round_trip's figure. Locked. */
-static double round_trip_locked(const db_pool *p)
-{
-    unsigned n = p->nrtt < 4 ? p->nrtt : 4;
-    double best = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (i == 0 || p->rtt[i] < best)
-            best = p->rtt[i];
-    return best;
-}
-
-static void note_round_trip(db_pool *p, double rtt)
-{
-    pthread_mutex_lock(&p->mu);
-    p->rtt[p->nrtt++ % 4] = rtt;
-    double est = round_trip_locked(p);
-    int near = est < p->cfg->gather_near;
-    bool changed = near != atomic_exchange_explicit(&p->near, near, memory_order_relaxed);
-    pthread_mutex_unlock(&p->mu);
-    const db_config *cfg = p->cfg;
-    if (changed && cfg->pipeline_gather == DB_GATHER_AUTO && cfg->gather_near > 0 && cfg->pipeline)
-        log_info("database round trip %.2f ms (%s): pipelined statements that arrive while a batch "
-                 "is in flight %s (DB_PIPELINE_GATHER=auto)",
-                 est * 1e3, p->label,
-                 near ? "wait for its answer and leave together" : "leave at once behind it");
-}
-
-/* An empty query: one round trip, nothing for the server to plan or run. Returns its round trip
- * in seconds, or -1 when it failed (the connection must then be discarded: see db_exec_wait). */
-static double ping_time(PGconn *pg, double timeout)
-{
-    bool sent, timed_out;
-    double t0 = db_now();
-    PGresult *r = db_exec_wait(pg, "", 0, NULL, 0, timeout, -1, &sent, &timed_out);
-    bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY && !timed_out;
-    PQclear(r);
-    return ok ? db_now() - t0 : -1;
-}
-
 typedef struct connect_call {
     const char *url;
     db_connect_opts opts;
     db_error *err;
-    bool time_it; /* ping the new connection, for db_pool_round_trip */
     PGconn *pg;
-    double rtt; /* the ping's, or -1 */
 } connect_call;
 
 /* Name resolution and the TLS and SCRAM handshakes block: on a helper thread when called from a
@@ -171,14 +128,7 @@ typedef struct connect_call {
 static void connect_now(void *arg)
 {
     connect_call *c = arg;
-    c->rtt = -1;
     c->pg = db_connect(c->url, &c->opts, c->err);
-    if (c->pg && c->time_it && (c->rtt = ping_time(c->pg, c->opts.connect_timeout)) < 0) {
-        /* gone the moment it started (a terminated backend, a restart): what a statement on it
-         * would have met; a fresh one now spares the caller that failure */
-        PQfinish(c->pg);
-        c->pg = db_connect(c->url, &c->opts, c->err);
-    }
 }
 
 /* During an outage, a borrower that would wait for the probe fails at once with its error. Locked.
@@ -228,14 +178,9 @@ static db_conn *open_conn(db_pool *p, db_error *err)
                                   .connect_timeout = cfg->connect_timeout,
                                   .budget = cfg->connect_timeout,
                                   .log_label = p->label},
-                         .err = err,
-                         .time_it = cfg->pipeline_gather == DB_GATHER_AUTO &&
-                                    cfg->gather_near > 0 && cfg->pipeline &&
-                                    cfg->mode == DB_POOL_MODE_POOL};
+                         .err = err};
     coro_offload(connect_now, &call);
     PGconn *pg = call.pg;
-    if (call.rtt >= 0)
-        note_round_trip(p, call.rtt);
     /* statements never block on a full socket buffer (exec.c flushes the rest while it waits):
      * an event loop must not stall on one slow connection */
     if (pg)
@@ -291,26 +236,13 @@ static bool looks_dead(PGconn *pg)
     return poll(&fd, 1, 0) != 0;
 }
 
-/* A pre-ping; its round trip is recorded (db_pool_round_trip). */
 static bool ping(db_pool *p, PGconn *pg)
 {
-    double rtt = ping_time(pg, p->cfg->connect_timeout);
-    if (rtt >= 0)
-        note_round_trip(p, rtt);
-    return rtt >= 0;
-}
-
-bool db_pool_near(db_pool *p)
-{
-    return atomic_load_explicit(&p->near, memory_order_relaxed) == 1;
-}
-
-double db_pool_round_trip(db_pool *p)
-{
-    pthread_mutex_lock(&p->mu);
-    double best = round_trip_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    return best;
+    bool sent, timed_out;
+    PGresult *r = db_exec_wait(pg, "", 0, NULL, 0, p->cfg->connect_timeout, -1, &sent, &timed_out);
+    bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY && !timed_out;
+    PQclear(r);
+    return ok;
 }
 
 /* Checks an idle connection before it is handed out; replaces it when it is dead or too old. */
@@ -541,8 +473,5 @@ void db_pool_stats_add(db_pool *p, db_stats *out)
     out->acquires += p->acquires;
     out->acquire_timeouts += p->acquire_timeouts;
     out->acquire_wait_seconds_total += p->wait_total;
-    double rtt = round_trip_locked(p);
-    if (rtt > out->round_trip_seconds)
-        out->round_trip_seconds = rtt;
     pthread_mutex_unlock(&p->mu);
 }

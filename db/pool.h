@@ -44,11 +44,6 @@ typedef struct db_pool {
     db_error down_err;
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts, fast_failures;
     double wait_total;
-    /* The latest pings' round trips, seconds (db_pool_round_trip), and whether the estimate is
-     * within cfg->gather_near (-1: none yet; written under mu, read without it: db_pool_near). */
-    double rtt[4];
-    unsigned nrtt;
-    _Atomic int near;
 } db_pool;
 
 /* Monotonic clock in seconds. */
@@ -74,17 +69,6 @@ void db_pool_release(db_pool *p, db_conn *c, bool broken);
 /* Replaces the dead connection of borrowed c with a new one on the same slot. Returns c, or NULL
  * with err when connecting failed (c is then freed and its slot given back). */
 db_conn *db_pool_reconnect(db_pool *p, db_conn *c, db_error *err);
-
-/* The database's round trip as this pool sees it, in seconds: the fastest of the last four pings
- * (a ping that met a busy server or a busy machine took longer; the fastest is the distance), 0
- * before the first. The pings: each pre-ping, and one on every new connection while pipelined
- * statements may gather (DB_PIPELINE_GATHER=auto, pool mode): one round trip more per connection,
- * on top of the four or more its start-up and authentication take, none per request. */
-double db_pool_round_trip(db_pool *p);
-
-/* Whether db_pool_round_trip is known and within the config's gather_near. Lock-free: asked per
- * batch. */
-bool db_pool_near(db_pool *p);
 
 /* Closes idle connections past the idle timeout (down to min idle) or past their lifetime, and
  * opens one connection when fewer than min idle exist. Called by the engine's reaper thread. */
