@@ -205,6 +205,15 @@ static void no_delay(evutil_socket_t fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Whether b's socket has Nagle's algorithm off, as the kernel says (the `stats` command). */
+static bool has_no_delay(struct bufferevent *b)
+{
+    evutil_socket_t fd = b ? bufferevent_getfd(b) : -1;
+    int v = 0;
+    socklen_t len = sizeof v;
+    return fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v;
+}
+
 static void on_server_event(struct bufferevent *bev, short what, void *arg)
 {
     conn *c = arg;
@@ -328,8 +337,12 @@ static void command(proxy *p, struct bufferevent *bev, char *line)
         p->cut_armed = true;
         answer(bev, "ok cut armed");
     } else if (!strcmp(cmd, "stats")) {
-        answer(bev, "ok conns=%d accepted=%llu refused=%llu turns=%llu up=%llu down=%llu",
-               p->nconns, p->accepted, p->refused, p->turns, p->up, p->down);
+        int nodelay = 0; /* connections with Nagle off on both legs */
+        for (conn *c = LIST_FIRST(&p->conns); c; c = LIST_NEXT(c, link))
+            nodelay += has_no_delay(c->client) && has_no_delay(c->server);
+        answer(bev,
+               "ok conns=%d accepted=%llu refused=%llu turns=%llu up=%llu down=%llu nodelay=%d",
+               p->nconns, p->accepted, p->refused, p->turns, p->up, p->down, nodelay);
     } else if (!strcmp(cmd, "zero")) {
         p->accepted = p->refused = p->turns = p->up = p->down = 0;
         answer(bev, "ok");

@@ -97,6 +97,12 @@ Test(faultproxy, delay_holds_every_answer)
     PQfinish(c);
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Reads what arrived within `ms` and stamps each batch whose Sync came in, of the `sent` batches;
  * returns how many are answered. */
 static int collect(PGconn *c, int ms, double *arrived, int done, int sent)
@@ -118,15 +124,20 @@ static int collect(PGconn *c, int ms, double *arrived, int done, int sent)
     return done;
 }
 
-/* A pipeline through the delay: batches sent 2 ms apart each come back one delay after they left.
- * The proxy's sockets have Nagle's algorithm off: with it, an answer waited for the ACK of the
- * one before it, which the receiver delays up to 40 ms (a fifth of the API's pipelined writes took
- * 50 ms instead of 10 through --delay 10). */
+/* A pipeline through the delay: batches sent 2 ms apart each come back about one delay after they
+ * left, not behind one another. The proxy's sockets have Nagle's algorithm off (both legs, as the
+ * kernel reports them): with it, an answer waited for the ACK of the one before it, which the
+ * receiver delays up to 40 ms (a fifth of the API's pipelined writes took 50 ms instead of 10
+ * through --delay 10). That is checked on the sockets rather than by timing alone: with Nagle on,
+ * 9-10 of these 60 batches took 62 ms; under CI's load (sanitizers, suites in parallel, two
+ * cores) 13 took over 45 ms once with it off. */
 Test(faultproxy, delay_keeps_pipelined_answers_apart)
 {
     PGconn *c = via_proxy();
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
     cr_assert(select_one(c));
+    cr_assert_eq(stat_of("conns"), 1);
+    cr_assert_eq(stat_of("nodelay"), 1, "both legs of the connection have TCP_NODELAY");
     cr_assert_str_eq(control("delay 20"), "ok delay 20");
     cr_assert(PQenterPipelineMode(c) && PQsetnonblocking(c, 1) == 0);
     enum { N = 60 };
@@ -145,15 +156,16 @@ Test(faultproxy, delay_keeps_pipelined_answers_apart)
         done = collect(c, 1000, arrived, done, N);
         cr_assert(pgtest_now_ms() - t0 < 1000, "%d of %d batches answered", done, N);
     }
-    double worst = 0;
-    int slow = 0;
+    double ms[N], worst = 0;
     for (int i = 0; i < N; i++) {
-        double ms = arrived[i] - sent[i];
-        worst = ms > worst ? ms : worst;
-        slow += ms > 45;
+        ms[i] = arrived[i] - sent[i];
+        worst = ms[i] > worst ? ms[i] : worst;
     }
-    cr_expect_eq(slow, 0, "%d of %d batches took over 45 ms through a 20 ms delay (worst %.0f ms)",
-                 slow, N, worst);
+    qsort(ms, N, sizeof ms[0], by_value);
+    /* one delay each: behind one another, the median would be a multiple of it */
+    cr_expect_lt(ms[N / 2], 40, "median %.0f ms through a 20 ms delay (worst %.0f ms)", ms[N / 2],
+                 worst);
+    cr_expect_geq(ms[0], 19, "the delay holds (fastest %.0f ms)", ms[0]);
     cr_assert(PQexitPipelineMode(c));
     PQfinish(c);
 }
