@@ -165,7 +165,6 @@ Test(faultproxy, delay_keeps_pipelined_answers_apart)
     /* one delay each: behind one another, the median would be a multiple of it */
     cr_expect_lt(ms[N / 2], 40, "median %.0f ms through a 20 ms delay (worst %.0f ms)", ms[N / 2],
                  worst);
-    cr_expect_geq(ms[0], 19, "the delay holds (fastest %.0f ms)", ms[0]);
     cr_assert(PQexitPipelineMode(c));
     PQfinish(c);
 }
