@@ -112,6 +112,23 @@ char *api_log(const api_server *s)
     return out;
 }
 
+void api_wait_startup(const api_server *s)
+{
+    double t0 = pgtest_now_ms();
+    for (;;) {
+        char *log = api_log(s);
+        /* app/main.c check_schema: "database schema at|is behind ..." or "schema check ..." */
+        bool done = strstr(log, "\"database schema ") || strstr(log, "\"schema check ");
+        if (done || pgtest_now_ms() - t0 > 5000) {
+            cr_assert(done, "no schema check in the log within 5 s: %s", log);
+            free(log);
+            return;
+        }
+        free(log);
+        usleep(10000);
+    }
+}
+
 static int connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -33,6 +33,11 @@ int api_stop(api_server *s);
 /* The server's log so far (malloc'd). */
 char *api_log(const api_server *s);
 
+/* Waits (5 s at most) until the server's start-up schema check has logged its outcome: it runs
+ * beside the loops after /health answers and borrows a pooled connection, so a test counting
+ * database round trips or connections must not start before it is done. */
+void api_wait_startup(const api_server *s);
+
 typedef struct api_response {
     int status;
     char *head; /* status line and headers */
