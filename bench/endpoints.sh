@@ -7,13 +7,16 @@
 #   env: BUILD (build/release), KINDS ("get list create put toggle delete mix"), DELAYS ("1 10":
 #        milliseconds added to every database round trip by tests/tools/faultproxy, "" to skip),
 #        DELAY_KINDS ("get list mix"), PERF (a directory: perf record of the server per kind), FSYNC (off | on: fsync=on and synchronous_commit=on, commits wait
-#        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, WORKERS, LOOPS
-#        (auto, the server's default: a loop per CPU, at most DB_PIPELINE_CONNS)
+#        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, DB_PREPARE,
+#        WORKERS, LOOPS (auto, the server's default: a loop per CPU, at most DB_PIPELINE_CONNS),
+#        PGB_PREPARED (1: pgbench -M prepared too, the baseline of statements prepared as the API
+#        prepares them; 0 skips it)
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
 # measurement that deleted some). Per run, per kind: pgbench -M extended with the handler's
-# statement(s), and wrk against the API started as in production (access log, metrics, request
+# statement(s) (the issue's baseline: each statement parsed and planned each time), pgbench
+# -M prepared (each parsed once per connection, as the API's with DB_PREPARE), and wrk against the API started as in production (access log, metrics, request
 # ids), one after the other, alternating which goes first from run to run. The mix is the frontend
 # pattern of the brief: 50% get, 25% list, 10% create, 10% toggle, 5% delete; pgbench runs the
 # same statements with the same weights (-f file@weight). Prints per run and the medians: req/s,
@@ -165,12 +168,12 @@ busy_stop() {
 }
 
 # pgbench URL (direct, or through the proxy)
-pgb() { # kind dburl -> "tps p50 p99 busy"
+pgb() { # kind dburl [protocol: extended | prepared] -> "tps p50 p99 busy"
   rm -f "$tmp"/pgl.*
   local out tps busy
   busy_start pgbench
   # shellcheck disable=SC2046
-  out=$(cd "$tmp" && timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" \
+  out=$(cd "$tmp" && timeout $((DURATION + 30)) pgbench -n -M "${3:-extended}" -c "$CONNS" -j 2 -T "$DURATION" \
         -l --log-prefix=pgl $(pgb_files "$1") "$2" 2>&1) || { echo "$out" >&2; busy_stop >/dev/null; return 1; }
   busy=$(busy_stop)
   tps=$(echo "$out" | awk '/^tps = / {print $3}')
@@ -232,24 +235,37 @@ wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns busy"
       'BEGIN { printf "%.0f %s %s %.1f %s %s %s", rps, p50, p99, dt / tck / reqs * 1e6, bad, conns, busy }'
 }
 
+# pgbench's rate with the statements prepared once per connection (-M prepared), as the API
+# prepares them (DB_PREPARE): the baseline of the same server work per statement. PGB_PREPARED=0
+# skips it.
+pgb_prepared() { # kind dburl -> tps, or "-"
+  if [ "${PGB_PREPARED:-1}" = 0 ]; then echo -; return; fi
+  pgb "$1" "$2" prepared | awk '{printf "%.0f", $1}'
+  deletes "$1" && restore
+}
+
 # One measurement of one kind: both sides, order alternating with the run. Prints one line:
 # kind pg_tps pg_p50 pg_p99 pg_busy api_rps api_p50 api_p99 cpu_us non2xx api_conns api_busy share
+#   pgp_tps share_of_pgp
 measure() { # kind run dburl
-  local kind=$1 run=$2 dburl=$3 pgl apil
+  local kind=$1 run=$2 dburl=$3 pgl apil pgp
   if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then warm_up "$kind"; fi
   if ((run % 2)); then
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
+    pgp=$(pgb_prepared "$kind" "$dburl")
     apil=$(wrk_api "$kind"); deletes "$kind" && restore
   else
     apil=$(wrk_api "$kind"); deletes "$kind" && restore
+    pgp=$(pgb_prepared "$kind" "$dburl")
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
   fi
   writes "$kind" && restore # created rows go, every kind starts from the same table
   set -- $pgl $apil
-  awk -v k="$kind" -v a="$*" 'BEGIN { split(a, f, " "); printf "%s %s %.2f\n", k, a, f[5] / f[1] }'
+  awk -v k="$kind" -v a="$*" -v p="$pgp" 'BEGIN { split(a, f, " ")
+    printf "%s %s %.2f %s %s\n", k, a, f[5] / f[1], p, p == "-" ? "-" : sprintf("%.2f", f[5] / p) }'
 }
 
-FMT='  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms busy %-2s | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-2s busy %-2s | %sx pgbench'
+FMT='  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms busy %-2s | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-2s busy %-2s | %sx pgbench | -M prepared %6s tps: %sx'
 report() { # line
   # shellcheck disable=SC2086,SC2059
   printf "$FMT\n" $1
@@ -261,16 +277,17 @@ medians() { # file-of-lines title
   for k in $KINDS; do
     grep "^$k " "$1" >/dev/null || continue
     local m=("$k")
-    for col in 2 3 4 5 6 7 8 9 10 11 12 13; do
+    for col in 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
       m+=("$(awk -v k="$k" -v c=$col '$1 == k {print $c}' "$1" | median)")
     done
     # shellcheck disable=SC2059
-    printf "$FMT (runs: %s)\n" "${m[@]}" "$(awk -v k="$k" '$1 == k {printf "%s ", $13}' "$1")"
+    printf "$FMT (runs: %s; of -M prepared: %s)\n" "${m[@]}" "$(awk -v k="$k" '$1 == k {printf "%s ", $13}' "$1")" \
+      "$(awk -v k="$k" '$1 == k {printf "%s ", $15}' "$1")"
   done
 }
 
 echo "endpoints.sh: $CONNS connections, ${DURATION}s each, $RUNS runs, fsync=$FSYNC, DB_POOL_MAX=$POOL" \
-     "DB_PIPELINE=${DB_PIPELINE:-true} DB_PIPELINE_CONNS=${DB_PIPELINE_CONNS:-2} DB_PIPELINE_WRITES=${DB_PIPELINE_WRITES:-true}; pgbench holds $CONNS database connections;" \
+     "DB_PIPELINE=${DB_PIPELINE:-true} DB_PIPELINE_CONNS=${DB_PIPELINE_CONNS:-2} DB_PIPELINE_WRITES=${DB_PIPELINE_WRITES:-true} DB_PREPARE=${DB_PREPARE:-auto}; pgbench holds $CONNS database connections;" \
      "busy: most of a side's connections running a statement (a commit included) at once, sampled every 20 ms"
 : > "$tmp/local"
 for run in $(seq 1 "$RUNS"); do

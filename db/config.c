@@ -54,9 +54,10 @@ static int read_urls(db_config *cfg, char *err, size_t errlen)
 int db_config_from_env(db_config *cfg, char *err, size_t errlen)
 {
     static const char *const modes[] = {"pool", "per_request", NULL};
+    static const char *const prepares[] = {"auto", "on", "off", NULL};
     char e[ENV_ERR_LEN];
     long max, min_idle, lanes, wlanes;
-    int mode;
+    int mode, prepare;
     memset(cfg, 0, sizeof *cfg);
     if (read_urls(cfg, err, errlen) < 0)
         return -1;
@@ -79,7 +80,8 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
         env_bool("DB_PIPELINE_WRITES", true, &cfg->pipeline_writes, e) < 0 ||
         env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0 ||
         env_int("DB_PIPELINE_WRITE_CONNS", DEF_PIPELINE_WRITE_CONNS, 1, DB_PIPELINE_CONNS_MAX,
-                &wlanes, e) < 0) {
+                &wlanes, e) < 0 ||
+        env_choice("DB_PREPARE", "auto", prepares, &prepare, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;
     }
@@ -94,5 +96,6 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
     cfg->pipeline_conns = (int)lanes;
     cfg->pipeline_write_conns = (int)wlanes;
     cfg->pipeline_threads = 1;
+    cfg->prepare = prepare == 1 ? DB_PREPARE_ON : prepare == 2 ? DB_PREPARE_OFF : DB_PREPARE_AUTO;
     return 0;
 }

@@ -34,6 +34,13 @@
 
 typedef enum { DB_POOL_MODE_POOL, DB_POOL_MODE_PER_REQUEST } db_pool_mode;
 typedef enum { DB_READ_ONLY, DB_READ_WRITE } db_access;
+/* DB_PREPARE: whether pipelined statements are prepared (named, parsed and planned once per
+ * connection) or sent unnamed each time. auto: prepared on a direct connection to PostgreSQL
+ * (found out on the pool's first connection: the backend's pid is the one the connection
+ * announced) and on Neon's pooler (a -pooler host of neon.tech: PgBouncer with
+ * max_prepared_statements), unnamed through any other pooler (Debian's pgbouncer 1.18 has no
+ * prepared-statement support). */
+typedef enum { DB_PREPARE_AUTO, DB_PREPARE_ON, DB_PREPARE_OFF } db_prepare_mode;
 
 /* Engine settings. db_config_from_env() fills every field; strings point into the environment. */
 typedef struct db_config {
@@ -56,6 +63,7 @@ typedef struct db_config {
     bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
                            * transaction (group commit) per batch, on lanes of their own */
     int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
+    db_prepare_mode prepare;  /* DB_PREPARE: auto | on | off (see db_prepare_mode) */
     /* Threads that run sessions on this engine from a coroutine (the app's event loops; not from
      * the environment, db_config_from_env sets 1). Pipelines are per thread, so each thread gets
      * pipeline_conns / pipeline_threads read lanes and pipeline_write_conns / pipeline_threads

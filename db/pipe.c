@@ -3,6 +3,8 @@
  * here runs on one thread: no locks. */
 #include "db/pipe.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +19,11 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
-    int lost; /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
-               */
+    int lost;   /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
+                 */
+    int stmt;   /* sent as the connection's prepared statement stmts->s[stmt], or -1: unnamed */
+    bool parse; /* its Parse was sent before it, and that Parse's result is still to come */
+    int replans; /* times its prepared statement's result type changed under it (REPLANS) */
     /* write lanes only (see pipe.h): */
     bool first;   /* the first statement of its batch: an error of its own is its own outcome */
     bool alone;   /* sent as a batch of its own (after an error of a batch, or at its commit) */
@@ -60,6 +65,133 @@ typedef struct chan {
 /* A statement alone in its batch that loses a deadlock or a serialization failure this often gets
  * that error: two single statements can deadlock only when one of them takes several row locks. */
 #define RACES 3
+
+/* ---- prepared statements (DB_PREPARE; see pipe.h) ---- */
+
+/* A connection's first STMTS_MAX distinct statements are prepared: an API's are a few dozen; a
+ * caller that builds its SQL per request gets unnamed ones past that, not a growing cache. */
+#define STMTS_MAX 64
+/* How often a statement is prepared afresh because its result type changed: a migration's ALTER
+ * happens once, not in a loop. */
+#define REPLANS 2
+
+enum { ST_NONE, ST_PARSING, ST_READY, ST_STALE };
+
+typedef struct stmt {
+    const char *seen; /* the caller's pointer last time: usually the same static string */
+    char *sql;        /* owned copy */
+    uint64_t hash;
+    unsigned seq;        /* ST_PARSING: the batch its Parse was sent in */
+    unsigned char state; /* ST_NONE: not on the server (never sent, or its Parse failed or was
+                            skipped); ST_STALE: on the server, not to be used again */
+} stmt;
+
+struct db_stmts {
+    int n;
+    stmt s[STMTS_MAX];
+};
+
+void db_pipe_stmts_free(struct db_stmts *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->n; i++)
+        free(st->s[i].sql);
+    free(st);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The prepared statement to send `sql` as on connection c in batch `seq`, or -1 to send it
+ * unnamed. *parse: its Parse must go first (and its result comes first). A statement whose Parse
+ * is still unanswered can be used in the same batch only: if that Parse fails or is skipped, the
+ * rest of its batch is skipped too, where a later batch would run and meet a missing name. */
+static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
+{
+    *parse = false;
+    struct db_stmts *st = c->stmts;
+    if (!st && !(st = c->stmts = calloc(1, sizeof *st)))
+        return -1;
+    uint64_t h = 0;
+    bool hashed = false;
+    for (int i = 0; i < st->n; i++) {
+        stmt *s = &st->s[i];
+        if (s->state == ST_STALE)
+            continue;
+        if (s->seen != sql) {
+            if (!hashed) {
+                h = fnv1a(sql);
+                hashed = true;
+            }
+            if (s->hash != h)
+                continue;
+        }
+        if (strcmp(s->sql, sql))
+            continue;
+        s->seen = sql;
+        if (s->state == ST_READY)
+            return i;
+        if (s->state == ST_PARSING)
+            return s->seq == seq ? i : -1;
+        s->state = ST_PARSING; /* ST_NONE: parsed again */
+        s->seq = seq;
+        *parse = true;
+        return i;
+    }
+    if (st->n == STMTS_MAX)
+        return -1;
+    stmt *s = &st->s[st->n];
+    if (!(s->sql = strdup(sql)))
+        return -1;
+    s->seen = sql;
+    s->hash = hashed ? h : fnv1a(sql);
+    s->state = ST_PARSING;
+    s->seq = seq;
+    *parse = true;
+    return st->n++;
+}
+
+static void stmt_name(char *buf, size_t len, int i)
+{
+    snprintf(buf, len, "p%d", i);
+}
+
+/* The result r of it's Parse: its statement is on the server now, or not. A Parse that failed
+ * (not skipped) keeps its error as the statement's outcome: the statement itself is then skipped.
+ * Returns true when r says the server is closing the connection (r freed). */
+static bool parsed(db_conn *c, item *it, PGresult *r)
+{
+    stmt *s = &c->stmts->s[it->stmt];
+    ExecStatusType st = PQresultStatus(r);
+    s->state = st == PGRES_COMMAND_OK ? ST_READY : ST_NONE;
+    if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED || it->res ||
+        db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE))) {
+        bool bye = st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED &&
+                   db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+        PQclear(r);
+        return bye;
+    }
+    it->res = r;
+    return false;
+}
+
+/* Whether it's error result means its prepared statement must be prepared afresh: the result type
+ * of a cached plan changed (an ALTER of a column it returns), found before it executed. */
+static bool replan(db_conn *c, item *it)
+{
+    const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
+    if (it->stmt < 0 || !state || strcmp(state, "0A000") || it->replans >= REPLANS)
+        return false;
+    c->stmts->s[it->stmt].state = ST_STALE;
+    it->replans++;
+    return true;
+}
 
 /* Up to DB_PIPELINE_CONNS connections (lanes) per pool, split among the loop threads (at least
  * one each: db_config.pipeline_threads), each lane with its own batches in flight. One lane runs
@@ -170,6 +302,7 @@ static int send_batch(chan *ch)
     ch->gathering = false;
     ch->sent_at = coro_now();
     bool open = false; /* a batch without its Sync yet */
+    bool prepare = atomic_load_explicit(&ch->pool->prepare, memory_order_relaxed) == DB_PREP_YES;
     for (item *it = list; it; it = it->next) {
         if (it->alone && open) {
             if (!PQpipelineSync(pg))
@@ -180,8 +313,17 @@ static int send_batch(chan *ch)
         }
         it->first = !open;
         it->seq = ch->seq_sent;
-        if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL, it->format))
+        it->stmt = prepare ? stmt_for(ch->conn, it->sql, it->seq, &it->parse) : -1;
+        if (it->stmt >= 0) {
+            char name[16];
+            stmt_name(name, sizeof name, it->stmt);
+            if ((it->parse && !PQsendPrepare(pg, name, it->sql, it->nparams, NULL)) ||
+                !PQsendQueryPrepared(pg, name, it->nparams, it->params, NULL, NULL, it->format))
+                return -1;
+        } else if (!PQsendQueryParams(pg, it->sql, it->nparams, NULL, it->params, NULL, NULL,
+                                      it->format)) {
             return -1;
+        }
         open = true;
         if (it->alone) {
             if (!PQpipelineSync(pg))
@@ -241,7 +383,9 @@ static void write_failed(chan *ch, item *it, bool cancelled, item ***rtail)
     ch->htail = &ch->held;
     const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
     bool race = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
-    if (cancelled || (it->first && !(race && it->races++ < RACES))) {
+    /* a result type changed under its prepared statement: not its outcome, re-sent afresh */
+    bool replanned = !cancelled && replan(ch->conn, it);
+    if (cancelled || (it->first && !replanned && !(race && it->races++ < RACES))) {
         it->timed_out = cancelled;
         finish(it);
         return;
@@ -306,6 +450,16 @@ static int read_batch(chan *ch)
             item *it = ch->batch;
             /* on a write lane, between its batch's last statement and its Sync: the commit's */
             bool at_commit = ch->writes && (!it || it->seq != ch->seq_read);
+            /* its Parse's result, then a NULL; a Sync first is the end of the batch before it */
+            if (!at_commit && it && it->parse && !(r && PQresultStatus(r) == PGRES_PIPELINE_SYNC)) {
+                if (!r)
+                    it->parse = false;
+                else if (parsed(ch->conn, it, r))
+                    goodbye = true; /* `it` stays in ch->batch, unanswered */
+                if (PQstatus(pg) == CONNECTION_BAD || goodbye)
+                    break;
+                continue;
+            }
             if (!r) { /* the end of the current statement's results */
                 if (at_commit && ch->commit_err && !ch->commit_err_ended) {
                     ch->commit_err_ended = true; /* the end of the commit's error: a Sync follows */
@@ -317,6 +471,10 @@ static int read_batch(chan *ch)
                 it->next = NULL;
                 if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED) {
                     PQclear(it->res);
+                    it->res = NULL;
+                    append(&rtail, it);
+                } else if (!ch->writes && it->res && !ok_result(it->res) && replan(ch->conn, it)) {
+                    PQclear(it->res); /* re-sent, prepared afresh */
                     it->res = NULL;
                     append(&rtail, it);
                 } else if (!ch->writes) {

@@ -12,6 +12,8 @@
 
 #include "core/coro.h"
 #include "core/log.h"
+#include "db/pipe.h"
+#include "db/url.h"
 #include "db/connect.h"
 
 enum { W_WAITING, W_CONN, W_SLOT, W_CLOSED };
@@ -44,6 +46,16 @@ int db_pool_init(db_pool *p, const char *url, const char *label, const db_config
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&p->drained, &a);
     pthread_condattr_destroy(&a);
+    int prep = cfg->prepare == DB_PREPARE_ON    ? DB_PREP_YES
+               : cfg->prepare == DB_PREPARE_OFF ? DB_PREP_NO
+                                                : DB_PREP_UNDECIDED;
+    if (prep == DB_PREP_UNDECIDED && db_url_neon_pooler(url)) {
+        prep = DB_PREP_YES;
+        log_info("database (%s): statements are prepared once per connection (DB_PREPARE=auto: "
+                 "Neon's pooler keeps protocol-level prepared statements)",
+                 label);
+    }
+    atomic_init(&p->prepare, prep);
     return 0;
 }
 
@@ -121,6 +133,8 @@ typedef struct connect_call {
     db_connect_opts opts;
     db_error *err;
     PGconn *pg;
+    bool detect; /* find out whether pg reaches PostgreSQL directly (DB_PREPARE=auto) */
+    int direct;  /* then: 1 yes, 0 no (a pooler), -1 unknown (the query failed) */
 } connect_call;
 
 /* Name resolution and the TLS and SCRAM handshakes block: on a helper thread when called from a
@@ -129,6 +143,34 @@ static void connect_now(void *arg)
 {
     connect_call *c = arg;
     c->pg = db_connect(c->url, &c->opts, c->err);
+    c->direct = -1;
+    if (c->pg && c->detect) {
+        /* A pooler answers the startup with a cancel key of its own (PgBouncer: random bytes), so
+         * the pid the connection announced is the backend's only when nothing is in between.
+         * One round trip, on the pool's first connection only. */
+        PGresult *r = PQexec(c->pg, "select pg_backend_pid()");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            c->direct = atoi(PQgetvalue(r, 0, 0)) == PQbackendPID(c->pg);
+        PQclear(r);
+    }
+}
+
+/* DB_PREPARE=auto, from the first connection that could tell. */
+static void decide_prepare(db_pool *p, int direct)
+{
+    int undecided = DB_PREP_UNDECIDED;
+    if (direct < 0 ||
+        !atomic_compare_exchange_strong(&p->prepare, &undecided, direct ? DB_PREP_YES : DB_PREP_NO))
+        return;
+    if (direct)
+        log_info("database (%s): statements are prepared once per connection (DB_PREPARE=auto: "
+                 "a direct connection to PostgreSQL)",
+                 p->label);
+    else
+        log_info("database (%s): statements are sent unnamed (DB_PREPARE=auto: a pooler is in "
+                 "between; set DB_PREPARE=on if it keeps prepared statements, as PgBouncer 1.21+ "
+                 "with max_prepared_statements does)",
+                 p->label);
 }
 
 /* During an outage, a borrower that would wait for the probe fails at once with its error. Locked.
@@ -178,9 +220,12 @@ static db_conn *open_conn(db_pool *p, db_error *err)
                                   .connect_timeout = cfg->connect_timeout,
                                   .budget = cfg->connect_timeout,
                                   .log_label = p->label},
-                         .err = err};
+                         .err = err,
+                         .detect = atomic_load(&p->prepare) == DB_PREP_UNDECIDED};
     coro_offload(connect_now, &call);
     PGconn *pg = call.pg;
+    if (pg && call.detect)
+        decide_prepare(p, call.direct);
     /* statements never block on a full socket buffer (exec.c flushes the rest while it waits):
      * an event loop must not stall on one slow connection */
     if (pg)
@@ -219,6 +264,7 @@ static void close_conn(db_conn *c)
 {
     if (c) {
         PQfinish(c->pg);
+        db_pipe_stmts_free(c->stmts);
         free(c);
     }
 }

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,9 +21,14 @@
 typedef struct db_conn {
     PGconn *pg;
     double created, last_used,
-        expires;          /* monotonic seconds; expires = created + jittered lifetime */
-    struct db_conn *next; /* idle list link */
+        expires;            /* monotonic seconds; expires = created + jittered lifetime */
+    struct db_conn *next;   /* idle list link */
+    struct db_stmts *stmts; /* the statements pipe.c prepared on it (owned, freed with it) */
 } db_conn;
+
+/* What db_pool.prepare holds: whether pipelined statements are prepared on this URL's
+ * connections (DB_PREPARE; auto decides on the first connection, see db_prepare_mode). */
+enum { DB_PREP_UNDECIDED, DB_PREP_YES, DB_PREP_NO };
 
 typedef struct db_waiter db_waiter;
 
@@ -44,6 +50,7 @@ typedef struct db_pool {
     db_error down_err;
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts, fast_failures;
     double wait_total;
+    atomic_int prepare; /* DB_PREP_*: read without the lock by the loops (pipe.c) */
 } db_pool;
 
 /* Monotonic clock in seconds. */

@@ -183,3 +183,21 @@ char *db_url_get(const char *url, const char *key)
     PQconninfoFree(opts);
     return r;
 }
+
+bool db_url_neon_pooler(const char *url)
+{
+    char *hosts = db_url_get(url, "host");
+    bool all = hosts != NULL;
+    for (const char *h = hosts; all && *h;) {
+        size_t len = strcspn(h, ","), label = strcspn(h, ".,");
+        static const char suffix[] = ".neon.tech";
+        size_t sl = sizeof suffix - 1;
+        all = label >= 8 && label < len && !strncmp(h + label - 7, "-pooler", 7) && len > sl &&
+              !strncmp(h + len - sl, suffix, sl);
+        h += len;
+        if (*h == ',')
+            h++;
+    }
+    free(hosts);
+    return all;
+}

@@ -5,6 +5,7 @@
 #ifndef DB_URL_H
 #define DB_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Checks that `url` parses. Returns 0, or -1 with a one-line reason in err (never the password). */
@@ -20,5 +21,9 @@ char *db_url_with(const char *url, const char *key, const char *value);
 
 /* The value of `key` in `url` (malloc'd), or NULL when absent, empty or unparseable. */
 char *db_url_get(const char *url, const char *key);
+
+/* Whether `url` names Neon's pooled endpoint: a host of neon.tech whose first label ends in
+ * -pooler (ep-x-123-pooler.us-east-2.aws.neon.tech), every host if it names several. */
+bool db_url_neon_pooler(const char *url);
 
 #endif

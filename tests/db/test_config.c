@@ -22,6 +22,7 @@ static const char *const vars[] = {"DATABASE_URL",
                                    "DB_PIPELINE_CONNS",
                                    "DB_PIPELINE_WRITES",
                                    "DB_PIPELINE_WRITE_CONNS",
+                                   "DB_PREPARE",
                                    NULL};
 
 static void clean_env(void)
@@ -54,6 +55,25 @@ Test(config, defaults_are_the_neon_ones)
     cr_assert(c.pipeline_writes, "single write statements too, with group commit");
     cr_assert_eq(c.pipeline_conns, 2);
     cr_assert_eq(c.pipeline_write_conns, 4);
+    cr_assert_eq(c.prepare, DB_PREPARE_AUTO);
+}
+
+Test(config, prepared_statements_auto_on_off)
+{
+    db_config c;
+    char err[512];
+    static const struct {
+        const char *value;
+        db_prepare_mode want;
+    } cases[] = {{"auto", DB_PREPARE_AUTO}, {"on", DB_PREPARE_ON}, {"OFF", DB_PREPARE_OFF}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("DB_PREPARE", cases[i].value, 1);
+        cr_assert_eq(db_config_from_env(&c, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(c.prepare, cases[i].want, "DB_PREPARE=%s", cases[i].value);
+    }
+    setenv("DB_PREPARE", "yes", 1);
+    cr_assert_eq(db_config_from_env(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "DB_PREPARE must be one of auto, on, off"), "%s", err);
 }
 
 Test(config, pipelined_writes_switch_and_connections)

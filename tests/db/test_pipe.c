@@ -462,6 +462,165 @@ Test(pipe, several_failing_statements_in_one_batch_fail_only_themselves)
     free(url);
 }
 
+/* ---- 2b. prepared statements (DB_PREPARE) ---- */
+
+/* Runs one read on e in a coroutine and waits for it. */
+static void run_one(job *j)
+{
+    cr_assert_eq(spawn(j), 0);
+    run_settled(20);
+    cr_assert(j->finished, "the read never finished");
+}
+
+/* How many statements the lane's connection has prepared with DOUBLE_SQL's text (v0), and on
+ * which backend (v1); through the lane itself, the only one (pipeline_conns = 1). */
+static void count_prepared(job *j, db_engine *e, const char *text)
+{
+    static char sql[256];
+    snprintf(sql, sizeof sql,
+             "select count(*), pg_backend_pid() from pg_prepared_statements where statement = "
+             "'%s'",
+             text);
+    job_read(j, e, sql, 0, NULL, NULL);
+    run_one(j);
+    cr_assert_eq(j->rc, 0, "%s", j->err.message);
+}
+
+/* DB_PREPARE=auto: on a direct connection a statement is parsed once per connection and its
+ * later uses name it, in every batch; through pgbouncer 1.18 (no prepared-statement support:
+ * named statements would land on other server connections) nothing is prepared. */
+Test(pipe, a_statement_is_prepared_once_per_connection_unless_a_pooler_is_in_between)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "prep");
+    cfg.pipeline_conns = 1;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 10, ROUNDS = 3 };
+    job jobs[N];
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < N; i++)
+            job_double(&jobs[i], e, r * N + i);
+        spawn_all(jobs, N);
+        run_settled(20);
+        for (int i = 0; i < N; i++)
+            assert_doubled(&jobs[i], i, r * N + i);
+    }
+    job count;
+    count_prepared(&count, e, DOUBLE_SQL);
+    if (pgtest_via_pooler()) {
+        cr_assert_str_eq(count.v0, "0", "nothing prepared through pgbouncer 1.18");
+    } else {
+        cr_assert_str_eq(count.v0, "1", "prepared once, used %d times", N * ROUNDS);
+        cr_assert_str_eq(count.v1, jobs[0].v1, "on the connection that ran them");
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.connects, 1);
+    cr_assert_eq(st.discarded, 0);
+    finish(e);
+    free(url);
+}
+
+Test(pipe, with_DB_PREPARE_off_nothing_is_prepared)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "noprep");
+    cfg.pipeline_conns = 1;
+    cfg.prepare = DB_PREPARE_OFF;
+    db_engine *e = open_engine(&cfg);
+    job j;
+    for (int i = 0; i < 3; i++) {
+        job_double(&j, e, i);
+        run_one(&j);
+        assert_doubled(&j, 0, i);
+    }
+    job count;
+    count_prepared(&count, e, DOUBLE_SQL);
+    cr_assert_str_eq(count.v0, "0");
+    finish(e);
+    free(url);
+}
+
+/* A statement whose Parse fails (a table that does not exist) fails alone, every time it is sent,
+ * with its own error: its failed Parse is not remembered as a prepared statement (that would
+ * answer "prepared statement does not exist" the next time), and its batch's others are answered.
+ */
+Test(pipe, a_statement_whose_parse_fails_fails_alone_each_time)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "badparse");
+    cfg.pipeline_conns = 1;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 8, BAD = 3 };
+    job jobs[N];
+    for (int r = 0; r < 2; r++) {
+        for (int i = 0; i < N; i++) {
+            if (i == BAD)
+                job_read(&jobs[i], e, "select x from no_such_table_here", 0, NULL, NULL);
+            else
+                job_double(&jobs[i], e, i);
+        }
+        spawn_all(jobs, N);
+        run_settled(20);
+        for (int i = 0; i < N; i++) {
+            if (i != BAD) {
+                assert_doubled(&jobs[i], i, i);
+                continue;
+            }
+            cr_assert_eq(jobs[i].rc, -1, "round %d: the bad statement failed", r);
+            cr_assert_eq(jobs[i].err.kind, DB_ERR_QUERY, "%s", jobs[i].err.message);
+            cr_assert_str_eq(jobs[i].err.sqlstate, "42P01", "round %d: %s", r, jobs[i].err.message);
+        }
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 0, "a statement's error leaves the connection usable");
+    finish(e);
+    free(url);
+}
+
+/* A migration changes a column's type while the API runs: the plan cached for a prepared
+ * statement that returns the column no longer fits (0A000 "cached plan must not change result
+ * type"). The statement is prepared afresh and the read answers with the new type, instead of
+ * failing until the connection is recycled. */
+Test(pipe, a_read_whose_result_type_changed_is_prepared_afresh)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "replan");
+    cfg.pipeline_conns = 1;
+    PGconn *admin = pgtest_connect();
+    free(pgtest_query(admin, "drop table if exists replan_r"));
+    free(pgtest_query(admin, "create table replan_r (a int)"));
+    free(pgtest_query(admin, "insert into replan_r values (21)"));
+    db_engine *e = open_engine(&cfg);
+    static const char *const SQL = "select a * 2, pg_typeof(a)::text from replan_r";
+    job j;
+    for (int i = 0; i < 2; i++) {
+        job_read(&j, e, SQL, 0, NULL, NULL);
+        run_one(&j);
+        cr_assert_eq(j.rc, 0, "%s", j.err.message);
+        cr_assert_str_eq(j.v1, "integer");
+    }
+    free(pgtest_query(admin, "alter table replan_r alter column a type bigint"));
+    for (int i = 0; i < 2; i++) {
+        job_read(&j, e, SQL, 0, NULL, NULL);
+        run_one(&j);
+        cr_assert_eq(j.rc, 0, "after the ALTER: %s: %s [%s]", db_errkind_name(j.err.kind),
+                     j.err.message, j.err.sqlstate);
+        cr_assert_str_eq(j.v0, "42");
+        cr_assert_str_eq(j.v1, "bigint");
+    }
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 0, "the connection was kept");
+    cr_assert_eq(st.connects, 1);
+    free(pgtest_query(admin, "drop table replan_r"));
+    PQfinish(admin);
+    finish(e);
+    free(url);
+}
+
 /* ---- 3. statement timeout ---- */
 
 Test(pipe, statement_timeout_cancels_the_slow_read_and_the_rest_succeed)

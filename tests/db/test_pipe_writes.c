@@ -187,6 +187,45 @@ Test(pipe_writes, the_writes_of_one_batch_commit_in_one_transaction)
     free(url);
 }
 
+/* A migration changes the type of a column the writes return while the API runs: the first write
+ * of the next batch meets 0A000 ("cached plan must not change result type") on its prepared
+ * statement, before anything executed. That is not its outcome: it is prepared afresh and re-sent,
+ * the batch's others after it too, and every write lands exactly once. */
+Test(pipe_writes, writes_whose_result_type_changed_are_prepared_afresh_and_land_once)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "wreplan");
+    cfg.pipeline_write_conns = 1;
+    exec_direct("drop table if exists w_replan; create table w_replan (k int primary key, a int);"
+                "insert into w_replan select i, 0 from generate_series(0, 9) i");
+    db_engine *e = open_engine(&cfg);
+    enum { N = 10 };
+    job jobs[N];
+    const char *sql = "update w_replan set a = a + 1 where k = $1::int returning a, pg_typeof(a)";
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            exec_direct("alter table w_replan alter column a type bigint");
+        for (int i = 0; i < N; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "%d", i);
+            job_set(&jobs[i], e, sql, k, NULL, NULL);
+        }
+        spawn_all(jobs, N);
+        run_settled(20);
+        for (int i = 0; i < N; i++) {
+            assert_ok(&jobs[i], i);
+            cr_assert_eq(atoi(jobs[i].v0), round + 1, "write %d, round %d", i, round);
+            cr_assert_str_eq(jobs[i].v1, round ? "bigint" : "integer");
+        }
+    }
+    cr_assert_eq(qlong("select count(*) from w_replan where a = 2"), N, "each write landed once");
+    db_stats st = stats(e);
+    cr_assert_eq(st.discarded, 0, "the connection was kept");
+    finish(e);
+    free(url);
+}
+
 /* ---- 2. a statement that fails ---- */
 
 Test(pipe_writes, a_failing_write_rolls_back_its_batch_and_fails_alone)
