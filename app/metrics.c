@@ -162,11 +162,13 @@ static void render_pool(FILE *f, db_engine *engine)
             "# TYPE db_pool_acquire_wait_seconds_total counter\n"
             "db_pool_acquire_wait_seconds_total %.6f\n"
             "# TYPE db_pool_outage_fast_failures_total counter\n"
-            "db_pool_outage_fast_failures_total %lu\n",
+            "db_pool_outage_fast_failures_total %lu\n"
+            "# HELP db_pool_preparing Pools whose pipelined statements are prepared (DB_PREPARE).\n"
+            "# TYPE db_pool_preparing gauge\ndb_pool_preparing %d\n",
             s.open, s.idle, s.in_use, s.waiting, (unsigned long)s.connects,
             (unsigned long)s.connect_failures, (unsigned long)s.discarded,
             (unsigned long)s.acquires, (unsigned long)s.acquire_timeouts,
-            s.acquire_wait_seconds_total, (unsigned long)s.outage_fast_failures);
+            s.acquire_wait_seconds_total, (unsigned long)s.outage_fast_failures, s.preparing);
 }
 
 char *metrics_render(db_engine *engine)

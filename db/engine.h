@@ -182,6 +182,8 @@ typedef struct db_stats {
     uint64_t connects, connect_failures, discarded, acquires, acquire_timeouts;
     uint64_t outage_fast_failures; /* borrowers failed at once while the server was unreachable */
     double acquire_wait_seconds_total;
+    int preparing; /* pools whose pipelined statements are prepared now (DB_PREPARE; auto before
+                    * its first connection counts as not yet) */
 } db_stats;
 
 /* A consistent snapshot of the pools (all URLs added up). Thread-safe, cheap. */

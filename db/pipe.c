@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core/coro.h"
 #include "core/log.h"
@@ -71,8 +73,8 @@ typedef struct chan {
 /* A connection's first STMTS_MAX distinct statements are prepared: an API's are a few dozen; a
  * caller that builds its SQL per request gets unnamed ones past that, not a growing cache. */
 #define STMTS_MAX 64
-/* How often a statement is prepared afresh because its result type changed: a migration's ALTER
- * happens once, not in a loop. */
+/* How often a statement is re-sent because of its prepared statement (replan): a migration's
+ * ALTER happens once, and a pool stops preparing at the first name the server does not know. */
 #define REPLANS 2
 
 enum { ST_NONE, ST_PARSING, ST_READY, ST_STALE };
@@ -88,6 +90,7 @@ typedef struct stmt {
 
 struct db_stmts {
     int n;
+    char tag[17]; /* random, in every name: see stmt_name */
     stmt s[STMTS_MAX];
 };
 
@@ -116,8 +119,14 @@ static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
 {
     *parse = false;
     struct db_stmts *st = c->stmts;
-    if (!st && !(st = c->stmts = calloc(1, sizeof *st)))
-        return -1;
+    if (!st) {
+        if (!(st = c->stmts = calloc(1, sizeof *st)))
+            return -1;
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) /* not seeded yet: unlikely */
+            r = (uint64_t)(uintptr_t)st ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(coro_now() * 1e9);
+        snprintf(st->tag, sizeof st->tag, "%016llx", (unsigned long long)r);
+    }
     uint64_t h = 0;
     bool hashed = false;
     for (int i = 0; i < st->n; i++) {
@@ -157,9 +166,14 @@ static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
     return st->n++;
 }
 
-static void stmt_name(char *buf, size_t len, int i)
+/* A name no other connection uses, even another process's: through a pooler that does not keep
+ * prepared statements (DB_PREPARE=on by mistake, or a pooler that changed), a Bind may reach a
+ * server connection where another client prepared its own statements; with names like "p0" it
+ * could run theirs with our parameters. With a random tag it finds nothing (26000), and replan()
+ * stops preparing. */
+static void stmt_name(char *buf, size_t len, const struct db_stmts *st, int i)
 {
-    snprintf(buf, len, "p%d", i);
+    snprintf(buf, len, "ntd_%s_%d", st->tag, i);
 }
 
 /* The result r of it's Parse: its statement is on the server now, or not. A Parse that failed
@@ -181,14 +195,27 @@ static bool parsed(db_conn *c, item *it, PGresult *r)
     return false;
 }
 
-/* Whether it's error result means its prepared statement must be prepared afresh: the result type
- * of a cached plan changed (an ALTER of a column it returns), found before it executed. */
-static bool replan(db_conn *c, item *it)
+/* Whether it's error result is its prepared statement's, not its own, so that it must be re-sent
+ * (found before it executed, so a write too): the result type of a cached plan changed (0A000: an
+ * ALTER of a column it returns), and the statement is prepared afresh; or the name is unknown or
+ * taken (26000, 42P05): a pooler in between does not keep prepared statements (each transaction
+ * may get another server connection), so the pool stops preparing and it goes unnamed. */
+static bool replan(chan *ch, item *it)
 {
     const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
-    if (it->stmt < 0 || !state || strcmp(state, "0A000") || it->replans >= REPLANS)
+    if (it->stmt < 0 || !state || it->replans >= REPLANS)
         return false;
-    c->stmts->s[it->stmt].state = ST_STALE;
+    if (!strcmp(state, "26000") || !strcmp(state, "42P05")) {
+        if (atomic_exchange(&ch->pool->prepare, DB_PREP_NO) != DB_PREP_NO)
+            log_warn("database (%s): a prepared statement was not found on the server (%s): a "
+                     "pooler that does not keep prepared statements is in between; statements "
+                     "are sent unnamed from now on (set DB_PREPARE=off to say so)",
+                     ch->pool->label, state);
+    } else if (!strcmp(state, "0A000")) {
+        ch->conn->stmts->s[it->stmt].state = ST_STALE;
+    } else {
+        return false;
+    }
     it->replans++;
     return true;
 }
@@ -315,8 +342,8 @@ static int send_batch(chan *ch)
         it->seq = ch->seq_sent;
         it->stmt = prepare ? stmt_for(ch->conn, it->sql, it->seq, &it->parse) : -1;
         if (it->stmt >= 0) {
-            char name[16];
-            stmt_name(name, sizeof name, it->stmt);
+            char name[32];
+            stmt_name(name, sizeof name, ch->conn->stmts, it->stmt);
             if ((it->parse && !PQsendPrepare(pg, name, it->sql, it->nparams, NULL)) ||
                 !PQsendQueryPrepared(pg, name, it->nparams, it->params, NULL, NULL, it->format))
                 return -1;
@@ -384,7 +411,7 @@ static void write_failed(chan *ch, item *it, bool cancelled, item ***rtail)
     const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
     bool race = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
     /* a result type changed under its prepared statement: not its outcome, re-sent afresh */
-    bool replanned = !cancelled && replan(ch->conn, it);
+    bool replanned = !cancelled && replan(ch, it);
     if (cancelled || (it->first && !replanned && !(race && it->races++ < RACES))) {
         it->timed_out = cancelled;
         finish(it);
@@ -473,7 +500,7 @@ static int read_batch(chan *ch)
                     PQclear(it->res);
                     it->res = NULL;
                     append(&rtail, it);
-                } else if (!ch->writes && it->res && !ok_result(it->res) && replan(ch->conn, it)) {
+                } else if (!ch->writes && it->res && !ok_result(it->res) && replan(ch, it)) {
                     PQclear(it->res); /* re-sent, prepared afresh */
                     it->res = NULL;
                     append(&rtail, it);

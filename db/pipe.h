@@ -51,8 +51,11 @@
  * statement whose result type changed under it (an ALTER of a column it returns, while the API
  * runs: 0A000 "cached plan must not change result type", raised before anything executed) is
  * prepared afresh under a new name and the statement re-sent (a write alone, as after any error
- * of its batch). The first 64 distinct statements of a connection are prepared, any later ones
- * go unnamed. */
+ * of its batch). A name the server does not know or already has (26000, 42P05: a pooler that
+ * does not keep prepared statements, with DB_PREPARE=on) makes the pool stop preparing, with a
+ * warning, and the statement is re-sent unnamed; names carry a random tag per connection, so such
+ * a pooler can never run another client's statement of the same name. The first 64 distinct
+ * statements of a connection are prepared, any later ones go unnamed. */
 #ifndef DB_PIPE_H
 #define DB_PIPE_H
 

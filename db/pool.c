@@ -519,5 +519,6 @@ void db_pool_stats_add(db_pool *p, db_stats *out)
     out->acquires += p->acquires;
     out->acquire_timeouts += p->acquire_timeouts;
     out->acquire_wait_seconds_total += p->wait_total;
+    out->preparing += atomic_load(&p->prepare) == DB_PREP_YES;
     pthread_mutex_unlock(&p->mu);
 }

@@ -508,6 +508,7 @@ Test(pipe, a_statement_is_prepared_once_per_connection_unless_a_pooler_is_in_bet
     }
     job count;
     count_prepared(&count, e, DOUBLE_SQL);
+    cr_assert_eq(stats(e).preparing, !pgtest_via_pooler(), "DB_PREPARE=auto decided");
     if (pgtest_via_pooler()) {
         cr_assert_str_eq(count.v0, "0", "nothing prepared through pgbouncer 1.18");
     } else {
@@ -538,6 +539,53 @@ Test(pipe, with_DB_PREPARE_off_nothing_is_prepared)
     job count;
     count_prepared(&count, e, DOUBLE_SQL);
     cr_assert_str_eq(count.v0, "0");
+    finish(e);
+    free(url);
+}
+
+/* DB_PREPARE=on through a pooler that does not keep prepared statements (pgbouncer 1.18 in
+ * transaction mode): the lane's next transaction lands on another server connection than the one
+ * its statement was prepared on (another client holds that one; pgbouncer reuses server
+ * connections last-in first-out), where the name is unknown (26000). The read is re-sent unnamed
+ * and answers, and the pool stops preparing. Direct, the same steps keep preparing. */
+Test(pipe, with_DB_PREPARE_on_a_pooler_that_loses_prepared_statements_turns_it_off)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    setup(&cfg, url, app, "prepon");
+    cfg.pipeline_conns = 1;
+    cfg.prepare = DB_PREPARE_ON;
+    db_engine *e = open_engine(&cfg);
+    enum { N = 10 };
+    job jobs[N];
+    for (int i = 0; i < N; i++)
+        job_double(&jobs[i], e, i);
+    spawn_all(jobs, N);
+    run_settled(20);
+    for (int i = 0; i < N; i++)
+        assert_doubled(&jobs[i], i, i);
+    cr_assert_eq(stats(e).preparing, 1, "DB_PREPARE=on prepares");
+
+    PGconn *other = PQconnectdb(url); /* through the pooler in the pooler run */
+    cr_assert_eq(PQstatus(other), CONNECTION_OK, "%s", PQerrorMessage(other));
+    PQclear(PQexec(other, "begin"));
+    char *one = pgtest_query(other, "select 1"); /* holds the server connection last used */
+    cr_assert_str_eq(one, "1");
+    free(one);
+    for (int i = 0; i < N; i++)
+        job_double(&jobs[i], e, 100 + i);
+    spawn_all(jobs, N);
+    run_settled(20);
+    for (int i = 0; i < N; i++)
+        assert_doubled(&jobs[i], i, 100 + i);
+    db_stats st = stats(e);
+    if (pgtest_via_pooler())
+        cr_assert_eq(st.preparing, 0, "the pool stopped preparing");
+    else
+        cr_assert_eq(st.preparing, 1, "direct: still prepared");
+    cr_assert_eq(st.discarded, 0);
+    PQclear(PQexec(other, "rollback"));
+    PQfinish(other);
     finish(e);
     free(url);
 }
