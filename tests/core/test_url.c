@@ -54,3 +54,27 @@ Test(url, with_replaces_one_parameter_and_keeps_the_rest)
     cr_assert_null(none);
     free(u);
 }
+
+/* DB_PREPARE=auto prepares on Neon's pooled endpoint: a -pooler first label of a neon.tech host. */
+Test(url, neon_pooler_is_the_pooler_label_of_a_neon_host)
+{
+    static const struct {
+        const char *url;
+        bool pooler;
+    } cases[] = {
+        {"postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb", true},
+        {"postgres://u:p@ep-x-1-pooler.eu-central-1.aws.neon.tech:5432/db?sslmode=require", true},
+        {"host=ep-a-1-pooler.westus3.azure.neon.tech dbname=neondb user=u", true},
+        {"host=ep-a-pooler.x.neon.tech,ep-b-pooler.y.neon.tech dbname=x", true},
+        {"postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb", false},
+        {"host=ep-a-pooler.x.neon.tech,ep-b.y.neon.tech dbname=x", false},
+        {"postgresql://u:p@db.ep-x-pooler.neon.tech/db", false},
+        {"postgresql://u:p@ep-x-pooler.example.com/db", false},
+        {"postgresql://u:p@ep-x-pooler.neon.tech.example.com/db", false},
+        {"postgresql://u:p@localhost/db", false},
+        {"postgresql:///db", false},
+        {"not a url", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_assert_eq(db_url_neon_pooler(cases[i].url), cases[i].pooler, "%s", cases[i].url);
+}

@@ -245,5 +245,9 @@ Test(framework, openapi_docs_ready_metrics)
             strstr(r->body, "http_request_duration_seconds_bucket") &&
             strstr(r->body, "db_pool_connections"),
         "%s", r->body);
+    /* DB_PREPARE=auto, decided on the first connection: direct prepares, pgbouncer 1.18 not */
+    cr_assert(strstr(r->body,
+                     pgtest_via_pooler() ? "\ndb_pool_preparing 0\n" : "\ndb_pool_preparing 1\n"),
+              "%s", r->body);
     api_response_free(r);
 }
