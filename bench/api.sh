@@ -6,7 +6,8 @@
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users, then per run:
 #   1. pgbench -M extended with the handler's exact SELECT at the same concurrency (the limit for
-#      one query per round trip);
+#      one query per round trip), and -M prepared (the same, parsed and planned once per
+#      connection, as the API prepares it: DB_PREPARE);
 #   2. starts bin/api as in production (access log, metrics, request ids), timing spawn to the
 #      first 200 on /health; twice: with DB_PIPELINE=true (the default: concurrent reads share
 #      pipelined batches) and DB_PIPELINE=false (one query per round trip, like pgbench);
@@ -88,7 +89,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # One measured run of the API with the given DB_PIPELINE; prints one line of figures:
-# rps share cpu_us p50 p99 rss_mb start_ms health_ms puts
+# rps share cpu_us p50 p99 rss_mb start_ms health_ms puts share_of_prepared
 measure_api() {
   local pipeline=$1 port
   port=$(free_port)
@@ -120,24 +121,26 @@ measure_api() {
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {printf "%s ", $0}')
   [ -n "$errs" ] && echo "DB_PIPELINE=$pipeline: $errs" >&2
-  awk -v pg="$pg" -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" \
+  awk -v pg="$pg" -v pgp="$pgp" -v rps="$rps" -v reqs="$reqs" -v dt=$((c1 - c0)) -v tck="$ticks" \
       -v p50="$p50" -v p99="$p99" -v hwm="$hwm" -v st="$start_ms" -v h="$health_ms" -v puts="${puts%,}" \
-      'BEGIN { printf "%.0f %.1f %.1f %s %s %.1f %.1f %s %s", rps, 100 * rps / pg,
-               dt / tck / reqs * 1e6, p50, p99, hwm / 1024, st, h, puts }'
+      'BEGIN { printf "%.0f %.1f %.1f %s %s %.1f %.1f %s %s %.1f", rps, 100 * rps / pg,
+               dt / tck / reqs * 1e6, p50, p99, hwm / 1024, st, h, puts, 100 * rps / pgp }'
 }
 
 report() { # label line
   set -- "$1" $2
-  printf '  %-22s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | p50 %s p99 %s | RSS %s MB | start->200 %s ms | slowest /health %s ms while 2 PUTs waited (then %s)\n' "$@"
+  printf '  %-22s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | p50 %s p99 %s | RSS %s MB | start->200 %s ms | slowest /health %s ms while 2 PUTs waited (then %s) | %s%% of -M prepared\n' "$@"
 }
 
 variants=(true false)
 declare -A results=([true]="" [false]="")
-pgs=""
+pgs="" pgps=""
 for run in $(seq 1 "$RUNS"); do
   pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
        awk '/^tps = / {print $3}')
-  echo "run $run: pgbench $(printf '%.0f' "$pg") tps"
+  pgp=$(timeout $((DURATION + 30)) pgbench -n -M prepared -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
+       awk '/^tps = / {print $3}')
+  echo "run $run: pgbench $(printf '%.0f' "$pg") tps (-M prepared $(printf '%.0f' "$pgp") tps)"
   for v in "${variants[@]}"; do
     measure_api "$v" > "$tmp/line" # not in a subshell: api_pid stays visible to the cleanup trap
     line=$(cat "$tmp/line")
@@ -145,16 +148,18 @@ for run in $(seq 1 "$RUNS"); do
     report "api DB_PIPELINE=$v" "$line"
   done
   pgs+="$pg"$'\n'
+  pgps+="$pgp"$'\n'
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "median of $RUNS runs (connections $CONNS, ${DURATION}s each, WORKERS=${WORKERS:-64} LOOPS=${LOOPS:-auto} DB_POOL_MAX=${DB_POOL_MAX:-4}):"
 echo "  pgbench -M extended    $(printf '%s' "$pgs" | median | xargs printf '%.0f') tps"
+echo "  pgbench -M prepared    $(printf '%s' "$pgps" | median | xargs printf '%.0f') tps"
 for v in "${variants[@]}"; do
   m=()
-  for col in 1 2 3 6 7 8; do m+=("$(printf '%s' "${results[$v]}" | awk -v c=$col 'NF {print $c}' | median)"); done
+  for col in 1 2 10 3 6 7 8; do m+=("$(printf '%s' "${results[$v]}" | awk -v c=$col 'NF {print $c}' | median)"); done
   lat=$(printf '%s' "${results[$v]}" | awk 'NF {printf "%s/%s ", $4, $5}')
-  printf '  api DB_PIPELINE=%-6s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | RSS %s MB | start->200 %s ms | slowest /health %s ms | p50/p99 per run: %s\n' \
+  printf '  api DB_PIPELINE=%-6s %6s req/s (%5s%% of pgbench, %5s%% of -M prepared) | cpu %5s us/req | RSS %s MB | start->200 %s ms | slowest /health %s ms | p50/p99 per run: %s\n' \
     "$v" "${m[@]}" "$lat"
 done

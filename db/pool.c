@@ -221,7 +221,8 @@ static db_conn *open_conn(db_pool *p, db_error *err)
                                   .budget = cfg->connect_timeout,
                                   .log_label = p->label},
                          .err = err,
-                         .detect = atomic_load(&p->prepare) == DB_PREP_UNDECIDED};
+                         /* only the pipeline prepares: no query for an engine without one */
+                         .detect = cfg->pipeline && atomic_load(&p->prepare) == DB_PREP_UNDECIDED};
     coro_offload(connect_now, &call);
     PGconn *pg = call.pg;
     if (pg && call.detect)
