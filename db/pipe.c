@@ -21,11 +21,12 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
-    int lost;   /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
-                 */
-    int stmt;   /* sent as the connection's prepared statement stmts->s[stmt], or -1: unnamed */
-    bool parse; /* its Parse was sent before it, and that Parse's result is still to come */
-    int replans; /* times its prepared statement's result type changed under it (REPLANS) */
+    int lost; /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
+               */
+    int stmt; /* sent as the connection's prepared statement stmts->s[stmt], or -1: unnamed */
+    unsigned name; /* and that statement's name (stmt_of) */
+    bool parse;    /* its Parse was sent before it, and that Parse's result is still to come */
+    int replans;   /* times it was re-sent because of its prepared statement (replan, REPLANS) */
     /* write lanes only (see pipe.h): */
     bool first;   /* the first statement of its batch: an error of its own is its own outcome */
     bool alone;   /* sent as a batch of its own (after an error of a batch, or at its commit) */
@@ -70,27 +71,28 @@ typedef struct chan {
 
 /* ---- prepared statements (DB_PREPARE; see pipe.h) ---- */
 
-/* A connection's first STMTS_MAX distinct statements are prepared: an API's are a few dozen; a
+/* Up to STMTS_MAX statements of a connection are prepared at once: an API's are a few dozen; a
  * caller that builds its SQL per request gets unnamed ones past that, not a growing cache. */
 #define STMTS_MAX 64
 /* How often a statement is re-sent because of its prepared statement (replan): a migration's
  * ALTER happens once, and a pool stops preparing at the first name the server does not know. */
 #define REPLANS 2
 
-enum { ST_NONE, ST_PARSING, ST_READY, ST_STALE };
+enum { ST_FREE, ST_PARSING, ST_READY };
 
 typedef struct stmt {
     const char *seen; /* the caller's pointer last time: usually the same static string */
-    char *sql;        /* owned copy */
+    char *sql;        /* owned copy; NULL when free */
     uint64_t hash;
+    unsigned name;       /* its name's number: never sent twice on a connection (stmt_name) */
     unsigned seq;        /* ST_PARSING: the batch its Parse was sent in */
-    unsigned char state; /* ST_NONE: not on the server (never sent, or its Parse failed or was
-                            skipped); ST_STALE: on the server, not to be used again */
+    unsigned char state; /* ST_FREE: an unused slot */
 } stmt;
 
 struct db_stmts {
-    int n;
-    char tag[17]; /* random, in every name: see stmt_name */
+    int n;              /* slots used so far (some may be free again) */
+    unsigned next_name; /* the number of the next name */
+    char tag[17];       /* random, in every name: see stmt_name */
     stmt s[STMTS_MAX];
 };
 
@@ -111,10 +113,23 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-/* The prepared statement to send `sql` as on connection c in batch `seq`, or -1 to send it
- * unnamed. *parse: its Parse must go first (and its result comes first). A statement whose Parse
- * is still unanswered can be used in the same batch only: if that Parse fails or is skipped, the
- * rest of its batch is skipped too, where a later batch would run and meet a missing name. */
+/* A slot's statement is not to be used again (its Parse failed or was skipped, or its plan's
+ * result type changed). Its name is not reused: PgBouncer's prepared-statement support (Neon's
+ * pooler) registers a name at the Parse, whatever the server answers, and closes the connection
+ * of a client that sends a Parse of a registered name. */
+static void stmt_drop(stmt *s)
+{
+    free(s->sql);
+    s->sql = NULL;
+    s->seen = NULL;
+    s->state = ST_FREE;
+}
+
+/* The slot of the prepared statement to send `sql` as on connection c in batch `seq`, or -1 to
+ * send it unnamed. *parse: its Parse must go first (and its result comes first). A statement
+ * whose Parse is still unanswered can be used in the same batch only: if that Parse fails or is
+ * skipped, the rest of its batch is skipped too, where a later batch would run and meet a missing
+ * name. */
 static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
 {
     *parse = false;
@@ -129,10 +144,15 @@ static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
     }
     uint64_t h = 0;
     bool hashed = false;
+    int free_slot = -1;
     for (int i = 0; i < st->n; i++) {
         stmt *s = &st->s[i];
-        if (s->state == ST_STALE)
+        if (s->state == ST_FREE) {
+            free_slot = free_slot < 0 ? i : free_slot;
             continue;
+        }
+        /* the same pointer is usually the same static string: then no hash to compute; the
+         * text is compared all the same (a caller's buffer may hold another statement now) */
         if (s->seen != sql) {
             if (!hashed) {
                 h = fnv1a(sql);
@@ -146,24 +166,23 @@ static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
         s->seen = sql;
         if (s->state == ST_READY)
             return i;
-        if (s->state == ST_PARSING)
-            return s->seq == seq ? i : -1;
-        s->state = ST_PARSING; /* ST_NONE: parsed again */
-        s->seq = seq;
-        *parse = true;
-        return i;
+        return s->seq == seq ? i : -1; /* ST_PARSING */
     }
-    if (st->n == STMTS_MAX)
+    int i = free_slot >= 0 ? free_slot : st->n < STMTS_MAX ? st->n : -1;
+    if (i < 0)
         return -1;
-    stmt *s = &st->s[st->n];
+    stmt *s = &st->s[i];
     if (!(s->sql = strdup(sql)))
         return -1;
+    if (i == st->n)
+        st->n++;
     s->seen = sql;
     s->hash = hashed ? h : fnv1a(sql);
+    s->name = st->next_name++;
     s->state = ST_PARSING;
     s->seq = seq;
     *parse = true;
-    return st->n++;
+    return i;
 }
 
 /* A name no other connection uses, even another process's: through a pooler that does not keep
@@ -171,19 +190,30 @@ static int stmt_for(db_conn *c, const char *sql, unsigned seq, bool *parse)
  * server connection where another client prepared its own statements; with names like "p0" it
  * could run theirs with our parameters. With a random tag it finds nothing (26000), and replan()
  * stops preparing. */
-static void stmt_name(char *buf, size_t len, const struct db_stmts *st, int i)
+static void stmt_name(char *buf, size_t len, const struct db_stmts *st, unsigned name)
 {
-    snprintf(buf, len, "ntd_%s_%d", st->tag, i);
+    snprintf(buf, len, "ntd_%s_%u", st->tag, name);
 }
 
-/* The result r of it's Parse: its statement is on the server now, or not. A Parse that failed
+/* The slot `it` was sent with, if it still holds the statement `it` named (a slot dropped and
+ * taken by another statement meanwhile does not). */
+static stmt *stmt_of(db_conn *c, const item *it)
+{
+    stmt *s = it->stmt >= 0 && c->stmts ? &c->stmts->s[it->stmt] : NULL;
+    return s && s->state != ST_FREE && s->name == it->name ? s : NULL;
+}
+
+/* The result r of its Parse: its statement is on the server now, or not. A Parse that failed
  * (not skipped) keeps its error as the statement's outcome: the statement itself is then skipped.
  * Returns true when r says the server is closing the connection (r freed). */
 static bool parsed(db_conn *c, item *it, PGresult *r)
 {
-    stmt *s = &c->stmts->s[it->stmt];
+    stmt *s = stmt_of(c, it);
     ExecStatusType st = PQresultStatus(r);
-    s->state = st == PGRES_COMMAND_OK ? ST_READY : ST_NONE;
+    if (s && st == PGRES_COMMAND_OK)
+        s->state = ST_READY;
+    else if (s)
+        stmt_drop(s);
     if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED || it->res ||
         db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE))) {
         bool bye = st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED &&
@@ -195,11 +225,12 @@ static bool parsed(db_conn *c, item *it, PGresult *r)
     return false;
 }
 
-/* Whether it's error result is its prepared statement's, not its own, so that it must be re-sent
+/* Whether its error result is its prepared statement's, not its own, so that it must be re-sent
  * (found before it executed, so a write too): the result type of a cached plan changed (0A000: an
- * ALTER of a column it returns), and the statement is prepared afresh; or the name is unknown or
- * taken (26000, 42P05): a pooler in between does not keep prepared statements (each transaction
- * may get another server connection), so the pool stops preparing and it goes unnamed. */
+ * ALTER of a column it returns), and the statement is prepared afresh under a new name; or the
+ * name is unknown or taken (26000, 42P05): a pooler in between does not keep prepared statements
+ * (each transaction may get another server connection), so the pool stops preparing and it goes
+ * unnamed. */
 static bool replan(chan *ch, item *it)
 {
     const char *state = PQresultErrorField(it->res, PG_DIAG_SQLSTATE);
@@ -212,7 +243,9 @@ static bool replan(chan *ch, item *it)
                      "are sent unnamed from now on (set DB_PREPARE=off to say so)",
                      ch->pool->label, state);
     } else if (!strcmp(state, "0A000")) {
-        ch->conn->stmts->s[it->stmt].state = ST_STALE;
+        stmt *s = stmt_of(ch->conn, it);
+        if (s)
+            stmt_drop(s);
     } else {
         return false;
     }
@@ -340,10 +373,12 @@ static int send_batch(chan *ch)
         }
         it->first = !open;
         it->seq = ch->seq_sent;
+        it->parse = false; /* a re-sent statement's earlier Parse is answered */
         it->stmt = prepare ? stmt_for(ch->conn, it->sql, it->seq, &it->parse) : -1;
         if (it->stmt >= 0) {
-            char name[32];
-            stmt_name(name, sizeof name, ch->conn->stmts, it->stmt);
+            char name[48];
+            it->name = ch->conn->stmts->s[it->stmt].name;
+            stmt_name(name, sizeof name, ch->conn->stmts, it->name);
             if ((it->parse && !PQsendPrepare(pg, name, it->sql, it->nparams, NULL)) ||
                 !PQsendQueryPrepared(pg, name, it->nparams, it->params, NULL, NULL, it->format))
                 return -1;

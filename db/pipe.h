@@ -46,7 +46,10 @@
  * it, and later uses send only Bind and Execute: the server parses and plans it once per
  * connection, not once per request (pgbench -M prepared against -M extended: 1.3-2.8x the rate on
  * the API's statements here), and no round trip is added. A failed Parse is the statement's own
- * error; one skipped (an earlier statement of its batch failed) is sent again with the statement.
+ * error; one skipped (an earlier statement of its batch failed) is sent again with the statement,
+ * under a new name: a name is never sent in two Parses on one connection (PgBouncer's
+ * prepared-statement support, Neon's pooler, registers it at the first and closes the connection
+ * at a second).
  * Until its Parse is answered, the statement's uses in later batches go unnamed. A prepared
  * statement whose result type changed under it (an ALTER of a column it returns, while the API
  * runs: 0A000 "cached plan must not change result type", raised before anything executed) is
