@@ -147,11 +147,20 @@ static void connect_now(void *arg)
     if (c->pg && c->detect) {
         /* A pooler answers the startup with a cancel key of its own (PgBouncer: random bytes), so
          * the pid the connection announced is the backend's only when nothing is in between.
-         * One round trip, on the pool's first connection only. */
-        PGresult *r = PQexec(c->pg, "select pg_backend_pid()");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+         * One round trip, on the pool's first connection only, bounded like the connect. */
+        bool sent, timed_out;
+        PGresult *r = db_exec_wait(c->pg, "select pg_backend_pid()", 0, NULL, 0,
+                                   c->opts.connect_timeout, -1, &sent, &timed_out);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
             c->direct = atoi(PQgetvalue(r, 0, 0)) == PQbackendPID(c->pg);
         PQclear(r);
+        if (!r) { /* silent or gone right after its startup: a failed connect */
+            PQfinish(c->pg);
+            c->pg = NULL;
+            db_error_set(c->err, DB_ERR_TRANSIENT, "08006",
+                         "the database did not answer its first query within %g s",
+                         c->opts.connect_timeout);
+        }
     }
 }
 
