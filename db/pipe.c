@@ -214,10 +214,9 @@ static bool parsed(db_conn *c, item *it, PGresult *r)
         s->state = ST_READY;
     else if (s)
         stmt_drop(s);
-    if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED || it->res ||
-        db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE))) {
-        bool bye = st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED &&
-                   db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    bool bye = st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED &&
+               db_sqlstate_conn_lost(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+    if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED || it->res || bye) {
         PQclear(r);
         return bye;
     }

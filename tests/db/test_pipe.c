@@ -472,8 +472,8 @@ static void run_one(job *j)
     cr_assert(j->finished, "the read never finished");
 }
 
-/* How many statements the lane's connection has prepared with DOUBLE_SQL's text (v0), and on
- * which backend (v1); through the lane itself, the only one (pipeline_conns = 1). */
+/* How many statements the lane's connection has prepared with the text `text` (v0), and on which
+ * backend (v1); through the lane itself, the only one (pipeline_conns = 1). */
 static void count_prepared(job *j, db_engine *e, const char *text)
 {
     static char sql[256];
