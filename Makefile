@@ -66,6 +66,14 @@ format:
 format-check:
 	@find core db app migrate tests bench -name '*.[ch]' 2>/dev/null | xargs clang-format --dry-run --Werror
 
+# shellcheck (warning level) over every committed shell script; the docs' size and shape rules
+.PHONY: shellcheck docs-check
+shellcheck:
+	@scripts/lint-sh
+
+docs-check:
+	@scripts/docs-check
+
 bench: build
 	@scripts/install-deps --bench
 	@bench/run

@@ -8,7 +8,7 @@
  * token's `kid` (without `kid`: the only key that fits). `alg: none`, HS512, an HS256 token
  * "signed" with a public key: invalid. `exp` is required; `exp`, `nbf` and `iat` are checked with
  * a few seconds of leeway; `iss` and `aud` when configured; `sub` (a string) is the user id.
- * Thread: auth_configure once at startup; auth_verify from any thread. */
+ * Thread: auth_setup (or auth_configure) once at startup; auth_verify from any thread. */
 #ifndef APP_AUTH_H
 #define APP_AUTH_H
 

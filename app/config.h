@@ -58,7 +58,7 @@ typedef struct {
 int app_cpus_available(void);
 
 /* What LOOPS=auto means: one event loop per available CPU, but no more loops than the pipelined
- * read connections they share (DB_PIPELINE_CONNS, default 2; each loop pipelines on connections
+ * read connections they share (DB_PIPELINE_CONNS, default 2; each loop pipelines on at least one
  * of its own): more loops would hold more connections than that setting promises. 1..64. */
 int app_loops_auto(int pipeline_conns);
 

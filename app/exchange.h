@@ -54,6 +54,7 @@ auth_cache *loop_auth_cache(struct loop *lp);
 /* The loop's reusable output buffer (loop thread only). */
 struct evbuffer *loop_buffer(struct loop *lp);
 
+/* Monotonic clock in seconds (request durations). Any thread. */
 double now_seconds(void);
 
 /* True once SIGTERM/SIGINT started the drain: replies then close their connection. Any thread. */

@@ -1,6 +1,6 @@
 /* http: what a handler sees. A request already routed, authenticated and validated, and a response
  * it fills in. Both are plain data: no libevent type appears here, so a handler never touches the
- * connection; the loop sends the reply once the handler has returned (server.c).
+ * connection; the loop sends the reply once the handler has returned (dispatch.c).
  *
  *     int tasks_get(const http_request *req, db_session *s, http_response *res)
  *     {

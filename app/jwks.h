@@ -1,10 +1,8 @@
 /* jwks: the public keys of an identity provider (Better Auth, Clerk, Auth0, ...), fetched from
  * its JWKS URL by a background thread, cached, refreshed on a schedule and on demand.
  *
- * Why our own (docs/auth.md): none of the JOSE libraries packaged in Debian 12 verifies EdDSA, the
- * default of Better Auth's JWT plugin (libjwt 1.10 has no JWK and no EdDSA, libjose 11 and
- * libcjose 0.6 no OKP keys). So the JWK is read with jansson, the key built with OpenSSL 3's
- * EVP_PKEY_fromdata / EVP_PKEY_new_raw_public_key, and fetched with libcurl.
+ * The JWK is read with jansson, the key built with OpenSSL 3, the set fetched with libcurl: no JOSE
+ * library packaged in Debian 12 verifies EdDSA (why in docs/auth.md).
  *
  * Fetching never happens on an event loop thread and startup never waits for it: jwks_start
  * starts the fetcher thread and returns. Until a first fetch succeeded, jwks_acquire returns

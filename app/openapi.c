@@ -398,13 +398,13 @@ json_t *openapi_document(void)
         lower(m, r->method, sizeof m);
         json_object_set_new(item, m, operation(r));
     }
-    return json_pack("{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss}}}}", "openapi",
-                     "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION, "description",
-                     APP_DESCRIPTION, "license", "name", "MIT", "identifier", "MIT", "servers",
-                     "url", "http://127.0.0.1:8000", "description", "local development server",
-                     "tags", tags(), "paths", paths, "components", "schemas", schemas(),
-                     "securitySchemes", "HTTPBearer", "type", "http", "scheme", "bearer",
-                     "bearerFormat", "JWT", "description",
+    return json_pack("{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss}}}}",
+                     "openapi", "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION,
+                     "description", APP_DESCRIPTION, "license", "name", "MIT", "identifier", "MIT",
+                     "servers", "url", "http://127.0.0.1:8000", "description",
+                     "local development server", "tags", tags(), "paths", paths, "components",
+                     "schemas", schemas(), "securitySchemes", "HTTPBearer", "type", "http",
+                     "scheme", "bearer", "bearerFormat", "JWT", "description",
                      "A JWT with exp whose sub is the user id: HS256 signed with JWT_SECRET, or "
                      "EdDSA (Ed25519), ES256, RS256 or PS256 signed by a key of the JWKS at "
                      "AUTH_JWKS_URL (Better Auth's JWT plugin, Clerk, Auth0), chosen by kid. 401 "

@@ -1,5 +1,6 @@
 /* openapi: the OpenAPI 3.1 document, generated from the route table (routes.c) and the same
- * parameter, body and response specs that validation and the handlers use. Built once at startup.
+ * parameter, body and response specs that validation and the handlers use (ops.h builds the served
+ * copy once and keeps it).
  * router.h lists the responses every operation documents. */
 #ifndef APP_OPENAPI_H
 #define APP_OPENAPI_H

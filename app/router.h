@@ -3,9 +3,9 @@
  * table feeds /openapi.json (openapi.c).
  *
  * A route is pure data: method, path template with typed parameters, handler, how the handler runs
- * (on the event loop, or in a coroutine with a read-only or read-write session), whether it needs a
- * bearer token, and the OpenAPI metadata. Thread: router_init once at startup; router_match is
- * read-only afterwards and safe from any thread. */
+ * (on the event loop, or in a coroutine: opening its own session, or given a read-only or
+ * read-write one), whether it needs a bearer token, and the OpenAPI metadata. Thread: router_init
+ * once at startup; router_match is read-only afterwards and safe from any thread. */
 #ifndef APP_ROUTER_H
 #define APP_ROUTER_H
 
@@ -20,7 +20,8 @@
  *   RUN_OWN_SESSION in a coroutine, session NULL (the handler opens what it needs: /ready)
  *   RUN_READ      in a coroutine with a read-only session (a DATABASE_URL_RO replica may serve
  *                 it; pipelined with other requests' reads, see db/pipe.h)
- *   RUN_WRITE     in a coroutine with a read-write session */
+ *   RUN_WRITE     in a coroutine with a read-write session (its single statements outside a
+ *                 transaction are pipelined with group commit, see db/pipe.h) */
 typedef enum { RUN_LOOP, RUN_OWN_SESSION, RUN_READ, RUN_WRITE } route_run;
 
 struct db_session;

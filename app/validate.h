@@ -1,8 +1,8 @@
 /* validate: path, query and body checks with FastAPI's 422 in Pydantic v2's shape.
  *
- * Every problem of a request is collected at once into one JSON array of
- *     {"type": "string_too_long", "loc": ["body", "title"], "msg": "...", "input": ..., "ctx":
- * {...}} the same specs drive /openapi.json (openapi.c), so what is documented is what is enforced.
+ * Every problem of a request is collected at once into one JSON array of objects like
+ *     {"type": "string_too_long", "loc": ["body", "title"], "msg": "...", "input": ..., "ctx": {}}
+ * The same specs drive /openapi.json (openapi.c), so what is documented is what is enforced.
  * Strings are measured in Unicode code points (what Python's len() counts), never bytes.
  * Pure functions of their inputs: any thread. */
 #ifndef APP_VALIDATE_H

@@ -85,7 +85,8 @@ for _ in $(seq 1 50); do [ -s "$tmp/proxy.ports" ] && break; sleep 0.1; done
 read -r pport cport < "$tmp/proxy.ports"
 
 export CHAOS_TMP=$tmp CHAOS_VARIANT=$VARIANT CHAOS_DIRECT_URL=$url CHAOS_PGDIR=$tmp/pg
-export CHAOS_PROXY_CONTROL=$cport CHAOS_API=$(realpath "$BUILD/bin/api")
+CHAOS_API=$(realpath "$BUILD/bin/api")
+export CHAOS_PROXY_CONTROL=$cport CHAOS_API
 export CHAOS_API_URL="postgresql://postgres:${password}@127.0.0.1:${pport}/postgres"
 export CHAOS_PG_PORT=$pgport CHAOS_BOUNCER_PORT=${bport:-}
 timeout $(( SECONDS_RUN + 120 )) python3 bench/chaos.py "$SECONDS_RUN"

@@ -185,7 +185,7 @@ start_api() { # dburl
   rm -f "$tmp/writes-warm"
   checks=$(grep -c 'schema' "$tmp/api.log" 2>/dev/null || true)
   port=$(free_port)
-  read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
+  read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
       python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
@@ -308,7 +308,7 @@ for d in ${PROXY:+$DELAYS}; do
   "$PROXY" --upstream "127.0.0.1:$pgport" --port-file "$tmp/proxy.ports" --delay "$d" >"$tmp/proxy.log" 2>&1 &
   proxy_pid=$!
   for _ in $(seq 1 100); do [ -s "$tmp/proxy.ports" ] && break; sleep 0.05; done
-  read -r pport cport < "$tmp/proxy.ports"
+  read -r pport _ < "$tmp/proxy.ports"
   purl=$(echo "$url" | sed "s/:$pgport\//:$pport\//")
   for run in $(seq 1 "$RUNS"); do
     echo "run $run (every database round trip + $d ms):"

@@ -6,11 +6,12 @@
  * The same functions called outside a coroutine (the migrate CLI, tests, the engine's reaper
  * thread) simply block the calling thread, so db/ has one code path for both.
  *
- * Why our own: no packaged coroutine library in Debian 12 fits (libdill and libaco are not
- * packaged); this is glibc's ucontext (makecontext/swapcontext) plus libevent events, annotated
- * for AddressSanitizer so the test build can check it.
+ * Stacks are switched by libpcl (Debian's Portable Coroutine Library) and scheduled by libevent:
+ * a suspended coroutine is an event whose callback switches back into it. Stacks are 256 KB with a
+ * guard page, recycled per thread, and announced to AddressSanitizer and ThreadSanitizer.
  *
- * Threads: coro_thread_init/coro_spawn/coro_thread_free on the loop's own thread only.
+ * Threads: coro_thread_init/coro_spawn/coro_thread_free on the loop's own thread only, and
+ * coro_spawn/coro_suspend/coro_wait_fd need coro_thread_init to have succeeded there.
  * coro_unpark may be called from any thread. The log request id (core/log) follows the coroutine
  * across its waits. */
 #ifndef CORE_CORO_H
@@ -22,7 +23,8 @@
 struct event_base;
 typedef struct coro coro;
 
-/* Makes `base` the calling thread's scheduler. Returns 0 or -1 (out of memory). */
+/* Makes `base` the calling thread's scheduler. Returns 0 or -1 (out of memory). A second call on
+ * the same thread does nothing and returns 0. */
 int coro_thread_init(struct event_base *base);
 
 /* Frees the thread's idle coroutines (their stacks). Coroutines still suspended are the caller's
@@ -64,8 +66,10 @@ int coro_wait_fd(int fd, bool write, double deadline);
 
 /* Runs fn(arg) on a helper thread and waits for it (yielding in a coroutine; outside one fn runs
  * on the calling thread). For blocking library calls that have no asynchronous form: DNS and the
- * TLS/SCRAM handshake of a new connection, PQcancel. fn must not touch loop-owned objects; what it
- * logs carries the caller's request id. */
+ * TLS/SCRAM handshake of a new connection, PQcancel. At most 8 helper threads, started as needed;
+ * when none can be started (or after coro_offload_shutdown began), fn runs on the calling thread
+ * and blocks its loop rather than fail. fn must not touch loop-owned objects; what it logs carries
+ * the caller's request id. */
 void coro_offload(void (*fn)(void *arg), void *arg);
 
 /* Joins the helper threads (at exit, after the loops stopped). */

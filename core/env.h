@@ -19,10 +19,9 @@
 
 /* Loads KEY=VALUE lines from `path` into the environment. A variable that is already set (even to
  * the empty string) is left alone: the real environment always wins. Accepts `export KEY=VALUE`,
- * comments
- * (`#` at line start or after whitespace), and single- or double-quoted values (double quotes
- * honour \n, \t, \" and \\). Returns 1 when the file was loaded, 0 when it does not exist, -1 on a
- * malformed line or read error (err names the file and the line number). */
+ * comments (`#` at line start or after whitespace), and single- or double-quoted values (double
+ * quotes honour \n, \t, \" and \\). Returns 1 when the file was loaded, 0 when it does not exist,
+ * -1 on a malformed line or read error (err names the file and the line number). */
 int env_load_file(const char *path, char err[ENV_ERR_LEN]);
 
 /* Returns the value of `name`, or `def` when it is unset or empty. The pointer is owned by the

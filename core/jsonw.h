@@ -1,6 +1,6 @@
 /* jsonw: JSON text written straight into a growable buffer, for the hot paths where building
- * jansson objects and dumping them costs more than the work itself: the task replies (measured:
- * ~5 us per task with jansson) and every log line. Strings are escaped exactly as jansson's
+ * jansson objects and dumping them costs more than the work itself: the task replies and every
+ * log line. Strings are escaped exactly as jansson's
  * json_dumps does without flags (", \, control characters; valid UTF-8 passed through), so the
  * output is the same text; an invalid UTF-8 sequence, which jansson refuses, becomes U+FFFD.
  *
