@@ -13,7 +13,7 @@
 #include "migrate/scratch.h"
 #include "migrate/session.h"
 
-static const char *const part_suffix[MIG_PART_COUNT] = {"_enum_values", "", "_indexes",
+static const char *const part_suffix[MIG_PART_COUNT] = {"_enum_values", "", "_validate", "_indexes",
                                                         "_constraints"};
 
 typedef struct {

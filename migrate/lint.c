@@ -28,7 +28,9 @@ typedef struct {
     ignore *ign;
     size_t nign;
     char *seen[256]; /* "t:<table>" created here, "c:<table>.<constraint>" a NOT NULL check and
-                        its column, "n:<table>.<column>" validated as not null */
+                        its column, "n:<table>.<column>" validated as not null, "a:<table>.<con>"
+                        added NOT VALID here, "v:<table>" a constraint added by an earlier file
+                        validated here */
     char *seen_val[256];
     size_t nseen;
 } ctx;
@@ -222,6 +224,8 @@ static void check_add_constraint(ctx *c, const char *table, json_t *b)
         finding(c, "add-check",
                 "CHECK %s on %s is validated at once: ACCESS EXCLUSIVE while every row is scanned",
                 *name ? name : "(unnamed)", table);
+    if ((!strcmp(t, "CONSTR_CHECK") || !strcmp(t, "CONSTR_FOREIGN")) && nv && *name)
+        remember(c, "a:", table, name, NULL);
     if (!strcmp(t, "CONSTR_CHECK") && nv && *name) {
         json_t *nt = field(field(b, "raw_expr"), "NullTest");
         if (nt && !strcmp(sfield(nt, "nulltesttype"), "IS_NOT_NULL"))
@@ -262,7 +266,16 @@ static void check_alter_table(ctx *c, json_t *s)
             const char *col = recalled(c, "c:", table, name);
             if (col)
                 remember(c, "n:", table, col, NULL);
-        } else if (!strcmp(st, "AT_SetNotNull") && !recalled(c, "n:", table, name))
+            else if (!recalled(c, "a:", table, name))
+                remember(c, "v:", table, NULL, NULL); /* added by an earlier file: any column */
+            if (!c->no_tx && recalled(c, "a:", table, name))
+                finding(c, "validate-in-add-transaction",
+                        "VALIDATE CONSTRAINT %s on %s runs in the transaction that added it NOT "
+                        "VALID: the ADD's ACCESS EXCLUSIVE lock is held through the whole scan, "
+                        "blocking reads and writes",
+                        name, table);
+        } else if (!strcmp(st, "AT_SetNotNull") && !recalled(c, "n:", table, name) &&
+                   !recalled(c, "v:", table, NULL))
             finding(c, "set-not-null",
                     "SET NOT NULL on %s.%s scans the table under ACCESS EXCLUSIVE (no validated "
                     "CHECK (%s IS NOT NULL) earlier in this file)",

@@ -214,13 +214,24 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
         if (is_true(b->b)) {
             /* a validated CHECK lets SET NOT NULL skip its scan under ACCESS EXCLUSIVE */
             int k = ++*notnull_seq;
-            char *up = mig_sprintf(
-                "ALTER TABLE %s ADD CONSTRAINT migrate_not_null_%d CHECK (%s IS NOT NULL) NOT "
-                "VALID;\nALTER TABLE %s VALIDATE CONSTRAINT migrate_not_null_%d;\n%sALTER TABLE "
-                "%s DROP CONSTRAINT migrate_not_null_%d;\n",
-                t, k, n, t, k, set, t, k);
+            char *add = mig_sprintf("ALTER TABLE %s ADD CONSTRAINT migrate_not_null_%d CHECK (%s "
+                                    "IS NOT NULL) NOT VALID;\n",
+                                    t, k, n);
+            char *undo = mig_sprintf(
+                "ALTER TABLE %s DROP CONSTRAINT IF EXISTS migrate_not_null_%d;\n", t, k);
+            rc |=
+                mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, strdup(add), undo);
+            char *up =
+                mig_sprintf("ALTER TABLE %s VALIDATE CONSTRAINT migrate_not_null_%d;\n%sALTER "
+                            "TABLE %s DROP CONSTRAINT IF EXISTS migrate_not_null_%d;\n",
+                            t, k, set, t, k);
             free(set);
-            rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, up, drop);
+            char *back = mig_sprintf("%sALTER TABLE %s DROP CONSTRAINT IF EXISTS "
+                                     "migrate_not_null_%d;\n%s",
+                                     drop, t, k, add);
+            free(drop);
+            free(add);
+            rc |= mig_plan_add(p, MIG_PART_VALIDATE, 0, false, NULL, what, up, back);
         } else {
             rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, drop, set);
         }
@@ -256,7 +267,7 @@ static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
 {
     char what[512];
     snprintf(what, sizeof what, "add constraint %s", c->key);
-    char *drop = ALTER(c->table, "DROP CONSTRAINT %s;\n", c->name);
+    char *drop = ALTER(c->table, "DROP CONSTRAINT IF EXISTS %s;\n", c->name);
     if (new_table)
         return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what,
                             ALTER(c->table, "ADD CONSTRAINT %s %s;\n", c->name, c->def), drop);
@@ -273,11 +284,21 @@ static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
                                  drop);
     }
     if (type == 'c' || type == 'f') {
-        char *up = is_true(c->b) ? mig_sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID;\n"
-                                               "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n",
-                                               c->table, c->name, c->def, c->table, c->name)
-                                 : ALTER(c->table, "ADD CONSTRAINT %s %s;\n", c->name, c->def);
-        return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what, up, drop);
+        /* validated in the no-transaction file: ADD ... NOT VALID holds ACCESS EXCLUSIVE until
+         * its transaction ends, so a VALIDATE in the same transaction would scan under it */
+        bool valid = is_true(c->b);
+        int rc = mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what,
+                              ALTER(c->table, "ADD CONSTRAINT %s %s%s;\n", c->name, c->def,
+                                    valid ? " NOT VALID" : ""),
+                              drop);
+        if (valid)
+            /* the down gives back what the previous file left: the constraint NOT VALID */
+            rc |= mig_plan_add(p, MIG_PART_VALIDATE, 0, false, NULL, what,
+                               ALTER(c->table, "VALIDATE CONSTRAINT %s;\n", c->name),
+                               mig_sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s;\nALTER "
+                                           "TABLE %s ADD CONSTRAINT %s %s NOT VALID;\n",
+                                           c->table, c->name, c->table, c->name, c->def));
+        return rc;
     }
     return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false,
                         "an exclusion constraint builds its index under ACCESS EXCLUSIVE", what,

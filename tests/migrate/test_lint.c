@@ -37,12 +37,14 @@ static const example examples[] = {
      "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON tasks (a)"},
     {"add-foreign-key", false,
      "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id)",
-     "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id) NOT VALID;\n"
-     "ALTER TABLE tasks VALIDATE CONSTRAINT f"},
+     "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id) NOT VALID"},
+    {"validate-in-add-transaction", false,
+     "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+     "ALTER TABLE tasks VALIDATE CONSTRAINT c",
+     "ALTER TABLE tasks VALIDATE CONSTRAINT c"},
     {"add-check", false, "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0)",
      "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID"},
     {"set-not-null", false, "ALTER TABLE tasks ALTER COLUMN a SET NOT NULL",
-     "ALTER TABLE tasks ADD CONSTRAINT a_nn CHECK (a IS NOT NULL) NOT VALID;\n"
      "ALTER TABLE tasks VALIDATE CONSTRAINT a_nn;\nALTER TABLE tasks ALTER COLUMN a SET NOT NULL;\n"
      "ALTER TABLE tasks DROP CONSTRAINT a_nn"},
     {"add-column-not-null", false, "ALTER TABLE tasks ADD COLUMN b int NOT NULL",
