@@ -153,3 +153,50 @@ Test(online, a_generated_check_is_validated_while_reads_and_writes_go_on, .timeo
                            "CHECK (v >= 0 AND (v <> 0 OR gate()));\n",
                            "big_v_check");
 }
+
+/* A failed CREATE UNIQUE INDEX CONCURRENTLY leaves an INVALID index; status and check name it, and
+ * the next up drops and rebuilds it instead of letting IF NOT EXISTS keep it. */
+Test(online, an_invalid_index_is_reported_and_rebuilt_by_the_next_up)
+{
+    mt t;
+    mt_setup(&t, "invalid_idx");
+    mt_write(&t, "0001_u.sql",
+             "-- migrate:up\nCREATE TABLE u (id bigint PRIMARY KEY, v int);\n"
+             "INSERT INTO u VALUES (1, 7), (2, 7), (3, 8);\n-- migrate:down\nDROP TABLE u;\n");
+    mt_write(&t, "0002_u_v_key.sql",
+             "-- migrate:no-transaction\n-- migrate:up\n"
+             "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS u_v_key ON u (v);\n"
+             "-- migrate:down\nDROP INDEX CONCURRENTLY IF EXISTS u_v_key;\n");
+    char *out = NULL;
+    cr_assert_neq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    cr_assert(strstr(out, "INVALID index left behind: public.u_v_key"), "%s", out);
+    free(out);
+    char *v = mt_query(&t, "SELECT indisvalid::text FROM pg_index WHERE indexrelid = "
+                           "'u_v_key'::regclass");
+    cr_assert_str_eq(v, "false");
+    free(v);
+    cr_assert_eq(mt_migrate(&t, "status --exit-code", &out), 3, "%s", out);
+    cr_assert(strstr(out, "INVALID index(es): public.u_v_key"), "%s", out);
+    free(out);
+    cr_assert_neq(mt_migrate(&t, "check", &out), 0, "%s", out);
+    cr_assert(strstr(out, "INVALID index(es): public.u_v_key"), "%s", out);
+    free(out);
+    /* still duplicated: the rebuilt index fails again and the file is not recorded */
+    cr_assert_neq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    cr_assert(strstr(out, "dropping it to build it again"), "%s", out);
+    free(out);
+    v = mt_query(&t, "SELECT count(*) FROM schema_migrations WHERE version = '0002'");
+    cr_assert_str_eq(v, "0", "the migration was recorded over an INVALID index");
+    free(v);
+    free(mt_query(&t, "DELETE FROM u WHERE id = 2"));
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    cr_assert(strstr(out, "index public.u_v_key is INVALID"), "%s", out);
+    free(out);
+    v = mt_query(&t, "SELECT indisvalid::text FROM pg_index WHERE indexrelid = "
+                     "'u_v_key'::regclass");
+    cr_assert_str_eq(v, "true", "up recorded the migration over an INVALID index");
+    free(v);
+    cr_assert_eq(mt_migrate(&t, "status --exit-code", &out), 0, "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
