@@ -343,6 +343,20 @@ int mig_apply(PGconn *c, const mig_step *st, const char *default_lock_timeout, l
     }
     const char *lt = st->lock_timeout ? st->lock_timeout : default_lock_timeout;
     double t0 = now_ms();
+    /* Each file starts from the session's defaults: a plain SET (search_path, statement_timeout,
+     * a role) in an earlier file of the run stays for the session after its COMMIT otherwise.
+     * DISCARD ALL would also release the migration's advisory lock, hence its parts one by one;
+     * through a transaction-mode pooler they reset whichever backend serves the next file. */
+    PGresult *rr = PQexec(c, "RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DISCARD TEMP; "
+                             "DISCARD SEQUENCES; DEALLOCATE ALL; UNLISTEN *");
+    if (PQresultStatus(rr) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: cannot reset the session before the file: %s", st->label,
+                 PQresultErrorMessage(rr));
+        PQclear(rr);
+        mig_stmts_free(&stmts);
+        return -1;
+    }
+    PQclear(rr);
     int rc = st->no_transaction ? run_autocommit(c, st, &stmts, lt, err, errlen)
                                 : run_transactional(c, st, &stmts, lt, err, errlen);
     *elapsed_ms = (long)(now_ms() - t0 + 0.5);

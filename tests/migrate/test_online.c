@@ -200,3 +200,30 @@ Test(online, an_invalid_index_is_reported_and_rebuilt_by_the_next_up)
     free(out);
     mt_teardown(&t);
 }
+
+/* A plain SET in one file does not reach the next file of the same up run: each file starts from
+ * the session's defaults plus migrate's own lock_timeout. */
+Test(online, no_setting_leaks_from_one_file_to_the_next)
+{
+    mt t;
+    mt_setup(&t, "no_leak");
+    mt_write(&t, "0001_set.sql",
+             "-- migrate:up\nSET statement_timeout = '42s';\nSET search_path = nowhere, public;\n"
+             "SET myapp.flag = 'leaked';\nCREATE TEMP TABLE scratch (x int);\n"
+             "CREATE TABLE public.a (x int);\n-- migrate:down\nDROP TABLE public.a;\n");
+    mt_write(&t, "0002_read.sql",
+             "-- migrate:up\nCREATE TABLE public.seen AS SELECT "
+             "current_setting('statement_timeout') AS st, current_setting('search_path') AS sp, "
+             "coalesce(current_setting('myapp.flag', true), '') AS flag, "
+             "current_setting('lock_timeout') AS lt, "
+             "(SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't') "
+             "AS temps;\n-- migrate:down\nDROP TABLE public.seen;\n");
+    char *out = NULL;
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    char *v = mt_query(&t, "SELECT st || '|' || sp || '|' || flag || '|' || lt || '|' || temps "
+                           "FROM public.seen");
+    cr_assert_str_eq(v, "0|\"$user\", public||5s|0", "settings leaked into the next file");
+    free(v);
+    mt_teardown(&t);
+}
