@@ -29,8 +29,12 @@ const mig_lint_rule mig_lint_rules[] = {
     {"volatile-default", true,
      "add the column without a default, SET DEFAULT afterwards, backfill existing rows in batches"},
     {"column-type-change", true,
-     "only binary-compatible changes are free (varchar(n) growing, varchar to text): otherwise add "
-     "a new column, write both, backfill, switch readers, drop the old one"},
+     "a lossless rewrite (int to bigint) or a lossy cast alike: add a column of the new type, "
+     "write both, backfill in batches, switch readers, drop the old one (diff: --allow-rewrite "
+     "for a small table)"},
+    {"column-type-maybe-rewrite", false,
+     "keep it when the column is varchar(n) growing or varchar to text; otherwise treat it as "
+     "column-type-change"},
     {"add-unique-constraint", true,
      "CREATE UNIQUE INDEX CONCURRENTLY (no-transaction file), then ADD CONSTRAINT ... UNIQUE USING "
      "INDEX ..."},

@@ -2,6 +2,7 @@
  * indexes, the generated file text and rename annotations; schema_diff_kinds.c: everything else. */
 #include "migrate/schema_diff.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,25 @@ static bool binary_compatible(const char *from, const char *to)
     return n > 0 && sscanf(to, "character varying(%d)", &m) == 1 && m >= n;
 }
 
+/* Lossless but rewriting: integer widening, real to double precision, numeric to unconstrained
+ * numeric, anything to text. The table is rewritten; no value changes. */
+static bool lossless_rewrite(const char *from, const char *to)
+{
+    static const char *const ladder[] = {"smallint", "integer", "bigint", "numeric"};
+    int f = -1, t = -1;
+    for (int i = 0; i < 4; i++) {
+        f = !strcmp(from, ladder[i]) ? i : f;
+        t = !strcmp(to, ladder[i]) ? i : t;
+    }
+    if (f >= 0 && t > f)
+        return true;
+    if (!strcmp(from, "real") && !strcmp(to, "double precision"))
+        return true;
+    if (!strncmp(from, "numeric(", 8) && !strcmp(to, "numeric"))
+        return true;
+    return !strcmp(to, "text");
+}
+
 static bool volatile_default(const char *expr)
 {
     static const char *const vol[] = {"random(",          "gen_random_uuid(", "uuid_generate_v",
@@ -162,22 +182,28 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
         snprintf(what, sizeof what, "change type of %s from %s to %s", b->key, a->def, b->def);
         bool free_change = binary_compatible(a->def, b->def);
         char *ta = type_only(a->def), *tb = type_only(b->def);
+        bool rewrite = !free_change && lossless_rewrite(ta, tb);
         char *up = free_change
-                       ? mig_sprintf("-- migrate:lint-ignore column-type-change binary compatible "
-                                     "(%s to %s): no rewrite\nALTER TABLE %s ALTER COLUMN %s "
-                                     "TYPE %s;\n",
+                       ? mig_sprintf("-- migrate:lint-ignore column-type-maybe-rewrite binary "
+                                     "compatible (%s to %s): no rewrite\nALTER TABLE %s ALTER "
+                                     "COLUMN %s TYPE %s;\n",
                                      a->def, b->def, t, n, b->def)
                        : mig_sprintf("-- migrate:lint-ignore column-type-change accepted with "
-                                     "--allow-destructive\nALTER TABLE %s ALTER COLUMN %s TYPE %s "
+                                     "--allow-%s\nALTER TABLE %s ALTER COLUMN %s TYPE %s "
                                      "USING %s::%s;\n",
-                                     t, n, b->def, n, tb);
-        rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, !free_change,
+                                     rewrite ? "rewrite" : "destructive", t, n, b->def, n, tb);
+        rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, !free_change && !rewrite,
                            free_change ? NULL
+                           : rewrite   ? "rewrites the table and its indexes under ACCESS "
+                                         "EXCLUSIVE (no value changes): reads and writes wait "
+                                         "for the whole rewrite"
                                        : "rewrites the table under ACCESS EXCLUSIVE and may lose "
                                          "data (a lossy or failing cast)",
                            what, up,
                            mig_sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s;\n", t,
                                        n, a->def, n, ta));
+        if (rewrite && p->count)
+            p->items[p->count - 1].rewrite = true;
         free(ta);
         free(tb);
     }
@@ -346,6 +372,52 @@ static int add_index(mig_plan *p, const mig_obj *i, bool new_table)
                         mig_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;\n", i->key));
 }
 
+static bool ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '$' || c == '"';
+}
+
+/* def with each identifier `from` (a whole word, not after a '.') replaced by `to`; malloc'd. */
+static char *replace_word(const char *def, const char *from, const char *to)
+{
+    size_t lf = strlen(from), lt = strlen(to), n = 0;
+    for (const char *p = strstr(def, from); p; p = strstr(p + 1, from))
+        n++;
+    char *out = malloc(strlen(def) + n * (lt > lf ? lt - lf : 0) + 1), *o = out;
+    for (const char *p = def; out && *p;) {
+        bool word = !strncmp(p, from, lf) && (p == def || (!ident_char(p[-1]) && p[-1] != '.')) &&
+                    !ident_char(p[lf]);
+        if (word) {
+            memcpy(o, to, lt);
+            o += lt;
+            p += lf;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* True when a's definition equals b's once the columns renamed in schema.sql carry their new
+ * names: PostgreSQL renames them inside constraints and indexes itself, so nothing is re-added
+ * (and no CHECK is validated again). */
+static bool same_after_renames(const mig_obj *a, const mig_obj *b, const mig_rename *rn, size_t nrn)
+{
+    char *def = strdup(a->def ? a->def : "");
+    for (size_t i = 0; def && i < nrn; i++) {
+        if (!rn[i].to || !eq(rn[i].table, a->table))
+            continue;
+        char *n = replace_word(def, rn[i].from, rn[i].to);
+        free(def);
+        def = n;
+    }
+    bool same_def = def && b->def && !strcmp(def, b->def);
+    free(def);
+    return same_def;
+}
+
 static const mig_rename *rename_of(const mig_rename *r, size_t n, const mig_obj *c)
 {
     for (size_t i = 0; i < n; i++)
@@ -399,11 +471,11 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
                 *retyped = n;
             }
         } else if (b->kind == MIG_OBJ_CONSTRAINT &&
-                   (!a || strcmp(a->def, b->def) || !same(a->b, b->b))) {
+                   (!a || !same_after_renames(a, b, rn, nrn) || !same(a->b, b->b))) {
             if (a)
                 rc |= drop_constraint(p, a, false);
             rc |= add_constraint(p, b, new_table);
-        } else if (b->kind == MIG_OBJ_INDEX && (!a || strcmp(a->def, b->def))) {
+        } else if (b->kind == MIG_OBJ_INDEX && (!a || !same_after_renames(a, b, rn, nrn))) {
             if (a)
                 rc |= drop_index(p, a, false);
             rc |= add_index(p, b, new_table);

@@ -32,13 +32,15 @@ enum {
 };
 
 typedef struct mig_change {
-    int part, phase; /* file, then order inside it */
-    size_t seq;      /* creation order, breaks ties */
-    char *what;      /* "add column public.t.x" */
-    char *up;        /* SQL ending in ";\n" (may hold a -- migrate:lint-ignore line) */
-    char *down;      /* the SQL that reverts it, or NULL when it cannot be reverted */
-    char *hazard;    /* or NULL */
-    bool destructive;
+    int part, phase;  /* file, then order inside it */
+    size_t seq;       /* creation order, breaks ties */
+    char *what;       /* "add column public.t.x" */
+    char *up;         /* SQL ending in ";\n" (may hold a -- migrate:lint-ignore line) */
+    char *down;       /* the SQL that reverts it, or NULL when it cannot be reverted */
+    char *hazard;     /* or NULL */
+    bool destructive; /* data may be lost: needs --allow-destructive */
+    bool rewrite;     /* lossless, but the table is rewritten under ACCESS EXCLUSIVE:
+                         needs --allow-rewrite */
 } mig_change;
 
 typedef struct mig_plan {

@@ -53,6 +53,8 @@ static const example examples[] = {
      "ALTER TABLE tasks ADD COLUMN t timestamptz DEFAULT now()"},
     {"column-type-change", false, "ALTER TABLE tasks ALTER COLUMN a TYPE bigint",
      "ALTER TABLE tasks ALTER COLUMN a SET DEFAULT 1"},
+    {"column-type-maybe-rewrite", false, "ALTER TABLE tasks ALTER COLUMN a TYPE varchar(200)",
+     "ALTER TABLE tasks ALTER COLUMN a TYPE bigint"},
     {"add-unique-constraint", false, "ALTER TABLE tasks ADD CONSTRAINT u UNIQUE (a)",
      "ALTER TABLE tasks ADD CONSTRAINT u UNIQUE USING INDEX u_idx"},
     {"add-primary-key", false, "ALTER TABLE tasks ADD PRIMARY KEY (a)",
