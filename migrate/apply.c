@@ -8,6 +8,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include <jansson.h>
+#include <pg_query.h>
+
 #include "migrate/history.h"
 #include "migrate/split.h"
 
@@ -127,10 +130,19 @@ static const mig_stmt *transaction_control(const mig_stmts *stmts)
 /* Sends the statements one at a time, stopping at the first failure, which is described in err
  * (file, line, PostgreSQL's message); its index goes to *failed when failed is not NULL.
  * Returns 0 or -1. */
+static int drop_invalid_before(PGconn *c, const mig_step *st, const mig_stmt *s, char *err,
+                               size_t errlen);
+
 static int run_statements(PGconn *c, const mig_step *st, const mig_stmts *stmts, size_t *failed,
                           char *err, size_t errlen)
 {
     for (size_t i = 0; i < stmts->count; i++) {
+        if (st->no_transaction && st->file &&
+            drop_invalid_before(c, st, &stmts->items[i], err, errlen) < 0) {
+            if (failed)
+                *failed = i;
+            return -1;
+        }
         PGresult *r = PQexec(c, stmts->items[i].sql);
         ExecStatusType s = PQresultStatus(r);
         bool ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || s == PGRES_EMPTY_QUERY;
@@ -199,12 +211,100 @@ static void report_partial(PGconn *c, const mig_stmts *stmts, size_t failed, cha
     char inv[1024];
     if (mig_invalid_indexes(c, inv, sizeof inv) > 0)
         add(err, errlen,
-            "\nINVALID index left behind: %s (a failed CREATE INDEX CONCURRENTLY; IF NOT EXISTS "
-            "would keep it): DROP INDEX CONCURRENTLY it before running up again",
+            "\nINVALID index left behind: %s (a failed CREATE INDEX CONCURRENTLY): the next up "
+            "drops and rebuilds the ones this file creates",
             inv);
     add(err, errlen,
         "\nthe migration is not recorded as applied; make its statements idempotent "
         "(IF NOT EXISTS) or undo those that ran, then run up again");
+}
+
+/* The index a CREATE INDEX CONCURRENTLY statement builds: its name and its table's schema and name
+ * as parsed (schema "" when unqualified). Returns false for any other statement. */
+static bool concurrent_index(const char *sql, char *name, char *schema, char *table, size_t len)
+{
+    PgQueryParseResult p = pg_query_parse(sql);
+    json_t *tree = p.error ? NULL : json_loads(p.parse_tree, 0, NULL);
+    json_t *ix = json_object_get(
+        json_object_get(json_array_get(json_object_get(tree, "stmts"), 0), "stmt"), "IndexStmt");
+    json_t *rel = json_object_get(ix, "relation");
+    const char *n = json_string_value(json_object_get(ix, "idxname"));
+    const char *sc = json_string_value(json_object_get(rel, "schemaname"));
+    const char *t = json_string_value(json_object_get(rel, "relname"));
+    bool ok = ix && json_is_true(json_object_get(ix, "concurrent")) && n && t;
+    if (ok) {
+        snprintf(name, len, "%s", n);
+        snprintf(schema, len, "%s", sc ? sc : "");
+        snprintf(table, len, "%s", t);
+    }
+    json_decref(tree);
+    pg_query_free_parse_result(p);
+    return ok;
+}
+
+/* The index `name` in the schema of table [schema.]table: 1 valid, 0 INVALID (its qualified name
+ * into qual), -1 absent or unknown. */
+static int index_state(PGconn *c, const char *name, const char *schema, const char *table,
+                       char *qual, size_t qlen)
+{
+    const char *p[] = {name, schema, table};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname), i.indisvalid::text "
+        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE ic.relname = $1 AND "
+        "ic.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(CASE WHEN "
+        "$2 = '' THEN quote_ident($3) ELSE quote_ident($2) || '.' || quote_ident($3) END))",
+        3, NULL, p, NULL, NULL, 0);
+    int st = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        snprintf(qual, qlen, "%s", PQgetvalue(r, 0, 0));
+        st = !strcmp(PQgetvalue(r, 0, 1), "true");
+    }
+    PQclear(r);
+    return st;
+}
+
+/* A failed CREATE INDEX CONCURRENTLY leaves an INVALID index that IF NOT EXISTS would keep while
+ * enforcing nothing: before each such statement, an INVALID index of that name is dropped
+ * (concurrently) so the statement builds it again. Returns 0, or -1 with err. */
+static int drop_invalid_before(PGconn *c, const mig_step *st, const mig_stmt *s, char *err,
+                               size_t errlen)
+{
+    char name[256], schema[256], table[256], qual[600], sql[700];
+    if (!concurrent_index(s->sql, name, schema, table, sizeof name) ||
+        index_state(c, name, schema, table, qual, sizeof qual) != 0)
+        return 0;
+    fprintf(stderr,
+            "migrate: %s:%d: index %s is INVALID (left by a failed CREATE INDEX "
+            "CONCURRENTLY): dropping it to build it again\n",
+            st->label, s->line, qual);
+    snprintf(sql, sizeof sql, "DROP INDEX CONCURRENTLY IF EXISTS %s", qual);
+    if (simple(c, sql) < 0) {
+        snprintf(err, errlen, "%s:%d: index %s is INVALID and cannot be dropped: %s", st->label,
+                 s->line, qual, PQerrorMessage(c));
+        return -1;
+    }
+    return 0;
+}
+
+/* After the file: every index it builds concurrently must be valid, else it is not recorded. */
+static int check_built(PGconn *c, const mig_step *st, const mig_stmts *stmts, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < stmts->count; i++) {
+        char name[256], schema[256], table[256], qual[600];
+        if (concurrent_index(stmts->items[i].sql, name, schema, table, sizeof name) &&
+            index_state(c, name, schema, table, qual, sizeof qual) == 0) {
+            snprintf(err, errlen,
+                     "%s:%d: index %s is INVALID after the file ran (a failed or interrupted "
+                     "CREATE INDEX CONCURRENTLY): the migration is not recorded; run up again to "
+                     "drop and rebuild it",
+                     st->label, stmts->items[i].line, qual);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int run_autocommit(PGconn *c, const mig_step *st, const mig_stmts *stmts,
@@ -217,6 +317,8 @@ static int run_autocommit(PGconn *c, const mig_step *st, const mig_stmts *stmts,
     int rc = run_statements(c, st, stmts, &failed, err, errlen);
     if (rc < 0)
         report_partial(c, stmts, failed, err, errlen);
+    if (rc == 0 && st->file)
+        rc = check_built(c, st, stmts, err, errlen);
     char herr[MIG_ERR_LEN];
     if (rc == 0) {
         rc = st->file ? mig_history_insert(c, st->file, (long)(now_ms() - t0 + 0.5), false, herr)
@@ -241,6 +343,20 @@ int mig_apply(PGconn *c, const mig_step *st, const char *default_lock_timeout, l
     }
     const char *lt = st->lock_timeout ? st->lock_timeout : default_lock_timeout;
     double t0 = now_ms();
+    /* Each file starts from the session's defaults: a plain SET (search_path, statement_timeout,
+     * a role) in an earlier file of the run stays for the session after its COMMIT otherwise.
+     * DISCARD ALL would also release the migration's advisory lock, hence its parts one by one;
+     * through a transaction-mode pooler they reset whichever backend serves the next file. */
+    PGresult *rr = PQexec(c, "RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; DISCARD TEMP; "
+                             "DISCARD SEQUENCES; DEALLOCATE ALL; UNLISTEN *");
+    if (PQresultStatus(rr) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: cannot reset the session before the file: %s", st->label,
+                 PQresultErrorMessage(rr));
+        PQclear(rr);
+        mig_stmts_free(&stmts);
+        return -1;
+    }
+    PQclear(rr);
     int rc = st->no_transaction ? run_autocommit(c, st, &stmts, lt, err, errlen)
                                 : run_transactional(c, st, &stmts, lt, err, errlen);
     *elapsed_ms = (long)(now_ms() - t0 + 0.5);

@@ -10,6 +10,10 @@
  * failure the error lists which statements ran and which did not, and any INVALID index left behind
  * is named.
  *
+ * Every section starts from the session's defaults (RESET ALL, RESET ROLE, DISCARD TEMP and the
+ * like; not DISCARD ALL, which would drop the migration lock), plus the lock_timeout below: no SET
+ * of one file reaches the next.
+ *
  * Errors name the file, the line of the failing statement and PostgreSQL's message (detail, hint).
  * Output goes to stdout/stderr; the connection is the caller's (blocking, direct). */
 #ifndef MIGRATE_APPLY_H

@@ -56,6 +56,7 @@ static const char help_text[] =
     "  --dev-url URL            diff: a scratch server where the role may CREATE DATABASE\n"
     "                           (default: MIGRATE_DEV_URL)\n"
     "  --allow-destructive      diff: write drops and lossy changes too\n"
+    "  --allow-rewrite          diff: write lossless changes that rewrite a table (int to bigint)\n"
     "  --check                  diff: only compare, exit 3 on a difference\n"
     "  -h, --help               this text\n"
     "  -V, --version            the version\n"
@@ -88,6 +89,7 @@ enum {
     OPT_NO_LINT,
     OPT_DEV_URL,
     OPT_ALLOW_DESTRUCTIVE,
+    OPT_ALLOW_REWRITE,
     OPT_CHECK,
 };
 
@@ -111,6 +113,7 @@ static const struct option longopts[] = {
     {"no-lint", no_argument, NULL, OPT_NO_LINT},
     {"dev-url", required_argument, NULL, OPT_DEV_URL},
     {"allow-destructive", no_argument, NULL, OPT_ALLOW_DESTRUCTIVE},
+    {"allow-rewrite", no_argument, NULL, OPT_ALLOW_REWRITE},
     {"check", no_argument, NULL, OPT_CHECK},
     {NULL, 0, NULL, 0},
 };
@@ -135,6 +138,7 @@ static const struct {
     {OPT_NO_LINT, "--no-lint", " up "},
     {OPT_DEV_URL, "--dev-url", " diff "},
     {OPT_ALLOW_DESTRUCTIVE, "--allow-destructive", " diff "},
+    {OPT_ALLOW_REWRITE, "--allow-rewrite", " diff "},
     {OPT_CHECK, "--check", " diff "},
 };
 
@@ -219,6 +223,9 @@ static int take(mig_opts *o, int c, const char *arg, char *err, size_t errlen)
         return 0;
     case OPT_ALLOW_DESTRUCTIVE:
         o->allow_destructive = true;
+        return 0;
+    case OPT_ALLOW_REWRITE:
+        o->allow_rewrite = true;
         return 0;
     case OPT_CHECK:
         o->check = true;

@@ -39,6 +39,7 @@ typedef struct mig_opts {
     bool allow_changed, allow_missing, allow_out_of_order;
     bool no_lint;           /* up --no-lint */
     bool allow_destructive; /* diff --allow-destructive */
+    bool allow_rewrite;     /* diff --allow-rewrite */
     bool check;             /* diff --check */
     bool help, version;
 } mig_opts;

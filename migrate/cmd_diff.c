@@ -13,7 +13,7 @@
 #include "migrate/scratch.h"
 #include "migrate/session.h"
 
-static const char *const part_suffix[MIG_PART_COUNT] = {"_enum_values", "", "_indexes",
+static const char *const part_suffix[MIG_PART_COUNT] = {"_enum_values", "", "_validate", "_indexes",
                                                         "_constraints"};
 
 typedef struct {
@@ -32,7 +32,10 @@ typedef struct {
 static void print_plan(const mig_plan *p, FILE *out)
 {
     for (size_t i = 0; i < p->count; i++)
-        fprintf(out, "  %s%s\n", p->items[i].what, p->items[i].destructive ? " (destructive)" : "");
+        fprintf(out, "  %s%s\n", p->items[i].what,
+                p->items[i].destructive ? " (destructive)"
+                : p->items[i].rewrite   ? " (rewrites the table)"
+                                        : "");
     for (size_t i = 0; i < p->nproblems; i++)
         fprintf(out, "  %s\n", p->problems[i]);
 }
@@ -205,6 +208,21 @@ static int decide(run *r, const char *schema_path)
         print_hints(p);
         fprintf(stderr, "migrate: nothing was written; pass --allow-destructive to generate "
                         "these changes\n");
+        return MIG_EXIT_INTEGRITY;
+    }
+    size_t rewrites = 0;
+    for (size_t i = 0; i < p->count; i++)
+        rewrites += p->items[i].rewrite;
+    if (rewrites && !r->o->allow_rewrite) {
+        for (size_t i = 0; i < p->count; i++)
+            if (p->items[i].rewrite)
+                fprintf(stderr, "migrate: error: rewrite: %s: %s\n", p->items[i].what,
+                        p->items[i].hazard ? p->items[i].hazard : "");
+        print_hints(p);
+        fprintf(stderr,
+                "migrate: nothing was written; pass --allow-rewrite to generate these changes "
+                "(fine for a small table), or do it online by hand: add a column of the new type, "
+                "backfill it in batches, swap the columns in a short transaction\n");
         return MIG_EXIT_INTEGRITY;
     }
     print_hints(p);

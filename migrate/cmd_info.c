@@ -119,7 +119,14 @@ int mig_cmd_check(const mig_opts *o)
             printf("%s is not applied\n", s.files.items[i].path);
             problems++;
         }
-    char path[4096], err[MIG_ERR_LEN];
+    char path[4096], err[MIG_ERR_LEN], inv[2048];
+    if (mig_invalid_indexes(s.conn, inv, sizeof inv) > 0) {
+        printf("INVALID index(es): %s (a failed CREATE INDEX CONCURRENTLY: it enforces nothing; "
+               "`migrate up` rebuilds one its pending file creates, else DROP INDEX CONCURRENTLY "
+               "it and create it again)\n",
+               inv);
+        problems++;
+    }
     schema_path(o, path, sizeof path);
     const mig_applied *l = mig_history_latest(&s.hist);
     char *expected = mig_text_read(path), *live = mig_dump(s.conn, l ? l->version : NULL, err);

@@ -28,7 +28,9 @@ typedef struct {
     ignore *ign;
     size_t nign;
     char *seen[256]; /* "t:<table>" created here, "c:<table>.<constraint>" a NOT NULL check and
-                        its column, "n:<table>.<column>" validated as not null */
+                        its column, "n:<table>.<column>" validated as not null, "a:<table>.<con>"
+                        added NOT VALID here, "v:<table>" a constraint added by an earlier file
+                        validated here */
     char *seen_val[256];
     size_t nseen;
 } ctx;
@@ -222,6 +224,8 @@ static void check_add_constraint(ctx *c, const char *table, json_t *b)
         finding(c, "add-check",
                 "CHECK %s on %s is validated at once: ACCESS EXCLUSIVE while every row is scanned",
                 *name ? name : "(unnamed)", table);
+    if ((!strcmp(t, "CONSTR_CHECK") || !strcmp(t, "CONSTR_FOREIGN")) && nv && *name)
+        remember(c, "a:", table, name, NULL);
     if (!strcmp(t, "CONSTR_CHECK") && nv && *name) {
         json_t *nt = field(field(b, "raw_expr"), "NullTest");
         if (nt && !strcmp(sfield(nt, "nulltesttype"), "IS_NOT_NULL"))
@@ -239,6 +243,26 @@ static void check_add_constraint(ctx *c, const char *table, json_t *b)
     if (!strcmp(t, "CONSTR_EXCLUSION"))
         finding(c, "add-exclusion-constraint",
                 "EXCLUDE %s on %s builds its index under ACCESS EXCLUSIVE", name, table);
+}
+
+/* ALTER COLUMN ... TYPE: to text or varchar without USING is free when the column is varchar (a
+ * CHECK on it is re-scanned, nothing is rewritten), which lint cannot see: a warning. Anything
+ * else rewrites the table and its indexes under ACCESS EXCLUSIVE. */
+static void check_type_change(ctx *c, const char *table, const char *col, json_t *cd)
+{
+    const char *type = last_name(field(field(cd, "typeName"), "names"));
+    bool textual = !strcmp(type, "text") || !strcmp(type, "varchar");
+    if (textual && !field(cd, "raw_default"))
+        finding(c, "column-type-maybe-rewrite",
+                "changing the type of %s.%s to %s is free only when the column is varchar (no "
+                "rewrite since PostgreSQL 9.2; a CHECK on it is re-scanned); from any other type "
+                "it rewrites the table under ACCESS EXCLUSIVE",
+                table, col, type);
+    else
+        finding(c, "column-type-change",
+                "changing the type of %s.%s to %s rewrites the table and its indexes under "
+                "ACCESS EXCLUSIVE (reads and writes wait for the whole rewrite)",
+                table, col, type);
 }
 
 static void check_alter_table(ctx *c, json_t *s)
@@ -262,17 +286,22 @@ static void check_alter_table(ctx *c, json_t *s)
             const char *col = recalled(c, "c:", table, name);
             if (col)
                 remember(c, "n:", table, col, NULL);
-        } else if (!strcmp(st, "AT_SetNotNull") && !recalled(c, "n:", table, name))
+            else if (!recalled(c, "a:", table, name))
+                remember(c, "v:", table, NULL, NULL); /* added by an earlier file: any column */
+            if (!c->no_tx && recalled(c, "a:", table, name))
+                finding(c, "validate-in-add-transaction",
+                        "VALIDATE CONSTRAINT %s on %s runs in the transaction that added it NOT "
+                        "VALID: the ADD's ACCESS EXCLUSIVE lock is held through the whole scan, "
+                        "blocking reads and writes",
+                        name, table);
+        } else if (!strcmp(st, "AT_SetNotNull") && !recalled(c, "n:", table, name) &&
+                   !recalled(c, "v:", table, NULL))
             finding(c, "set-not-null",
                     "SET NOT NULL on %s.%s scans the table under ACCESS EXCLUSIVE (no validated "
                     "CHECK (%s IS NOT NULL) earlier in this file)",
                     table, name, name);
         else if (!strcmp(st, "AT_AlterColumnType"))
-            finding(c, "column-type-change",
-                    "changing the type of %s.%s to %s rewrites the table under ACCESS EXCLUSIVE "
-                    "unless the types are binary compatible",
-                    table, name,
-                    last_name(field(field(field(def, "ColumnDef"), "typeName"), "names")));
+            check_type_change(c, table, name, field(def, "ColumnDef"));
         else if (!strcmp(st, "AT_DropColumn"))
             finding(c, "drop-column",
                     "dropping %s.%s loses its data, and running code still uses it", table, name);

@@ -13,20 +13,28 @@ const mig_lint_rule mig_lint_rules[] = {
     {"no-transaction-if-not-exists", true,
      "add IF NOT EXISTS / IF EXISTS: a no-transaction file that failed half way is run again"},
     {"add-foreign-key", true,
-     "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT ... "
-     "(SHARE UPDATE EXCLUSIVE only)"},
+     "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then VALIDATE CONSTRAINT in a later "
+     "no-transaction file (SHARE UPDATE EXCLUSIVE only)"},
     {"add-check", true,
-     "ADD CONSTRAINT ... CHECK (...) NOT VALID, then ALTER TABLE ... VALIDATE CONSTRAINT ..."},
+     "ADD CONSTRAINT ... CHECK (...) NOT VALID, then VALIDATE CONSTRAINT in a later no-transaction "
+     "file"},
+    {"validate-in-add-transaction", true,
+     "move VALIDATE CONSTRAINT into a later \"-- migrate:no-transaction\" file (each statement "
+     "commits on its own), so the ADD's ACCESS EXCLUSIVE lock is released before the scan"},
     {"set-not-null", true,
-     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c; then SET NOT "
-     "NULL (no scan) and DROP CONSTRAINT c, in this file"},
+     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; then, in a later no-transaction file, "
+     "VALIDATE CONSTRAINT c, SET NOT NULL (no scan) and DROP CONSTRAINT IF EXISTS c"},
     {"add-column-not-null", true,
      "add the column nullable (or with a constant DEFAULT), backfill, then the SET NOT NULL route"},
     {"volatile-default", true,
      "add the column without a default, SET DEFAULT afterwards, backfill existing rows in batches"},
     {"column-type-change", true,
-     "only binary-compatible changes are free (varchar(n) growing, varchar to text): otherwise add "
-     "a new column, write both, backfill, switch readers, drop the old one"},
+     "a lossless rewrite (int to bigint) or a lossy cast alike: add a column of the new type, "
+     "write both, backfill in batches, switch readers, drop the old one (diff: --allow-rewrite "
+     "for a small table)"},
+    {"column-type-maybe-rewrite", false,
+     "keep it when the column is varchar(n) growing or varchar to text; otherwise treat it as "
+     "column-type-change"},
     {"add-unique-constraint", true,
      "CREATE UNIQUE INDEX CONCURRENTLY (no-transaction file), then ADD CONSTRAINT ... UNIQUE USING "
      "INDEX ..."},

@@ -2,6 +2,7 @@
  * indexes, the generated file text and rename annotations; schema_diff_kinds.c: everything else. */
 #include "migrate/schema_diff.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,25 @@ static bool binary_compatible(const char *from, const char *to)
     return n > 0 && sscanf(to, "character varying(%d)", &m) == 1 && m >= n;
 }
 
+/* Lossless but rewriting: integer widening, real to double precision, numeric to unconstrained
+ * numeric, anything to text. The table is rewritten; no value changes. */
+static bool lossless_rewrite(const char *from, const char *to)
+{
+    static const char *const ladder[] = {"smallint", "integer", "bigint", "numeric"};
+    int f = -1, t = -1;
+    for (int i = 0; i < 4; i++) {
+        f = !strcmp(from, ladder[i]) ? i : f;
+        t = !strcmp(to, ladder[i]) ? i : t;
+    }
+    if (f >= 0 && t > f)
+        return true;
+    if (!strcmp(from, "real") && !strcmp(to, "double precision"))
+        return true;
+    if (!strncmp(from, "numeric(", 8) && !strcmp(to, "numeric"))
+        return true;
+    return !strcmp(to, "text");
+}
+
 static bool volatile_default(const char *expr)
 {
     static const char *const vol[] = {"random(",          "gen_random_uuid(", "uuid_generate_v",
@@ -162,22 +182,28 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
         snprintf(what, sizeof what, "change type of %s from %s to %s", b->key, a->def, b->def);
         bool free_change = binary_compatible(a->def, b->def);
         char *ta = type_only(a->def), *tb = type_only(b->def);
+        bool rewrite = !free_change && lossless_rewrite(ta, tb);
         char *up = free_change
-                       ? mig_sprintf("-- migrate:lint-ignore column-type-change binary compatible "
-                                     "(%s to %s): no rewrite\nALTER TABLE %s ALTER COLUMN %s "
-                                     "TYPE %s;\n",
+                       ? mig_sprintf("-- migrate:lint-ignore column-type-maybe-rewrite binary "
+                                     "compatible (%s to %s): no rewrite\nALTER TABLE %s ALTER "
+                                     "COLUMN %s TYPE %s;\n",
                                      a->def, b->def, t, n, b->def)
                        : mig_sprintf("-- migrate:lint-ignore column-type-change accepted with "
-                                     "--allow-destructive\nALTER TABLE %s ALTER COLUMN %s TYPE %s "
+                                     "--allow-%s\nALTER TABLE %s ALTER COLUMN %s TYPE %s "
                                      "USING %s::%s;\n",
-                                     t, n, b->def, n, tb);
-        rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, !free_change,
+                                     rewrite ? "rewrite" : "destructive", t, n, b->def, n, tb);
+        rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, !free_change && !rewrite,
                            free_change ? NULL
+                           : rewrite   ? "rewrites the table and its indexes under ACCESS "
+                                         "EXCLUSIVE (no value changes): reads and writes wait "
+                                         "for the whole rewrite"
                                        : "rewrites the table under ACCESS EXCLUSIVE and may lose "
                                          "data (a lossy or failing cast)",
                            what, up,
                            mig_sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s;\n", t,
                                        n, a->def, n, ta));
+        if (rewrite && p->count)
+            p->items[p->count - 1].rewrite = true;
         free(ta);
         free(tb);
     }
@@ -214,13 +240,24 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
         if (is_true(b->b)) {
             /* a validated CHECK lets SET NOT NULL skip its scan under ACCESS EXCLUSIVE */
             int k = ++*notnull_seq;
-            char *up = mig_sprintf(
-                "ALTER TABLE %s ADD CONSTRAINT migrate_not_null_%d CHECK (%s IS NOT NULL) NOT "
-                "VALID;\nALTER TABLE %s VALIDATE CONSTRAINT migrate_not_null_%d;\n%sALTER TABLE "
-                "%s DROP CONSTRAINT migrate_not_null_%d;\n",
-                t, k, n, t, k, set, t, k);
+            char *add = mig_sprintf("ALTER TABLE %s ADD CONSTRAINT migrate_not_null_%d CHECK (%s "
+                                    "IS NOT NULL) NOT VALID;\n",
+                                    t, k, n);
+            char *undo = mig_sprintf(
+                "ALTER TABLE %s DROP CONSTRAINT IF EXISTS migrate_not_null_%d;\n", t, k);
+            rc |=
+                mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, strdup(add), undo);
+            char *up =
+                mig_sprintf("ALTER TABLE %s VALIDATE CONSTRAINT migrate_not_null_%d;\n%sALTER "
+                            "TABLE %s DROP CONSTRAINT IF EXISTS migrate_not_null_%d;\n",
+                            t, k, set, t, k);
             free(set);
-            rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, up, drop);
+            char *back = mig_sprintf("%sALTER TABLE %s DROP CONSTRAINT IF EXISTS "
+                                     "migrate_not_null_%d;\n%s",
+                                     drop, t, k, add);
+            free(drop);
+            free(add);
+            rc |= mig_plan_add(p, MIG_PART_VALIDATE, 0, false, NULL, what, up, back);
         } else {
             rc |= mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false, NULL, what, drop, set);
         }
@@ -256,7 +293,7 @@ static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
 {
     char what[512];
     snprintf(what, sizeof what, "add constraint %s", c->key);
-    char *drop = ALTER(c->table, "DROP CONSTRAINT %s;\n", c->name);
+    char *drop = ALTER(c->table, "DROP CONSTRAINT IF EXISTS %s;\n", c->name);
     if (new_table)
         return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what,
                             ALTER(c->table, "ADD CONSTRAINT %s %s;\n", c->name, c->def), drop);
@@ -273,11 +310,21 @@ static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
                                  drop);
     }
     if (type == 'c' || type == 'f') {
-        char *up = is_true(c->b) ? mig_sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID;\n"
-                                               "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n",
-                                               c->table, c->name, c->def, c->table, c->name)
-                                 : ALTER(c->table, "ADD CONSTRAINT %s %s;\n", c->name, c->def);
-        return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what, up, drop);
+        /* validated in the no-transaction file: ADD ... NOT VALID holds ACCESS EXCLUSIVE until
+         * its transaction ends, so a VALIDATE in the same transaction would scan under it */
+        bool valid = is_true(c->b);
+        int rc = mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false, NULL, what,
+                              ALTER(c->table, "ADD CONSTRAINT %s %s%s;\n", c->name, c->def,
+                                    valid ? " NOT VALID" : ""),
+                              drop);
+        if (valid)
+            /* the down gives back what the previous file left: the constraint NOT VALID */
+            rc |= mig_plan_add(p, MIG_PART_VALIDATE, 0, false, NULL, what,
+                               ALTER(c->table, "VALIDATE CONSTRAINT %s;\n", c->name),
+                               mig_sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s;\nALTER "
+                                           "TABLE %s ADD CONSTRAINT %s %s NOT VALID;\n",
+                                           c->table, c->name, c->table, c->name, c->def));
+        return rc;
     }
     return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_ADD_CONSTRAINT, false,
                         "an exclusion constraint builds its index under ACCESS EXCLUSIVE", what,
@@ -323,6 +370,52 @@ static int add_index(mig_plan *p, const mig_obj *i, bool new_table)
                             mig_sprintf("%s;\n", i->def), mig_sprintf("DROP INDEX %s;\n", i->key));
     return mig_plan_add(p, MIG_PART_INDEXES, 1, false, NULL, what, concurrent_index(i->def),
                         mig_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;\n", i->key));
+}
+
+static bool ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '$' || c == '"';
+}
+
+/* def with each identifier `from` (a whole word, not after a '.') replaced by `to`; malloc'd. */
+static char *replace_word(const char *def, const char *from, const char *to)
+{
+    size_t lf = strlen(from), lt = strlen(to), n = 0;
+    for (const char *p = strstr(def, from); p; p = strstr(p + 1, from))
+        n++;
+    char *out = malloc(strlen(def) + n * (lt > lf ? lt - lf : 0) + 1), *o = out;
+    for (const char *p = def; out && *p;) {
+        bool word = !strncmp(p, from, lf) && (p == def || (!ident_char(p[-1]) && p[-1] != '.')) &&
+                    !ident_char(p[lf]);
+        if (word) {
+            memcpy(o, to, lt);
+            o += lt;
+            p += lf;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+/* True when a's definition equals b's once the columns renamed in schema.sql carry their new
+ * names: PostgreSQL renames them inside constraints and indexes itself, so nothing is re-added
+ * (and no CHECK is validated again). */
+static bool same_after_renames(const mig_obj *a, const mig_obj *b, const mig_rename *rn, size_t nrn)
+{
+    char *def = strdup(a->def ? a->def : "");
+    for (size_t i = 0; def && i < nrn; i++) {
+        if (!rn[i].to || !eq(rn[i].table, a->table))
+            continue;
+        char *n = replace_word(def, rn[i].from, rn[i].to);
+        free(def);
+        def = n;
+    }
+    bool same_def = def && b->def && !strcmp(def, b->def);
+    free(def);
+    return same_def;
 }
 
 static const mig_rename *rename_of(const mig_rename *r, size_t n, const mig_obj *c)
@@ -378,11 +471,11 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
                 *retyped = n;
             }
         } else if (b->kind == MIG_OBJ_CONSTRAINT &&
-                   (!a || strcmp(a->def, b->def) || !same(a->b, b->b))) {
+                   (!a || !same_after_renames(a, b, rn, nrn) || !same(a->b, b->b))) {
             if (a)
                 rc |= drop_constraint(p, a, false);
             rc |= add_constraint(p, b, new_table);
-        } else if (b->kind == MIG_OBJ_INDEX && (!a || strcmp(a->def, b->def))) {
+        } else if (b->kind == MIG_OBJ_INDEX && (!a || !same_after_renames(a, b, rn, nrn))) {
             if (a)
                 rc |= drop_index(p, a, false);
             rc |= add_index(p, b, new_table);

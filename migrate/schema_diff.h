@@ -3,10 +3,11 @@
  *
  * Each change has its up SQL, the SQL that reverts it, the file it belongs in, and its hazards.
  * Changes to tables that exist already are online-safe: indexes CONCURRENTLY in a no-transaction
- * file; CHECK and FOREIGN KEY added NOT VALID then validated; SET NOT NULL through a validated
- * CHECK; UNIQUE / PRIMARY KEY through a unique index built concurrently, then ADD CONSTRAINT ...
- * USING INDEX (a later file); a volatile default set after the column is added. Tables created by
- * the same migration get plain DDL. A change the module cannot express (an enum value removed, a
+ * file; CHECK and FOREIGN KEY added NOT VALID, then validated in a later no-transaction file (the
+ * ADD's ACCESS EXCLUSIVE lock is released before the scan); SET NOT NULL through such a CHECK;
+ * UNIQUE / PRIMARY KEY through a unique index built concurrently, then ADD CONSTRAINT ... USING
+ * INDEX (a later file); a volatile default set after the column is added. Tables created by the
+ * same migration get plain DDL. A change the module cannot express (an enum value removed, a
  * function changed, ...) becomes a problem: the caller writes nothing. Renames are never guessed:
  * "-- migrate:renamed <table>.<new column> from <old column>" in schema.sql declares one, and a
  * drop + add of the same type in one table gives a hint pointing at that annotation. Pure. */
@@ -22,19 +23,24 @@
 enum {
     MIG_PART_ENUM_VALUES, /* no transaction: ALTER TYPE ... ADD VALUE, before anything uses them */
     MIG_PART_MAIN,        /* one transaction */
+    MIG_PART_VALIDATE,    /* no transaction: VALIDATE CONSTRAINT (and the SET NOT NULL it enables)
+                             commit one by one, never in the transaction that added the constraint
+                             NOT VALID (its ACCESS EXCLUSIVE lock would last through the scan) */
     MIG_PART_INDEXES,     /* no transaction: CREATE/DROP INDEX CONCURRENTLY */
     MIG_PART_CONSTRAINTS, /* one transaction: ADD CONSTRAINT ... USING INDEX */
     MIG_PART_COUNT
 };
 
 typedef struct mig_change {
-    int part, phase; /* file, then order inside it */
-    size_t seq;      /* creation order, breaks ties */
-    char *what;      /* "add column public.t.x" */
-    char *up;        /* SQL ending in ";\n" (may hold a -- migrate:lint-ignore line) */
-    char *down;      /* the SQL that reverts it, or NULL when it cannot be reverted */
-    char *hazard;    /* or NULL */
-    bool destructive;
+    int part, phase;  /* file, then order inside it */
+    size_t seq;       /* creation order, breaks ties */
+    char *what;       /* "add column public.t.x" */
+    char *up;         /* SQL ending in ";\n" (may hold a -- migrate:lint-ignore line) */
+    char *down;       /* the SQL that reverts it, or NULL when it cannot be reverted */
+    char *hazard;     /* or NULL */
+    bool destructive; /* data may be lost: needs --allow-destructive */
+    bool rewrite;     /* lossless, but the table is rewritten under ACCESS EXCLUSIVE:
+                         needs --allow-rewrite */
 } mig_change;
 
 typedef struct mig_plan {

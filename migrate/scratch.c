@@ -49,6 +49,39 @@ static int exec_admin(mig_scratch *s, const char *sql, char err[MIG_ERR_LEN])
     return ok ? 0 : -1;
 }
 
+/* DROP DATABASE ... WITH (FORCE) fails while a session it may not terminate is connected: an
+ * autovacuum worker that started on the fresh database (a non-superuser role may not signal it), or
+ * another role's session. Both go away by themselves, so the drop is retried for about 20 s; a last
+ * failure names the server's reason and the database to drop by hand. */
+static void drop_scratch(mig_scratch *s, const char *name)
+{
+    char sql[160], msg[512] = "";
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    bool ok = false;
+    for (int attempt = 0; !ok && attempt < 40; attempt++) {
+        PGresult *r = PQexec(s->admin, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) {
+            const char *m = PQresultErrorMessage(r);
+            snprintf(msg, sizeof msg, "%.*s", (int)strcspn(m, "\n"), m);
+        }
+        PQclear(r);
+        if (ok || PQstatus(s->admin) != CONNECTION_OK)
+            break;
+        if (attempt == 0)
+            fprintf(stderr,
+                    "migrate: scratch database %s is still in use (%s); retrying the drop\n", name,
+                    msg);
+        usleep(500000);
+    }
+    if (!ok)
+        fprintf(stderr,
+                "migrate: warning: could not drop scratch database %s: %s (a session the --dev-url "
+                "role may not terminate, such as an autovacuum worker, stayed connected); drop it "
+                "by hand: DROP DATABASE %s WITH (FORCE)\n",
+                name, msg, name);
+}
+
 int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
 {
     memset(s, 0, sizeof *s);
@@ -106,11 +139,8 @@ void mig_scratch_close(mig_scratch *s)
         s->conn[i] = NULL;
     }
     for (int i = 0; i < 2 && s->admin; i++) {
-        char sql[128], err[MIG_ERR_LEN];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->name[i]);
-        if (s->created[i] && exec_admin(s, sql, err) < 0)
-            fprintf(stderr, "migrate: warning: could not drop scratch database %s: %s\n",
-                    s->name[i], err);
+        if (s->created[i])
+            drop_scratch(s, s->name[i]);
         s->created[i] = false;
     }
     if (s->admin) {

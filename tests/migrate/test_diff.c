@@ -145,9 +145,17 @@ ParameterizedTest(int *i, diff, each_edit_generates_a_verified_reversible_migrat
     cr_assert_eq(diff(&t, "change", &out), 0, "%s: %s", c->tag, out);
     free(out);
     char cmd[512], *all = NULL;
-    snprintf(cmd, sizeof cmd, "cat '%s'/0002_* '%s'/0003_* '%s'/0004_* 2>/dev/null", t.dir, t.dir,
-             t.dir);
+    snprintf(cmd, sizeof cmd, "cat '%s'/000[2-6]_* 2>/dev/null", t.dir);
     pgtest_run(cmd, &all);
+    /* VALIDATE never shares a transaction with anything (no lock held across its scan) */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && for f in 0*.sql; do grep -q 'VALIDATE CONSTRAINT' \"$f\" && ! grep -q "
+             "'^-- migrate:no-transaction' \"$f\" && echo \"$f\"; done; true",
+             t.dir);
+    char *tx = NULL;
+    pgtest_run(cmd, &tx);
+    cr_assert_str_eq(tx ? tx : "", "", "%s: VALIDATE in a transactional file", c->tag);
+    free(tx);
     for (int k = 0; k < 4 && c->expect[k]; k++)
         cr_assert(strstr(all, c->expect[k]), "%s: expected \"%s\" in\n%s", c->tag, c->expect[k],
                   all);
@@ -352,6 +360,65 @@ Test(diff, the_shipped_schema_sql_agrees_with_the_shipped_migrations)
     snprintf(cmd, sizeof cmd, "'%s' %s", pgtest_bin("migrate"), args);
     cr_assert_eq(pgtest_run(cmd, &out), 0, "%s", out);
     cr_assert(strstr(out, "matches the migrations"), "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
+
+/* int -> bigint is a rewrite, not a loss: its own refusal and flag (--allow-destructive does not
+ * cover it); a column rename keeps the CHECK and index that name the column (no drop, no
+ * re-validation). */
+Test(diff, rewrites_have_their_own_flag_and_a_rename_keeps_checks)
+{
+    mt t;
+    setup(&t, "rewrite",
+          "ALTER TABLE items ALTER COLUMN qty TYPE bigint;\n"
+          "ALTER TABLE items ADD CONSTRAINT items_qty_check CHECK (qty >= 0);\n"
+          "CREATE INDEX items_qty_idx ON items (qty);\n");
+    /* the CHECK and index come first, in a migration of their own */
+    mt_write(&t, "0002_check.sql",
+             "-- migrate:up\nALTER TABLE items ADD CONSTRAINT items_qty_check CHECK (qty >= 0);\n"
+             "CREATE INDEX items_qty_idx ON items (qty);\n-- migrate:down\n"
+             "ALTER TABLE items DROP CONSTRAINT items_qty_check;\nDROP INDEX items_qty_idx;\n");
+    char *out = NULL;
+    cr_assert_eq(diff(&t, "widen", &out), 3, "%s", out);
+    cr_assert(strstr(out, "rewrite: change type of public.items.qty from integer to bigint"), "%s",
+              out);
+    cr_assert_null(strstr(out, "destructive"), "int -> bigint called destructive: %s", out);
+    cr_assert(strstr(out, "--allow-rewrite"), "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "widen --allow-destructive", &out), 3, "%s", out);
+    free(out);
+    cr_assert_eq(count_files(&t), 2);
+    cr_assert_eq(diff(&t, "widen --allow-rewrite", &out), 0, "%s", out);
+    free(out);
+    char cmd[256], *all = NULL;
+    snprintf(cmd, sizeof cmd, "cat '%s'/0003_*", t.dir);
+    pgtest_run(cmd, &all);
+    cr_assert(strstr(all, "-- migrate:lint-ignore column-type-change accepted with "
+                          "--allow-rewrite\nALTER TABLE public.items ALTER COLUMN qty TYPE bigint"),
+              "%s", all);
+    free(all);
+    /* a rename: the CHECK and the index follow the column by themselves */
+    char s[2048];
+    snprintf(s, sizeof s,
+             "%s-- migrate:renamed public.items.amount from qty\n"
+             "ALTER TABLE items RENAME COLUMN qty TO amount;\n"
+             "ALTER TABLE items ALTER COLUMN amount TYPE bigint;\n"
+             "ALTER TABLE items ADD CONSTRAINT items_qty_check CHECK (amount >= 0);\n"
+             "CREATE INDEX items_qty_idx ON items (amount);\n",
+             base_up);
+    mt_write(&t, "schema.sql", s);
+    cr_assert_eq(diff(&t, "rename", &out), 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cat '%s'/0004_*", t.dir);
+    pgtest_run(cmd, &all);
+    cr_assert(strstr(all, "RENAME COLUMN qty TO amount"), "%s", all);
+    cr_assert_null(strstr(all, "items_qty_check"), "the CHECK is re-added on a rename:\n%s", all);
+    cr_assert_null(strstr(all, "items_qty_idx"), "the index is rebuilt on a rename:\n%s", all);
+    free(all);
+    cr_assert_eq(mt_migrate(&t, "up --no-lint", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "--check", &out), 0, "%s", out);
     free(out);
     mt_teardown(&t);
 }

@@ -37,12 +37,14 @@ static const example examples[] = {
      "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON tasks (a)"},
     {"add-foreign-key", false,
      "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id)",
-     "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id) NOT VALID;\n"
-     "ALTER TABLE tasks VALIDATE CONSTRAINT f"},
+     "ALTER TABLE tasks ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES users (id) NOT VALID"},
+    {"validate-in-add-transaction", false,
+     "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"
+     "ALTER TABLE tasks VALIDATE CONSTRAINT c",
+     "ALTER TABLE tasks VALIDATE CONSTRAINT c"},
     {"add-check", false, "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0)",
      "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID"},
     {"set-not-null", false, "ALTER TABLE tasks ALTER COLUMN a SET NOT NULL",
-     "ALTER TABLE tasks ADD CONSTRAINT a_nn CHECK (a IS NOT NULL) NOT VALID;\n"
      "ALTER TABLE tasks VALIDATE CONSTRAINT a_nn;\nALTER TABLE tasks ALTER COLUMN a SET NOT NULL;\n"
      "ALTER TABLE tasks DROP CONSTRAINT a_nn"},
     {"add-column-not-null", false, "ALTER TABLE tasks ADD COLUMN b int NOT NULL",
@@ -51,6 +53,8 @@ static const example examples[] = {
      "ALTER TABLE tasks ADD COLUMN t timestamptz DEFAULT now()"},
     {"column-type-change", false, "ALTER TABLE tasks ALTER COLUMN a TYPE bigint",
      "ALTER TABLE tasks ALTER COLUMN a SET DEFAULT 1"},
+    {"column-type-maybe-rewrite", false, "ALTER TABLE tasks ALTER COLUMN a TYPE varchar(200)",
+     "ALTER TABLE tasks ALTER COLUMN a TYPE bigint"},
     {"add-unique-constraint", false, "ALTER TABLE tasks ADD CONSTRAINT u UNIQUE (a)",
      "ALTER TABLE tasks ADD CONSTRAINT u UNIQUE USING INDEX u_idx"},
     {"add-primary-key", false, "ALTER TABLE tasks ADD PRIMARY KEY (a)",
