@@ -86,6 +86,12 @@ clean:
 container-test:
 	@scripts/container-test
 
+# docker/compose.yaml brought up, used (CRUD, migrate again, a postgres restart under load) and torn
+# down with docker-compose against podman's API, images built locally (scripts/compose-test)
+.PHONY: compose-test
+compose-test:
+	@scripts/compose-test
+
 # the builds users run: conventional CMake, tests on, gcc and clang, Debug and Release (scripts/ci-builds)
 .PHONY: ci-builds tidy test-clang
 ci-builds: deps
