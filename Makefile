@@ -3,12 +3,17 @@
 #   make test    install missing packages, build with sanitizers, run every suite against a real PostgreSQL
 #   make test-neonlike  the same suites against a server shaped like a Neon branch (TLS verify-full, SCRAM,
 #                a non-superuser owner, pgbouncer with TLS; tests/harness/cluster --neonlike)
+#   make test-stress    make test (STRESS_TARGET=test-neonlike: that one) with stress-ng loading every core
+#                beside it, as CI runs it (CI=true); STRESS_CPU workers, 2 per core by default
+#                (tests/harness/stress, docs/testing.md)
 .PHONY: all run build test test-neonlike deps db-start db-stop db-reset migrate format format-check bench clean install
 .PHONY: migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump migrate-new
 
 BUILD      ?= build/release
 TEST_BUILD ?= build/test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# suites at once: 2 per core, they mostly wait (tests/CMakeLists.txt, docs/testing.md)
+CTEST_JOBS ?= $(shell echo $$(( 2 * $(JOBS) )))
 PREFIX     ?= $(CURDIR)
 
 all: build
@@ -26,14 +31,21 @@ run: build
 test: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
-	@tests/harness/cluster ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@tests/harness/cluster ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
 
 test-neonlike: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
 	@tests/harness/selftest
 	@tests/harness/cluster --neonlike --scan $(TEST_BUILD)/Testing/Temporary/LastTest.log \
-	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(JOBS) -LE private-cluster $(CTEST_ARGS)
+	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(CTEST_JOBS) -LE private-cluster $(CTEST_ARGS)
+
+.PHONY: test-stress
+test-stress: deps
+	@scripts/install-deps --stress
+	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
+	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
+	@CI=true tests/harness/stress $(MAKE) --no-print-directory $(or $(STRESS_TARGET),test)
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)

@@ -225,6 +225,9 @@ def fail(t0, kind, what):
         failures.append((t0, now(), kind, what))
 
 
+read_seconds = []  # latency of each successful read: this run's measure of the machine's speed
+
+
 tasks = {}  # id -> {"user", "title", "completed" (None: unknown), "deleted"}
 recent = {}  # user -> the ids of its last 200 creates (what readers pick from)
 
@@ -309,6 +312,8 @@ def reader(i):
             ok = st == 200
         with lock:
             counts["reads"] += 1
+            if ok:
+                read_seconds.append(now() - t0)
         if not ok:
             with lock:
                 counts["reads_failed"] += 1
@@ -409,14 +414,21 @@ def at_instant(f):
     return f[2] == "write" and any(f[0] - 0.05 <= e and s <= f[1] + 0.05 for s, e in instants)
 
 
+# The recovery target: 1 s (make chaos: a speed target, measured). CHAOS_RECOVERY_LIMIT=auto (the
+# chaos ctest, which must pass on a busy machine) scales it with this run's median read latency:
+# max(1 s, 20 x median), so a loaded machine gets a proportionally longer limit and an idle one 1 s.
+median_read = sorted(read_seconds)[len(read_seconds) // 2] if read_seconds else 0.0
+limit_env = E.get("CHAOS_RECOVERY_LIMIT", "1")
+RECOVERY_LIMIT = max(1.0, 20 * median_read) if limit_env == "auto" else float(limit_env)
+
 outside_reads = outside_writes = 0
 recovery = []
 for name, s, e in windows:
     e = e if e is not None else now()
-    late = [f[1] for f in failures if s - 0.05 <= f[0] <= e + 1.0 and not at_instant(f)]
+    late = [f[1] for f in failures if s - 0.05 <= f[0] <= e + RECOVERY_LIMIT and not at_instant(f)]
     recovery.append((name, round(s, 2), round(e - s, 2), round(max([0.0] + [t - e for t in late]), 2)))
 for f in failures:
-    if not any(s - 0.05 <= f[0] <= (e if e is not None else now()) + 1.0 for _, s, e in windows):
+    if not any(s - 0.05 <= f[0] <= (e if e is not None else now()) + RECOVERY_LIMIT for _, s, e in windows):
         if f[2] == "read":
             outside_reads += 1
             problems.append("read failed outside outages: %.2f-%.2f s %s" % (f[0], f[1], f[3]))
@@ -428,6 +440,8 @@ print("  events:      " + "; ".join("%.1f s %s" % e for e in events))
 print("  terminated:  %d backends (every second)" % counts.get("terminated", 0))
 print("  requests:    %d reads (%d failed), %d writes (%d retried by the client)" %
       (counts["reads"], counts["reads_failed"], counts["writes"], counts["write_retries"]))
+print("  recovery limit: %.2f s (CHAOS_RECOVERY_LIMIT=%s; median read %.1f ms)" %
+      (RECOVERY_LIMIT, limit_env, 1000 * median_read))
 for name, s, dur, rec in recovery:
     print("  outage:      %-18s at %5.1f s, database back after %.2f s, clients failing %.2f s after that" % (name, s, dur, rec))
 print("  acknowledged creates: %d; lost %d, duplicated %d, acknowledged updates/deletes not visible %d" %
@@ -453,7 +467,7 @@ if not api_alive:  # why: the end of its log (a sanitizer's report, a crash)
     for l in tail[start:start + 60]:
         print("    " + l)
 max_rec = max([r[3] for r in recovery] + [0])
-ok = (lost == 0 and dups == 0 and wrong == 0 and outside_reads == 0 and max_rec <= 1.0 and api_alive
+ok = (lost == 0 and dups == 0 and wrong == 0 and outside_reads == 0 and max_rec <= RECOVERY_LIMIT and api_alive
       and max_conns[0] <= POOL_MAX and counts["creates_acked"] > 0)
 print("chaos: %s" % ("targets met" if ok else "TARGETS MISSED"))
 api.terminate()

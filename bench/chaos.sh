@@ -9,7 +9,9 @@
 # fault proxy (tests/tools/faultproxy) in front of it (pooler: in front of a pgbouncer in transaction
 # mode, itself in front of the server) and starts bin/api on it. Loopback only, bounded by `timeout`.
 # Exit 0 when the targets hold: 0 lost, 0 duplicated, 0 failed reads outside outages, every outage
-# recovered within 1 s, the API never restarted, its server connections within DB_POOL_MAX.
+# recovered within 1 s (CHAOS_RECOVERY_LIMIT: seconds, or auto = max(1, 20 x the run's median read
+# latency), which the chaos ctest uses), the API never restarted, its server connections within
+# DB_POOL_MAX.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-30}

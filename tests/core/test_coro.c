@@ -657,6 +657,7 @@ static struct {
     double next_waited;
     bool unparked_a_coroutine;
     int pair[2];
+    int locked; /* the thread holds the mutex (atomic) */
 } late;
 
 static void fn_park_then_wait(void *arg)
@@ -672,6 +673,7 @@ static void fn_park_then_wait(void *arg)
 static void *thread_late_unpark(void *arg)
 {
     pthread_mutex_lock(&mu);
+    __atomic_store_n(&late.locked, 1, __ATOMIC_SEQ_CST);
     sleep_ms(300); /* the park times out meanwhile; its coroutine then waits for the mutex */
     late.unparked_a_coroutine = pk.co != NULL;
     coro_unpark(&pk);
@@ -687,9 +689,13 @@ Test(coro, an_unpark_racing_with_the_timeout_does_not_wake_the_next_wait)
     cr_assert_eq(coro_spawn(fn_park_then_wait, count_done, NULL), 0);
     pthread_t t;
     start_thread(&t, thread_late_unpark, NULL); /* the coroutine is parked: the mutex is free */
+    /* the loop (which times the park out) runs only once the thread holds the mutex: the race is
+     * set up by ordering, not by the thread starting within the park's 50 ms */
+    while (!__atomic_load_n(&late.locked, __ATOMIC_SEQ_CST))
+        usleep(1000);
     run_until(1);
     pthread_join(t, NULL);
-    cr_assert(late.unparked_a_coroutine, "the unpark did not race (the thread took > 50 ms?)");
+    cr_assert(late.unparked_a_coroutine, "the unpark did not race");
     cr_assert_eq(late.park_r, 1, "the deadline passed before the unpark");
     cr_assert_eq(late.next_r, 0, "the stale unpark woke the following wait");
     cr_assert_geq(late.next_waited, 0.095, "waited %.3f s", late.next_waited);

@@ -46,7 +46,8 @@ Test(connect, wrong_password_fails_fast_with_a_hint)
     cr_assert_str_eq(err.sqlstate, "28P01");
     cr_assert(strstr(err.hint, "password"), "%s", err.hint);
     cr_assert_null(strstr(err.message, "definitely-wrong"));
-    cr_assert_lt(ms, 2500, "permanent errors are not retried (%.0f ms)", ms);
+    /* the budget is 5 s: a retried error would take it all */
+    pgtest_assert_within(ms, 0, "permanent errors are not retried");
     free(bad);
     free(url);
 }
@@ -78,7 +79,7 @@ Test(connect, refused_is_retried_within_the_budget_then_transient)
     cr_assert_eq(err.kind, DB_ERR_TRANSIENT, "%s", err.message);
     cr_assert(strstr(err.message, "refused"), "%s", err.message);
     cr_assert_geq(ms, 600, "kept retrying for the budget (%.0f ms)", ms);
-    cr_assert_lt(ms, 1600, "stopped at the budget (%.0f ms)", ms);
+    pgtest_assert_within(ms, 800, "stopped at the budget");
 }
 
 Test(connect, budget_zero_means_one_attempt)
@@ -88,8 +89,10 @@ Test(connect, budget_zero_means_one_attempt)
     db_error err;
     double t0 = pgtest_now_ms();
     cr_assert_null(db_connect(url, NULL, &err));
-    cr_assert_lt(pgtest_now_ms() - t0, 300);
+    double ms = pgtest_now_ms() - t0;
     cr_assert_eq(err.kind, DB_ERR_TRANSIENT);
+    /* a refused connect fails at once: only retries (with their sleeps) could take long */
+    pgtest_assert_within(ms, 0, "one attempt, no retries");
 }
 
 Test(connect, unknown_host_is_a_config_error)

@@ -222,7 +222,7 @@ Test(engine, exhausted_pool_fails_after_the_acquire_timeout)
     cr_assert_eq(err.kind, DB_ERR_POOL_TIMEOUT, "%s", db_errkind_name(err.kind));
     cr_assert(db_error_is_transient(&err));
     cr_assert_geq(ms, 450, "waited %.0f ms", ms);
-    cr_assert_lt(ms, 1000, "waited %.0f ms", ms);
+    pgtest_assert_within(ms, 500, "the acquire timeout");
     db_stats st;
     db_engine_stats(e, &st);
     cr_assert_eq(st.acquire_timeouts, 1);
@@ -349,7 +349,7 @@ Test(engine, close_releases_waiters_and_waits_for_borrowed_connections)
     pthread_join(wt, NULL);
     cr_assert_eq(w.rc, -1);
     cr_assert_eq(w.err.kind, DB_ERR_CLOSED, "%s", db_errkind_name(w.err.kind));
-    cr_assert_lt(w.ms, 5000, "the waiter was released by close, not by its timeout");
+    /* DB_ERR_CLOSED, not DB_ERR_POOL_TIMEOUT: released by close, not by its 20 s timeout */
     /* the borrowed session still works until it is given back */
     PGresult *r = db_query(held, "select 1", 0, NULL, &err);
     cr_assert_not_null(r, "%s", err.message);
@@ -378,7 +378,7 @@ Test(engine, statement_timeout_cancels_and_the_connection_stays_usable)
     cr_assert_eq(err.kind, DB_ERR_STATEMENT_TIMEOUT, "%s: %s", db_errkind_name(err.kind),
                  err.message);
     cr_assert_str_eq(err.sqlstate, "57014");
-    cr_assert_lt(ms, 2000, "cancelled after %.0f ms", ms);
+    pgtest_assert_within(ms, 300, "the statement timeout's cancel");
     PGresult *r = db_query(s, "select 2", 0, NULL, &err);
     cr_assert_not_null(r, "%s", err.message);
     cr_assert_str_eq(PQgetvalue(r, 0, 0), "2");
@@ -406,7 +406,8 @@ Test(engine, wrong_password_fails_the_session_fast_with_a_config_error)
     double t0 = pgtest_now_ms();
     cr_assert_eq(db_session_open(e, DB_READ_ONLY, &s, &err), -1);
     cr_assert_eq(err.kind, DB_ERR_CONFIG, "%s: %s", db_errkind_name(err.kind), err.message);
-    cr_assert_lt(pgtest_now_ms() - t0, 1000 * cfg.connect_timeout, "not retried");
+    /* retries would go on for the connect budget */
+    pgtest_assert_within(pgtest_now_ms() - t0, 0, "not retried");
     cr_assert(strstr(err.hint, "password"), "%s", err.hint);
     cr_assert_null(strstr(err.message, "wrong-password"));
     db_engine_close(e);

@@ -30,6 +30,8 @@ typedef struct job {
     char pbuf[4][64];
     char v0[64], v1[64], replay0[64], replay1[64];
     db_error err;
+    int seq;     /* finished as the seq-th job of the loop (ordering, coro_loop.h) */
+    gate *opens; /* a gate this job's completion counts down */
 } job;
 
 /* A statement of a read-write session with up to 4 text parameters (NULL ends them). */
@@ -87,7 +89,9 @@ static void job_done(void *arg)
 {
     job *j = arg;
     j->finished = true;
+    j->seq = ++L->finished;
     L->pending--;
+    gate_count_down(j->opens);
 }
 
 static void spawn_all(void *jobs, int n)
@@ -359,21 +363,25 @@ Test(pipe_writes, a_retry_with_the_same_key_on_another_lane_waits_and_replays)
     char *url = pgtest_app_url(), app[64];
     db_config cfg;
     setup(&cfg, url, app, "wkey2");
+    cfg.statement_timeout = 60; /* longer than the gate's fallback */
     keys_table();
     db_engine *e = open_engine(&cfg);
     job first[2], retry;
+    static gate g; /* keeps the first's batch open until the retry has been sent */
+    gate_shut(&g, 1, 0, 15);
     claim(&first[0], e, "c", "h1", "5");
-    job_set(&first[1], e, "select pg_sleep(0.6)", NULL, NULL, NULL);
+    job_set(&first[1], e, g.sql, NULL, NULL, NULL);
     claim(&retry, e, "c", "h1", "6");
     spawn_all(first, 2);
     later_jobs l = {&retry, 1};
-    spawn_after(&l, 0.2);
-    run_settled(20);
+    when_locked(1, &l, NULL); /* the first's batch is open (at the gate): the retry */
+    when_locked(2, NULL, &g); /* the retry waits on the key's row lock: the first commits */
+    run_settled(40);
     assert_ok(&first[0], 0);
     assert_ok(&first[1], 1);
     assert_failed(&retry, 0, DB_ERR_QUERY, "IK001");
     cr_assert_str_eq(retry.replay1, "5", "the retry replays the first's result");
-    cr_assert_gt(retry.ms, 250, "it waited for the first's batch to commit (%.0f ms)", retry.ms);
+    cr_assert_gt(retry.seq, first[0].seq, "it waited for the first's batch to commit");
     cr_assert_eq(qlong("select count(*) from w_keys"), 1);
     cr_assert_eq(stats(e).connects, 2, "two write lanes");
     finish(e);
@@ -435,7 +443,7 @@ Test(pipe_writes, statement_timeout_cancels_the_slow_write_and_the_rest_commit_o
     spawn_all(jobs, N);
     run_settled(20);
     assert_failed(&jobs[SLOW], SLOW, DB_ERR_STATEMENT_TIMEOUT, "57014");
-    cr_assert_lt(jobs[SLOW].ms, 4000, "cancelled after %.0f ms", jobs[SLOW].ms);
+    pgtest_assert_within(jobs[SLOW].ms, 300, "the slow write's cancel");
     for (int i = 0; i < N; i++)
         if (i != SLOW)
             assert_ok(&jobs[i], i);
@@ -458,7 +466,7 @@ Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_res
     exec_direct("drop table if exists w_lost; create table w_lost (k int)");
     db_engine *e = open_engine(&cfg);
     char sql[128];
-    snprintf(sql, sizeof sql, "select pg_sleep(0.5), 'mark-%s'", app);
+    snprintf(sql, sizeof sql, "select pg_sleep(1), 'mark-%s'", app);
     pgtest_killer_arg k = {.marker = strchr(sql, 'm')};
     enum { N = 7, VICTIM = 3 };
     job jobs[N];
@@ -498,17 +506,13 @@ Test(pipe_writes, writes_of_a_batch_whose_connection_dies_fail_and_are_never_res
 
 /* ---- 7. a row lock ---- */
 
-typedef struct {
-    PGconn *holder;
-    double after; /* seconds */
-} unlock_arg;
-
-static void *unlock_later(void *p)
+/* The test holds a row lock on its gate's connection (coro_loop.h): the gate's opening (the
+ * connection closes) releases the row too. */
+static void gate_lock_row(gate *g, const char *table)
 {
-    unlock_arg *u = p;
-    usleep((useconds_t)(u->after * 1e6));
-    free(pgtest_query(u->holder, "commit"));
-    return NULL;
+    char sql[128];
+    snprintf(sql, sizeof sql, "begin; select id from %s where id = 1 for update", table);
+    free(pgtest_query(g->holder, sql));
 }
 
 /* A write waiting on a row lock holds up its own lane only: a write on another row takes the other
@@ -518,32 +522,30 @@ Test(pipe_writes, a_write_waiting_on_a_row_lock_holds_up_only_its_lane)
     char *url = pgtest_app_url(), app[64];
     db_config cfg;
     setup(&cfg, url, app, "wlock");
+    cfg.statement_timeout = 60; /* longer than the gate's fallback */
     exec_direct("drop table if exists w_lock; create table w_lock (id int primary key, v int); "
                 "insert into w_lock values (1, 0), (2, 0)");
-    PGconn *holder = pgtest_connect();
-    free(pgtest_query(holder, "begin; select id from w_lock where id = 1 for update"));
     db_engine *e = open_engine(&cfg);
+    static gate g; /* the row lock goes when the two others have finished */
+    gate_shut(&g, 1, 2, 15);
+    gate_lock_row(&g, "w_lock");
     const char *inc = "update w_lock set v = v + 1 where id = $1::int returning v";
     job waits, others[2];
     job_set(&waits, e, inc, "1", NULL, NULL);
     job_set(&others[0], e, inc, "2", NULL, NULL);
     job_set(&others[1], e, "select 7", NULL, NULL, NULL);
     others[1].access = DB_READ_ONLY;
-    unlock_arg u = {holder, 1.5};
-    pthread_t t;
-    pthread_create(&t, NULL, unlock_later, &u);
+    others[0].opens = others[1].opens = &g;
     spawn_all(&waits, 1);
     later_jobs l = {others, 2};
-    spawn_after(&l, 0.2);
-    run_settled(20);
-    pthread_join(t, NULL);
-    PQfinish(holder);
+    when_locked(1, &l, NULL); /* once the write waits on the lock */
+    run_settled(40);
     assert_ok(&others[0], 0);
     assert_ok(&others[1], 1);
-    cr_assert_lt(others[0].ms, 1000, "the write on another row waited %.0f ms", others[0].ms);
-    cr_assert_lt(others[1].ms, 1000, "the read waited %.0f ms", others[1].ms);
+    assert_gate_opened_by_jobs(&g, "the write on another row and the read");
     assert_ok(&waits, 2);
-    cr_assert_gt(waits.ms, 1200, "the locked write waited for the lock (%.0f ms)", waits.ms);
+    cr_assert_gt(waits.seq, others[0].seq, "the locked write waited for the lock");
+    cr_assert_gt(waits.seq, others[1].seq, "the locked write waited for the lock");
     cr_assert_eq(qlong("select sum(v) from w_lock"), 2);
     finish(e);
     free(url);
@@ -556,31 +558,33 @@ Test(pipe_writes, with_both_lanes_busy_a_write_avoids_the_one_stuck_on_a_lock)
     char *url = pgtest_app_url(), app[64];
     db_config cfg;
     setup(&cfg, url, app, "wstuck");
+    cfg.statement_timeout = 60; /* longer than the gate's fallback */
     exec_direct("drop table if exists w_stuck; create table w_stuck (id int primary key, v int); "
                 "insert into w_stuck values (1, 0), (2, 0)");
-    PGconn *holder = pgtest_connect();
-    free(pgtest_query(holder, "begin; select id from w_stuck where id = 1 for update"));
     db_engine *e = open_engine(&cfg);
+    static gate g; /* the row lock goes when the late write has finished */
+    gate_shut(&g, 1, 1, 15);
+    gate_lock_row(&g, "w_stuck");
     const char *inc = "update w_stuck set v = v + 1 where id = $1::int returning v";
     job waits, busy, late;
     job_set(&waits, e, inc, "1", NULL, NULL);
-    job_set(&busy, e, "select pg_sleep(0.3)", NULL, NULL, NULL);
+    static gate busy_gate; /* lane 2's batch is in flight until the late write is queued */
+    gate_shut(&busy_gate, 2, 0, 15);
+    job_set(&busy, e, busy_gate.sql, NULL, NULL, NULL);
     job_set(&late, e, inc, "2", NULL, NULL);
-    unlock_arg u = {holder, 2.0};
-    pthread_t t;
-    pthread_create(&t, NULL, unlock_later, &u);
+    late.opens = &g;
     spawn_all(&waits, 1); /* lane 1, stuck */
     later_jobs l1 = {&busy, 1}, l2 = {&late, 1};
-    spawn_after(&l1, 0.2); /* lane 2, busy for 0.3 s */
-    spawn_after(&l2, 0.3); /* both busy */
-    run_settled(20);
-    pthread_join(t, NULL);
-    PQfinish(holder);
+    when_locked(1, &l1, NULL);       /* lane 2, busy at its gate */
+    when_locked(2, &l2, &busy_gate); /* both busy (and connected): the late write, then lane
+                                        2 moves on */
+    run_settled(40);
     assert_ok(&busy, 0);
     assert_ok(&late, 1);
-    cr_assert_lt(late.ms, 1200, "the late write waited %.0f ms (behind the lock?)", late.ms);
+    assert_gate_opened_by_jobs(&g, "the late write (queued behind the lock?)");
     assert_ok(&waits, 2);
-    cr_assert_gt(waits.ms, 1700, "the locked write waited for the lock (%.0f ms)", waits.ms);
+    cr_assert_gt(late.seq, busy.seq, "the late write was answered behind lane 2's batch");
+    cr_assert_gt(waits.seq, late.seq, "the locked write waited for the lock");
     cr_assert_eq(qlong("select sum(v) from w_stuck"), 2);
     finish(e);
     free(url);
@@ -594,19 +598,25 @@ Test(pipe_writes, a_lane_waiting_for_a_pool_connection_takes_no_new_writes)
     db_config cfg;
     setup(&cfg, url, app, "wstarve");
     cfg.pool_max = 1;
-    cfg.acquire_timeout = 1.0;
+    /* long enough that `behind`, spawned 0.2 s into starved's wait, finds it still waiting */
+    cfg.acquire_timeout = 1 + pgtest_slack_ms() / 1000;
+    cfg.statement_timeout = 60;
     db_engine *e = open_engine(&cfg);
     job slow, starved, behind;
-    job_set(&slow, e, "select pg_sleep(1.6)", NULL, NULL, NULL);
+    static gate g; /* slow holds the only connection until starved gave up */
+    gate_shut(&g, 1, 1, 30);
+    job_set(&slow, e, g.sql, NULL, NULL, NULL);
     job_set(&starved, e, "select 1", NULL, NULL, NULL);
+    starved.opens = &g;
     job_set(&behind, e, "select 2", NULL, NULL, NULL);
-    spawn_all(&slow, 1); /* lane 1 holds the only connection for 1.6 s */
+    spawn_all(&slow, 1); /* lane 1 holds the only connection */
     later_jobs l1 = {&starved, 1}, l2 = {&behind, 1};
-    spawn_after(&l1, 0.2); /* lane 2: waits for a connection until 1.2 s, then gives up */
+    spawn_after(&l1, 0.2); /* lane 2: waits for a connection, then gives up */
     spawn_after(&l2, 0.4); /* joins lane 1's pipeline, not lane 2's wait */
-    run_settled(20);
+    run_settled(60);
     assert_ok(&slow, 0);
     assert_failed(&starved, 1, DB_ERR_POOL_TIMEOUT, "");
+    assert_gate_opened_by_jobs(&g, "the starved write");
     assert_ok(&behind, 2);
     cr_assert_str_eq(behind.v0, "2");
     finish(e);

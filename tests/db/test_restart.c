@@ -37,7 +37,7 @@ Test(restart, sessions_fail_fast_while_down_and_recover_after, .fini = destroy, 
     cr_assert_eq(db_session_open(e, DB_READ_ONLY, &s, &err), -1);
     cr_assert_eq(err.kind, DB_ERR_TRANSIENT, "%s: %s", db_errkind_name(err.kind), err.message);
     double ms = pgtest_now_ms() - t0;
-    cr_assert_lt(ms, 4 * 1000 * cfg.connect_timeout, "failed in %.0f ms, not a hang", ms);
+    pgtest_assert_within(ms, 4 * 1000 * cfg.connect_timeout, "failed, not a hang");
 
     pgtest_cluster_restart(&cluster);
     for (int i = 0; i < 5; i++)
@@ -77,7 +77,9 @@ Test(restart, outage_fails_fast_with_one_probe_and_recovers, .fini = destroy, .t
     db_config cfg;
     test_config(&cfg, cluster.url, app);
     cfg.pool_max = 8;
-    cfg.connect_timeout = 2;
+    /* the probe's budget: the borrowers started meanwhile must find it still probing, on a busy
+     * machine too */
+    cfg.connect_timeout = pgtest_slack_ms() / 1000;
     cfg.acquire_timeout = 2;
     db_error err;
     db_engine *e = db_engine_open(&cfg, &err);
@@ -104,7 +106,9 @@ Test(restart, outage_fails_fast_with_one_probe_and_recovers, .fini = destroy, .t
         cr_assert_eq(a[i].rc, -1);
         cr_assert_eq(a[i].err.kind, DB_ERR_TRANSIENT, "%s: %s", db_errkind_name(a[i].err.kind),
                      a[i].err.message);
-        fast += a[i].ms < 500;
+        /* failed at once, told another request is probing (not after a connect budget of its own)
+         */
+        fast += strstr(a[i].err.hint, "another request is checking") != NULL;
     }
     cr_assert_geq(fast, N - 1, "only %d of %d borrowers failed at once during the outage", fast, N);
     db_stats st;
@@ -117,6 +121,6 @@ Test(restart, outage_fails_fast_with_one_probe_and_recovers, .fini = destroy, .t
     double t0 = pgtest_now_ms();
     for (int i = 0; i < 5; i++)
         one_read(e);
-    cr_assert_lt(pgtest_now_ms() - t0, 4000);
+    pgtest_assert_within(pgtest_now_ms() - t0, 0, "recovered at the first probe");
     db_engine_close(e);
 }

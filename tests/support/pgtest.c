@@ -254,3 +254,42 @@ double pgtest_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
+
+/* One round of ordinary work: connect, 10 round trips, disconnect. */
+static double baseline_round(const char *url)
+{
+    double t0 = pgtest_now_ms();
+    PGconn *c = PQconnectdb(url);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "baseline: %s", PQerrorMessage(c));
+    for (int i = 0; i < 10; i++)
+        PQclear(PQexec(c, "select 1"));
+    PQfinish(c);
+    return pgtest_now_ms() - t0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double pgtest_baseline_ms(void)
+{
+    static double baseline = -1;
+    if (baseline >= 0)
+        return baseline;
+    char *url = pgtest_url();
+    double r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = baseline_round(url);
+    free(url);
+    qsort(r, 3, sizeof r[0], cmp_double);
+    baseline = r[1];
+    return baseline;
+}
+
+double pgtest_slack_ms(void)
+{
+    double s = 10 * pgtest_baseline_ms();
+    return s > 2000 ? s : 2000;
+}

@@ -75,4 +75,26 @@ int pgtest_run(const char *cmdline, char **output);
 /* Milliseconds from a monotonic clock. */
 double pgtest_now_ms(void);
 
+/* Wall-clock bounds in the suites (docs/testing.md). A test asserts an outcome; when the outcome
+ * is a deadline honoured (a connect budget, an acquire timeout), its upper bound is the deadline
+ * plus pgtest_slack_ms(), which scales with how fast this machine is right now:
+ *   pgtest_baseline_ms()  the median of 3 rounds of ordinary work against the test server
+ *                         (connect, 10 round trips of `select 1`, disconnect), measured once per
+ *                         test process (Criterion runs each test in a process of its own, so at
+ *                         that test's load);
+ *   pgtest_slack_ms()     max(2000, 10 * baseline): 2 s on an idle machine, more on a busy one.
+ * Lower bounds ("waited at least the timeout") need no slack: a busy machine only makes a wait
+ * longer. */
+double pgtest_baseline_ms(void);
+double pgtest_slack_ms(void);
+
+/* Asserts that `ms` (a measured wait) is within `deadline_ms` plus the slack. */
+#define pgtest_assert_within(ms, deadline_ms, what)                                                \
+    do {                                                                                           \
+        double pgtest_ms_ = (ms), pgtest_dl_ = (deadline_ms), pgtest_sl_ = pgtest_slack_ms();      \
+        cr_assert_lt(pgtest_ms_, pgtest_dl_ + pgtest_sl_,                                          \
+                     "%s: %.0f ms, over the deadline %.0f ms + slack %.0f ms (baseline %.0f ms)",  \
+                     (what), pgtest_ms_, pgtest_dl_, pgtest_sl_, pgtest_baseline_ms());            \
+    } while (0)
+
 #endif

@@ -41,6 +41,7 @@ typedef struct {
     long long id;
     int status;
     double ms;
+    double done_at; /* pgtest_now_ms() when the answer came */
 } slow_call;
 
 /* A write that waits on the row lock: DELETE of the item. */
@@ -52,6 +53,7 @@ static void *delete_item(void *arg)
     api_response *r = api_as(c->port, c->user, "DELETE", p, NULL);
     c->status = r->status;
     c->ms = r->ms;
+    c->done_at = pgtest_now_ms();
     api_response_free(r);
     return NULL;
 }
@@ -64,6 +66,7 @@ static void *get_item(void *arg)
     api_response *r = api_as(c->port, c->user, "GET", p, NULL);
     c->status = r->status;
     c->ms = r->ms;
+    c->done_at = pgtest_now_ms();
     api_response_free(r);
     return NULL;
 }
@@ -129,7 +132,9 @@ static void slow_requests(const char *env, int waiters)
         api_response_free(h);
         api_response_free(g);
     }
-    cr_assert_lt(worst, 500, "a request took %.0f ms while others waited on a lock", worst);
+    /* the outcome: every one answered while the DELETEs still wait (asserted next); and none
+     * queued behind anything for long */
+    pgtest_assert_within(worst, 0, "a request while others waited on a lock");
     for (int i = 0; i < 3; i++)
         cr_assert_eq(calls[i].status, 0, "DELETE %d finished while the row was locked", i);
     free(pgtest_query(holder, "commit"));
@@ -308,16 +313,17 @@ Test(resilience, workers_bounds_handlers_in_progress)
     usleep(300000);
     api_response *h = api_call(srv.port, "GET", "/health", NULL, NULL);
     EXPECT(h, 200);
-    cr_expect_lt(h->ms, 500, "/health waited %.0f ms", h->ms);
+    pgtest_assert_within(h->ms, 0, "/health while the only handler was busy");
     api_response_free(h);
     cr_assert_eq(get.status, 0, "the GET was answered while the only handler was busy");
+    double committed = pgtest_now_ms();
     free(pgtest_query(holder, "commit"));
     PQfinish(holder);
     pthread_join(th, NULL);
     pthread_join(tg, NULL);
     cr_assert_eq(put.status, 204);
     cr_assert_eq(get.status, 200);
-    cr_assert_geq(get.ms, 250, "the GET took %.0f ms: it did not wait for the handler", get.ms);
+    cr_assert_geq(get.done_at, committed, "the GET was answered before the handler was free");
     api_response *m = api_call(srv.port, "GET", "/metrics", NULL, NULL);
     EXPECT(m, 200);
     const char *c = strstr(m->body, "\nhttp_handler_wait_seconds_count ");
@@ -481,11 +487,12 @@ Test(resilience, slow_client_is_cut_off)
     }
     double t0 = pgtest_now_ms();
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    cr_assert_eq(poll(&pfd, 1, 5000), 1, "the server kept a stalled client for 5 s");
+    int wait = (int)(1000 + pgtest_slack_ms());
+    cr_assert_eq(poll(&pfd, 1, wait), 1, "the server kept a stalled client for %d ms", wait);
     char buf[512];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     cr_assert(n <= 0 || !strncmp(buf, "HTTP/1.1 4", 10), "unexpected answer to a stalled client");
-    cr_assert_lt(pgtest_now_ms() - t0, 4000);
+    pgtest_assert_within(pgtest_now_ms() - t0, 1000, "cut off after READ_TIMEOUT=1");
     close(fd);
     cr_assert_eq(api_stop(&srv), 0);
 }
