@@ -17,7 +17,8 @@ typedef struct item {
     const char *sql;
     int nparams;
     const char *const *params;
-    int format; /* of the results: 0 text, 1 binary */
+    int format;       /* of the results: 0 text, 1 binary */
+    double queued_at; /* coro_now() when the caller queued it: its deadlines count from there */
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
@@ -51,6 +52,7 @@ typedef struct chan {
     item *batch;         /* sent, in order, results pending */
     double sent_at;      /* when the last batch left */
     double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
+    double head_since;   /* when the batch the server is running now started to run */
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
@@ -261,49 +263,97 @@ static bool replan(chan *ch, item *it)
 #define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
+/* A lane is slow while the batch the server runs on it has run longer than
+ * DB_PIPELINE_SLOW_AFTER (0: never): it takes no new statements while another lane can, sends
+ * nothing further behind that batch, and does not count against DB_PIPELINE_CONNS, so that fast
+ * statements go to another connection (up to DB_POOL_MAX) instead of waiting behind it. */
+static bool lane_slow(const chan *ch, double now)
+{
+    double after = ch->pool->cfg->pipeline_slow_after;
+    return after > 0 && ch->driving && ch->syncs > 0 && now - ch->head_since > after;
+}
+
 /* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
- * left first (the likeliest to answer first); for writes the one that answered a batch last: a
- * lane whose batch waits on a row lock answers nothing meanwhile and gets no new writes while
- * another lane moves. */
+ * left first (the likeliest to answer first), or, with slow lanes set aside, the one whose running
+ * batch started last (the longer a batch has run, the longer it tends to run on); for writes the
+ * one that answered a batch last: a lane whose batch waits on a row lock answers nothing meanwhile
+ * and gets no new writes while another lane moves. */
 static bool better_busy(const chan *a, const chan *b)
 {
-    return a->writes ? a->answered_at > b->answered_at : a->sent_at < b->sent_at;
+    if (a->writes)
+        return a->answered_at > b->answered_at;
+    if (a->pool->cfg->pipeline_slow_after > 0)
+        return a->head_since > b->head_since;
+    return a->sent_at < b->sent_at;
+}
+
+/* The loop's share of DB_PIPELINE_CONNS (or _WRITE_CONNS): lanes busy at once with statements
+ * that are not slow; *most: lanes in all, slow ones included (DB_POOL_MAX's share, at most
+ * DB_PIPELINE_CONNS_MAX; the configured lanes when slow lanes are not set aside). */
+static int lane_count(const db_pool *p, bool writes, int *most)
+{
+    const db_config *cfg = p->cfg;
+    int threads = cfg->pipeline_threads > 1 ? cfg->pipeline_threads : 1;
+    int lanes = (writes ? cfg->pipeline_write_conns : cfg->pipeline_conns) / threads;
+    if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
+        lanes = 1; /* at least one per loop; or a config not from db_config_from_env() */
+    int all = cfg->pipeline_slow_after > 0 ? cfg->pool_max / threads : lanes;
+    *most = all < lanes ? lanes : all > DB_PIPELINE_CONNS_MAX ? DB_PIPELINE_CONNS_MAX : all;
+    return lanes;
+}
+
+/* A chans[] entry for a new lane of (p, writes): unused, or idle (a closed engine's, or the other
+ * kind's); NULL when none is. */
+static chan *lane_new(db_pool *p, bool writes)
+{
+    for (int i = 0; i < CHANS; i++) {
+        if (!(chans[i].pool == p && chans[i].writes == writes) && !chans[i].driving) {
+            chans[i] = (chan){.pool = p, .writes = writes};
+            return &chans[i];
+        }
+    }
+    return NULL;
 }
 
 /* The lane for a new statement: one gathering its next batch, else an idle one (started by the
- * caller), else the best busy one (better_busy); one waiting for a pool connection last. */
+ * caller) while fewer than the loop's share of lanes are busy with statements that are not slow,
+ * else the best busy one that is not slow (better_busy), else a new lane within DB_POOL_MAX; one
+ * waiting for a pool connection, then the slow one whose batch started last, only when nothing
+ * else can take it. */
 static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
-    int n = 0, lanes = writes ? p->cfg->pipeline_write_conns : p->cfg->pipeline_conns;
-    if (p->cfg->pipeline_threads > 1)
-        lanes /= p->cfg->pipeline_threads; /* the process's lanes, shared among the loops */
-    if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
-        lanes = 1; /* at least one per loop; or a config not from db_config_from_env() */
-    for (int i = 0; i < CHANS && n < lanes; i++)
+    int most, lanes = lane_count(p, writes, &most), n = 0, busy = 0;
+    for (int i = 0; i < CHANS && n < most; i++)
         if (chans[i].pool == p && chans[i].writes == writes)
             lane[n++] = &chans[i];
-    for (int i = 0; i < CHANS && n < lanes; i++) {
-        /* unused, or idle (a closed engine's, or the other kind's) */
-        if (!(chans[i].pool == p && chans[i].writes == writes) && !chans[i].driving) {
-            chans[i] = (chan){.pool = p, .writes = writes};
-            lane[n++] = &chans[i];
-        }
-    }
-    chan *best = NULL, *starved = NULL;
+    while (n < lanes && (lane[n] = lane_new(p, writes)))
+        n++;
+    double now = coro_now();
+    for (int i = 0; i < n; i++)
+        busy += lane[i]->driving && !lane_slow(lane[i], now);
+    chan *best = NULL, *idle = NULL, *starved = NULL, *slow = NULL;
     for (int i = 0; i < n; i++) {
+        chan *c = lane[i];
         /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
          * when no other can: a lane with a connection may keep it as long as it has work */
-        if (lane[i]->acquiring) {
-            starved = starved ? starved : lane[i];
-            continue;
-        }
-        if (lane[i]->gathering)
-            return lane[i];
-        if (!best || (best->driving && (!lane[i]->driving || better_busy(lane[i], best))))
-            best = lane[i];
+        if (c->acquiring)
+            starved = starved ? starved : c;
+        else if (c->gathering)
+            return c;
+        else if (lane_slow(c, now))
+            slow = !slow || c->head_since > slow->head_since ? c : slow;
+        else if (!c->driving)
+            idle = idle ? idle : c;
+        else if (!best || better_busy(c, best))
+            best = c;
     }
-    return best ? best : starved;
+    if (idle && (busy < lanes || !best))
+        return idle;
+    if (best)
+        return best;
+    chan *fresh = n < most ? lane_new(p, writes) : NULL;
+    return fresh ? fresh : starved ? starved : slow;
 }
 
 static void finish(item *it)
@@ -346,6 +396,60 @@ static void release(chan *ch, bool broken)
     ch->conn = NULL;
 }
 
+/* The moment a statement queued at `queued_at` may no longer be sent: its wait for a place in a
+ * batch counts against DB_ACQUIRE_TIMEOUT, as a session's wait for a connection does. */
+static double send_by(const chan *ch, double queued_at)
+{
+    return queued_at + ch->pool->cfg->acquire_timeout;
+}
+
+/* Fails the queued statements whose time to be sent has passed (they are never sent: a read
+ * answers 503, a write did not happen). Returns the earliest such moment of those left, 0 when
+ * none are queued. */
+static double expire_queued(chan *ch, double now)
+{
+    double next = 0;
+    item **pp = &ch->qhead, *last = NULL;
+    while (*pp) {
+        item *it = *pp;
+        double by = send_by(ch, it->queued_at);
+        if (now < by) {
+            next = next == 0 || by < next ? by : next;
+            last = it;
+            pp = &it->next;
+            continue;
+        }
+        *pp = it->next;
+        it->next = NULL;
+        db_error_set(&it->err, DB_ERR_POOL_TIMEOUT, NULL,
+                     "the statement waited %g s (DB_ACQUIRE_TIMEOUT) for its turn on a database "
+                     "connection and was not sent",
+                     ch->pool->cfg->acquire_timeout);
+        snprintf(it->err.hint, sizeof it->err.hint,
+                 "retry later; slower statements held the connections (DB_POOL_MAX, "
+                 "DB_PIPELINE_SLOW_AFTER)");
+        finish(it);
+    }
+    ch->qtail = last;
+    return next;
+}
+
+/* When the batch that starts to run now is cancelled: DB_STATEMENT_TIMEOUT from now, or earlier
+ * when one of its statements waited in the pipeline behind slower batches: none is answered
+ * later than DB_ACQUIRE_TIMEOUT + DB_STATEMENT_TIMEOUT after it was queued. 0: no limit. */
+static double head_deadline(const chan *ch, double now)
+{
+    if (ch->timeout <= 0)
+        return 0;
+    double d = now + ch->timeout;
+    const item *head = ch->batch;
+    for (const item *it = head; it && it->seq == head->seq; it = it->next) {
+        double by = send_by(ch, it->queued_at) + ch->timeout;
+        d = by < d ? by : d;
+    }
+    return d;
+}
+
 /* Sends the queued statements as one batch, behind those already in flight (libpq's pipeline
  * takes new statements while earlier answers are pending: against a distant database a statement
  * leaves at once instead of waiting a round trip for the batch before it). Returns 0, or -1 when
@@ -353,6 +457,8 @@ static void release(chan *ch, bool broken)
 static int send_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
+    if (expire_queued(ch, coro_now()) == 0)
+        return 0; /* nothing left to send */
     item *list = ch->qhead, **tail = &ch->batch;
     ch->qhead = ch->qtail = NULL;
     while (*tail)
@@ -500,7 +606,8 @@ static void write_synced(chan *ch, item ***rtail)
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
-    double deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+    ch->head_since = coro_now();
+    double deadline = head_deadline(ch, ch->head_since);
     bool cancelled = false, goodbye = false;
     item *retry = NULL, **rtail = &retry;
     if (!ch->htail)
@@ -559,7 +666,8 @@ static int read_batch(chan *ch)
                 if (--ch->syncs == 0)
                     return 0;
                 cancelled = false; /* the next batch runs now, with a deadline of its own */
-                deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+                ch->head_since = coro_now();
+                deadline = head_deadline(ch, ch->head_since);
                 continue;
             }
             if (at_commit) {
@@ -582,15 +690,22 @@ static int read_batch(chan *ch)
         }
         if (PQstatus(pg) == CONNECTION_BAD || goodbye)
             break;
-        /* not after a cancel: what it skips would be re-sent behind it anyway */
-        if (ch->qhead && !cancelled && send_batch(ch) < 0)
+        /* not after a cancel: what it skips would be re-sent behind it anyway; not behind a
+         * slow batch: held back, they wait for it at most until their time to be sent passes */
+        bool hold = cancelled || lane_slow(ch, coro_now());
+        if (ch->qhead && !hold && send_batch(ch) < 0)
             break;
         int unsent = PQflush(pg);
         if (unsent < 0)
             break;
-        ch->waiting = unsent == 0 && !cancelled; /* a wake-up then reads as "readable" */
-        int ready = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
+        ch->waiting = unsent == 0 && !hold; /* a wake-up then reads as "readable" */
+        /* statements held back (after a cancel) are failed when their time to be sent passes */
+        double expiry = expire_queued(ch, coro_now());
+        bool expires_first = expiry > 0 && (deadline == 0 || expiry < deadline);
+        int ready = coro_wait_fd(PQsocket(pg), unsent == 1, expires_first ? expiry : deadline);
         ch->waiting = false;
+        if (ready == 0 && expires_first)
+            continue;
         if (ready == 0) {
             if (cancelled || ch->grace < 0)
                 break;
@@ -636,7 +751,7 @@ static void drive(void *arg)
             ch->conn = c;
             ch->answered_at = coro_now();
         }
-        if (send_batch(ch) < 0 || read_batch(ch) < 0) {
+        if (send_batch(ch) < 0 || (ch->syncs > 0 && read_batch(ch) < 0)) {
             /* lost: what was not answered is re-sent on a fresh connection (reads only) */
             db_error lost;
             db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
@@ -727,8 +842,12 @@ PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, co
         return NULL;
     ch->timeout = timeout;
     ch->grace = grace;
-    item it = {
-        .sql = sql, .nparams = nparams, .params = params, .format = format, .co = coro_self()};
+    item it = {.sql = sql,
+               .nparams = nparams,
+               .params = params,
+               .format = format,
+               .queued_at = coro_now(),
+               .co = coro_self()};
     if (ch->qtail)
         ch->qtail->next = &it;
     else
