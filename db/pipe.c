@@ -315,6 +315,36 @@ static chan *lane_new(db_pool *p, bool writes)
     return NULL;
 }
 
+/* The lanes of one kind sorted by what they can take now (chan_for). */
+typedef struct lane_sort {
+    chan *best, *idle, *starved, *slow;
+    int busy; /* lanes driving that are not slow */
+} lane_sort;
+
+/* Sorts the n lanes into k; returns one gathering its next batch, if any. */
+static chan *lanes_sort(chan **lane, int n, double now, lane_sort *k)
+{
+    *k = (lane_sort){0};
+    for (int i = 0; i < n; i++) {
+        chan *c = lane[i];
+        bool slow = lane_slow(c, now);
+        k->busy += c->driving && !slow;
+        /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
+         * when no other can: a lane with a connection may keep it as long as it has work */
+        if (c->acquiring)
+            k->starved = k->starved ? k->starved : c;
+        else if (c->gathering)
+            return c;
+        else if (slow)
+            k->slow = !k->slow || c->head_since > k->slow->head_since ? c : k->slow;
+        else if (!c->driving)
+            k->idle = k->idle ? k->idle : c;
+        else if (!k->best || better_busy(c, k->best))
+            k->best = c;
+    }
+    return NULL;
+}
+
 /* The lane for a new statement: one gathering its next batch, else an idle one (started by the
  * caller) while fewer than the loop's share of lanes are busy with statements that are not slow,
  * else the best busy one that is not slow (better_busy), else a new lane within DB_POOL_MAX; one
@@ -323,37 +353,22 @@ static chan *lane_new(db_pool *p, bool writes)
 static chan *chan_for(db_pool *p, bool writes)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
-    int most, lanes = lane_count(p, writes, &most), n = 0, busy = 0;
+    int most, lanes = lane_count(p, writes, &most), n = 0;
     for (int i = 0; i < CHANS && n < most; i++)
         if (chans[i].pool == p && chans[i].writes == writes)
             lane[n++] = &chans[i];
     while (n < lanes && (lane[n] = lane_new(p, writes)))
         n++;
-    double now = coro_now();
-    for (int i = 0; i < n; i++)
-        busy += lane[i]->driving && !lane_slow(lane[i], now);
-    chan *best = NULL, *idle = NULL, *starved = NULL, *slow = NULL;
-    for (int i = 0; i < n; i++) {
-        chan *c = lane[i];
-        /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
-         * when no other can: a lane with a connection may keep it as long as it has work */
-        if (c->acquiring)
-            starved = starved ? starved : c;
-        else if (c->gathering)
-            return c;
-        else if (lane_slow(c, now))
-            slow = !slow || c->head_since > slow->head_since ? c : slow;
-        else if (!c->driving)
-            idle = idle ? idle : c;
-        else if (!best || better_busy(c, best))
-            best = c;
-    }
-    if (idle && (busy < lanes || !best))
-        return idle;
-    if (best)
-        return best;
+    lane_sort k;
+    chan *gathering = lanes_sort(lane, n, coro_now(), &k);
+    if (gathering)
+        return gathering;
+    if (k.idle && (k.busy < lanes || !k.best))
+        return k.idle;
+    if (k.best)
+        return k.best;
     chan *fresh = n < most ? lane_new(p, writes) : NULL;
-    return fresh ? fresh : starved ? starved : slow;
+    return fresh ? fresh : k.starved ? k.starved : k.slow;
 }
 
 static void finish(item *it)
@@ -593,6 +608,19 @@ static void write_synced(chan *ch, item ***rtail)
     ch->seq_read++;
 }
 
+/* Waits until the connection is readable (or writable, while `write`: the rest of a batch to
+ * send) or the deadline passes, as coro_wait_fd, waking earlier to fail the statements held back
+ * (`hold`: after a cancel, or behind a slow batch) whose time to be sent passed: then 2. */
+static int wait_answers(chan *ch, bool write, bool hold, double deadline)
+{
+    ch->waiting = !write && !hold; /* a newcomer's wake-up then reads as "readable" */
+    double expiry = expire_queued(ch, coro_now());
+    bool expires_first = expiry > 0 && (deadline == 0 || expiry < deadline);
+    int ready = coro_wait_fd(PQsocket(ch->conn->pg), write, expires_first ? expiry : deadline);
+    ch->waiting = false;
+    return ready == 0 && expires_first ? 2 : ready;
+}
+
 /* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
  * as further batches. Statements the server skipped because an earlier one failed go back to the
  * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
@@ -698,13 +726,8 @@ static int read_batch(chan *ch)
         int unsent = PQflush(pg);
         if (unsent < 0)
             break;
-        ch->waiting = unsent == 0 && !hold; /* a wake-up then reads as "readable" */
-        /* statements held back (after a cancel) are failed when their time to be sent passes */
-        double expiry = expire_queued(ch, coro_now());
-        bool expires_first = expiry > 0 && (deadline == 0 || expiry < deadline);
-        int ready = coro_wait_fd(PQsocket(pg), unsent == 1, expires_first ? expiry : deadline);
-        ch->waiting = false;
-        if (ready == 0 && expires_first)
+        int ready = wait_answers(ch, unsent == 1, hold, deadline);
+        if (ready == 2)
             continue;
         if (ready == 0) {
             if (cancelled || ch->grace < 0)
