@@ -19,6 +19,7 @@ typedef struct item {
     const char *const *params;
     int format;       /* of the results: 0 text, 1 binary */
     double queued_at; /* coro_now() when the caller queued it: its deadlines count from there */
+    uint64_t hash;    /* of sql, when slow statements are set aside (class_of) */
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
@@ -56,6 +57,7 @@ typedef struct chan {
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
+    bool solo;   /* it runs a statement observed slow (class_of), alone: it takes nothing else */
     bool driving;
     bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
     bool acquiring; /* the driver waits for a connection from the pool */
@@ -270,7 +272,7 @@ static _Thread_local chan chans[CHANS];
 static bool lane_slow(const chan *ch, double now)
 {
     double after = ch->pool->cfg->pipeline_slow_after;
-    return after > 0 && ch->driving && ch->syncs > 0 && now - ch->head_since > after;
+    return ch->solo || (after > 0 && ch->driving && ch->syncs > 0 && now - ch->head_since > after);
 }
 
 /* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
@@ -333,10 +335,10 @@ static chan *lanes_sort(chan **lane, int n, double now, lane_sort *k)
          * when no other can: a lane with a connection may keep it as long as it has work */
         if (c->acquiring)
             k->starved = k->starved ? k->starved : c;
-        else if (c->gathering)
-            return c;
         else if (slow)
             k->slow = !k->slow || c->head_since > k->slow->head_since ? c : k->slow;
+        else if (c->gathering)
+            return c;
         else if (!c->driving)
             k->idle = k->idle ? k->idle : c;
         else if (!k->best || better_busy(c, k->best))
@@ -345,12 +347,23 @@ static chan *lanes_sort(chan **lane, int n, double now, lane_sort *k)
     return NULL;
 }
 
-/* The lane for a new statement: one gathering its next batch, else an idle one (started by the
+/* The lane for a statement observed slow: `free` (idle or new), marked solo; else as any other. */
+static chan *solo_lane(chan *free, chan *gathering, const lane_sort *k)
+{
+    if (free) {
+        free->solo = true;
+        return free;
+    }
+    return gathering ? gathering : k->best ? k->best : k->starved ? k->starved : k->slow;
+}
+
+/* The lane for a new statement: one observed slow (`solo`, see class_of) alone on an idle or a
+ * new lane; else one gathering its next batch, else an idle one (started by the
  * caller) while fewer than the loop's share of lanes are busy with statements that are not slow,
  * else the best busy one that is not slow (better_busy), else a new lane within DB_POOL_MAX; one
  * waiting for a pool connection, then the slow one whose batch started last, only when nothing
  * else can take it. */
-static chan *chan_for(db_pool *p, bool writes)
+static chan *chan_for(db_pool *p, bool writes, bool solo)
 {
     chan *lane[DB_PIPELINE_CONNS_MAX];
     int most, lanes = lane_count(p, writes, &most), n = 0;
@@ -361,6 +374,8 @@ static chan *chan_for(db_pool *p, bool writes)
         n++;
     lane_sort k;
     chan *gathering = lanes_sort(lane, n, coro_now(), &k);
+    if (solo) /* a statement observed slow: alone on an idle or a new lane, when there is one */
+        return solo_lane(k.idle ? k.idle : n < most ? lane_new(p, writes) : NULL, gathering, &k);
     if (gathering)
         return gathering;
     if (k.idle && (k.busy < lanes || !k.best))
@@ -375,6 +390,51 @@ static void finish(item *it)
 {
     it->done = true;
     coro_wake(it->co);
+}
+
+/* ---- statements observed slow (DB_PIPELINE_SLOW_AFTER) ----
+ * A batch is answered at its Sync: the fast reads batched with a slow one wait for it whatever
+ * lane it is on. So each loop remembers, per statement text (a read's SQL, by hash, in a small
+ * direct-mapped table), how often the batches it ran in took longer than DB_PIPELINE_SLOW_AFTER,
+ * as a moving average over its batches (one sample per batch: the fast reads that shared a slow
+ * batch get one slow sample among their many fast batches, the slow statement one in each of its
+ * batches). A read slow in most of its recent batches (over half, by that average: its third slow
+ * batch in a row) is sent alone, on an idle or a new lane that takes nothing else while it runs
+ * (chan.solo). */
+#define CLASSES 64
+#define CLASS_WEIGHT 0.25 /* of a new sample */
+
+typedef struct stmt_class {
+    uint64_t hash;
+    double slow;      /* the moving average of "its batch was slow" (0 or 1) */
+    const chan *lane; /* the batch of the last sample: lane and seq */
+    unsigned seq;
+} stmt_class;
+
+static _Thread_local stmt_class classes[CLASSES];
+
+static stmt_class *class_of(uint64_t hash)
+{
+    stmt_class *c = &classes[hash % CLASSES];
+    if (c->hash != hash)
+        *c = (stmt_class){.hash = hash};
+    return c;
+}
+
+/* A read's result arrived: its batch's time so far is a sample of its statement's; it is done. */
+static void answered(chan *ch, item *it, bool cancelled)
+{
+    if (it->hash) {
+        stmt_class *c = class_of(it->hash);
+        if (c->lane != ch || c->seq != it->seq) {
+            double slow = coro_now() - ch->head_since > ch->pool->cfg->pipeline_slow_after;
+            c->slow += CLASS_WEIGHT * (slow - c->slow);
+            c->lane = ch;
+            c->seq = it->seq;
+        }
+    }
+    it->timed_out = cancelled;
+    finish(it);
 }
 
 static void enqueue_front(chan *ch, item *list)
@@ -674,8 +734,7 @@ static int read_batch(chan *ch)
                     it->res = NULL;
                     append(&rtail, it);
                 } else if (!ch->writes) {
-                    it->timed_out = cancelled;
-                    finish(it);
+                    answered(ch, it, cancelled);
                 } else if (it->res && ok_result(it->res)) {
                     append(&ch->htail, it);
                 } else {
@@ -846,14 +905,16 @@ static void drive(void *arg)
         }
     }
     release(ch, false);
-    ch->driving = ch->gathering = false;
+    ch->driving = ch->gathering = ch->solo = false;
 }
 
 PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
                         int nparams, const char *const *params, int format, bool *timed_out,
                         db_error *err)
 {
-    chan *ch = chan_for(p, write);
+    double after = p->cfg->pipeline_slow_after;
+    uint64_t hash = after > 0 && !write ? fnv1a(sql) : 0;
+    chan *ch = chan_for(p, write, hash && class_of(hash)->slow > 0.5);
     *timed_out = false;
     if (!ch) {
         db_error_set(err, DB_ERR_TRANSIENT, NULL, "too many database pools on one thread");
@@ -870,6 +931,7 @@ PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, co
                .params = params,
                .format = format,
                .queued_at = coro_now(),
+               .hash = hash,
                .co = coro_self()};
     if (ch->qtail)
         ch->qtail->next = &it;
