@@ -122,7 +122,8 @@ static const field_spec health_fields[] = {
 static const body_spec health = {"Health", health_fields};
 
 static const header_spec list_headers[] = {
-    {"X-Total-Count", TYPE_INT, "Number of tasks matching the filters"},
+    {"X-Total-Count", TYPE_INT,
+     "Number of tasks matching the filters, counted up to 10000: 10001 means more than 10000"},
     {0},
 };
 

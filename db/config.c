@@ -19,6 +19,7 @@
 #define DEF_APPLICATION_NAME "neon-todo"
 #define DEF_PIPELINE_CONNS 2
 #define DEF_PIPELINE_WRITE_CONNS 4
+#define DEF_PIPELINE_SLOW_AFTER 0.05
 
 static int check_url(const char *name, const char *url, char *err, size_t errlen)
 {
@@ -81,6 +82,8 @@ int db_config_from_env(db_config *cfg, char *err, size_t errlen)
         env_int("DB_PIPELINE_CONNS", DEF_PIPELINE_CONNS, 1, DB_PIPELINE_CONNS_MAX, &lanes, e) < 0 ||
         env_int("DB_PIPELINE_WRITE_CONNS", DEF_PIPELINE_WRITE_CONNS, 1, DB_PIPELINE_CONNS_MAX,
                 &wlanes, e) < 0 ||
+        env_seconds("DB_PIPELINE_SLOW_AFTER", DEF_PIPELINE_SLOW_AFTER, 0, 3600,
+                    &cfg->pipeline_slow_after, e) < 0 ||
         env_choice("DB_PREPARE", "auto", prepares, &prepare, e) < 0) {
         snprintf(err, errlen, "%s", e);
         return -1;

@@ -19,9 +19,11 @@
  * connection with DB_ERR_CLOSED, waits for borrowed connections to come back, and closes every
  * connection.
  *
- * Only unnamed statements are sent (PQexecParams protocol), and no session state (SET, PREPARE,
- * LISTEN, temp tables) is relied upon, so every function works through PgBouncer in transaction
- * mode, which is what Neon's -pooler endpoint is. */
+ * No session state (SET, SQL PREPARE, LISTEN, temp tables) is relied upon, so every function works
+ * through PgBouncer in transaction mode, which is what Neon's -pooler endpoint is. Statements are
+ * sent unnamed (PQsendQueryParams), except pipelined ones where DB_PREPARE prepares them:
+ * protocol-level prepared statements, on a direct connection or a pooler that keeps them (see
+ * db_prepare_mode). */
 #ifndef DB_ENGINE_H
 #define DB_ENGINE_H
 
@@ -64,6 +66,10 @@ typedef struct db_config {
                            * transaction (group commit) per batch, on lanes of their own */
     int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
     db_prepare_mode prepare;  /* DB_PREPARE: auto | on | off (see db_prepare_mode) */
+    /* DB_PIPELINE_SLOW_AFTER, seconds, 0 = never: a lane whose running batch has run this long
+     * takes no new statements while another lane can, and more lanes may open (up to pool_max)
+     * so that fast statements never queue behind it (db/pipe.h) */
+    double pipeline_slow_after;
     /* Threads that run sessions on this engine from a coroutine (the app's event loops; not from
      * the environment, db_config_from_env sets 1). Pipelines are per thread, so each thread gets
      * pipeline_conns / pipeline_threads read lanes and pipeline_write_conns / pipeline_threads
@@ -130,9 +136,11 @@ int db_begin(db_session *s, db_error *err);
 int db_commit(db_session *s, db_error *err);
 int db_rollback(db_session *s, db_error *err);
 
-/* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results; an unnamed
- * statement, so it works through PgBouncer). Returns the result (the caller PQclear()s it) for
- * PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err:
+/* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results; unnamed, or
+ * prepared where DB_PREPARE allows, so it works through PgBouncer). Returns the result (the
+ * caller PQclear()s it) for PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err:
+ *   - POOL_TIMEOUT: a pipelined statement found no place in a batch within DB_ACQUIRE_TIMEOUT (it
+ *     was not sent: nothing ran);
  *   - QUERY: the statement failed (err->sqlstate says why: 23505 unique violation, ...);
  *   - STATEMENT_TIMEOUT: it ran longer than statement_timeout and was cancelled; the connection
  *     stays usable (inside a transaction, the transaction has failed: roll it back);

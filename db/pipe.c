@@ -17,7 +17,9 @@ typedef struct item {
     const char *sql;
     int nparams;
     const char *const *params;
-    int format; /* of the results: 0 text, 1 binary */
+    int format;       /* of the results: 0 text, 1 binary */
+    double queued_at; /* coro_now() when the caller queued it: its deadlines count from there */
+    uint64_t hash;    /* of sql, when slow statements are set aside (class_of) */
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
@@ -51,9 +53,11 @@ typedef struct chan {
     item *batch;         /* sent, in order, results pending */
     double sent_at;      /* when the last batch left */
     double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
+    double head_since;   /* when the batch the server is running now started to run */
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
+    bool solo;   /* it runs a statement observed slow (class_of), alone: it takes nothing else */
     bool driving;
     bool gathering; /* driving, and its next batch not sent yet: newcomers join it */
     bool acquiring; /* the driver waits for a connection from the pool */
@@ -261,55 +265,176 @@ static bool replan(chan *ch, item *it)
 #define CHANS (4 * DB_PIPELINE_CONNS_MAX)
 static _Thread_local chan chans[CHANS];
 
-/* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
- * left first (the likeliest to answer first); for writes the one that answered a batch last: a
- * lane whose batch waits on a row lock answers nothing meanwhile and gets no new writes while
- * another lane moves. */
-static bool better_busy(const chan *a, const chan *b)
+/* A lane is slow while the batch the server runs on it has run longer than
+ * DB_PIPELINE_SLOW_AFTER (0: never): it takes no new statements while another lane can, sends
+ * nothing further behind that batch, and does not count against DB_PIPELINE_CONNS, so that fast
+ * statements go to another connection (up to DB_POOL_MAX) instead of waiting behind it. */
+static bool lane_slow(const chan *ch, double now)
 {
-    return a->writes ? a->answered_at > b->answered_at : a->sent_at < b->sent_at;
+    double after = ch->pool->cfg->pipeline_slow_after;
+    return ch->solo || (after > 0 && ch->driving && ch->syncs > 0 && now - ch->head_since > after);
 }
 
-/* The lane for a new statement: one gathering its next batch, else an idle one (started by the
- * caller), else the best busy one (better_busy); one waiting for a pool connection last. */
-static chan *chan_for(db_pool *p, bool writes)
+/* Whether a busy lane a is a better place than b to queue behind: for reads the one whose batch
+ * left first (the likeliest to answer first), or, with slow lanes set aside, the one whose running
+ * batch started last (the longer a batch has run, the longer it tends to run on); for writes the
+ * one that answered a batch last: a lane whose batch waits on a row lock answers nothing meanwhile
+ * and gets no new writes while another lane moves. */
+static bool better_busy(const chan *a, const chan *b)
 {
-    chan *lane[DB_PIPELINE_CONNS_MAX];
-    int n = 0, lanes = writes ? p->cfg->pipeline_write_conns : p->cfg->pipeline_conns;
-    if (p->cfg->pipeline_threads > 1)
-        lanes /= p->cfg->pipeline_threads; /* the process's lanes, shared among the loops */
+    if (a->writes)
+        return a->answered_at > b->answered_at;
+    if (a->pool->cfg->pipeline_slow_after > 0)
+        return a->head_since > b->head_since;
+    return a->sent_at < b->sent_at;
+}
+
+/* The loop's share of DB_PIPELINE_CONNS (or _WRITE_CONNS): lanes busy at once with statements
+ * that are not slow; *most: lanes in all, slow ones included (DB_POOL_MAX's share, at most
+ * DB_PIPELINE_CONNS_MAX; the configured lanes when slow lanes are not set aside). */
+static int lane_count(const db_pool *p, bool writes, int *most)
+{
+    const db_config *cfg = p->cfg;
+    int threads = cfg->pipeline_threads > 1 ? cfg->pipeline_threads : 1;
+    int lanes = (writes ? cfg->pipeline_write_conns : cfg->pipeline_conns) / threads;
     if (lanes < 1 || lanes > DB_PIPELINE_CONNS_MAX)
         lanes = 1; /* at least one per loop; or a config not from db_config_from_env() */
-    for (int i = 0; i < CHANS && n < lanes; i++)
-        if (chans[i].pool == p && chans[i].writes == writes)
-            lane[n++] = &chans[i];
-    for (int i = 0; i < CHANS && n < lanes; i++) {
-        /* unused, or idle (a closed engine's, or the other kind's) */
+    int all = cfg->pipeline_slow_after > 0 ? cfg->pool_max / threads : lanes;
+    *most = all < lanes ? lanes : all > DB_PIPELINE_CONNS_MAX ? DB_PIPELINE_CONNS_MAX : all;
+    return lanes;
+}
+
+/* A chans[] entry for a new lane of (p, writes): unused, or idle (a closed engine's, or the other
+ * kind's); NULL when none is. */
+static chan *lane_new(db_pool *p, bool writes)
+{
+    for (int i = 0; i < CHANS; i++) {
         if (!(chans[i].pool == p && chans[i].writes == writes) && !chans[i].driving) {
             chans[i] = (chan){.pool = p, .writes = writes};
-            lane[n++] = &chans[i];
+            return &chans[i];
         }
     }
-    chan *best = NULL, *starved = NULL;
+    return NULL;
+}
+
+/* The lanes of one kind sorted by what they can take now (chan_for). */
+typedef struct lane_sort {
+    chan *best, *idle, *starved, *slow;
+    int busy; /* lanes driving that are not slow */
+} lane_sort;
+
+/* Sorts the n lanes into k; returns one gathering its next batch, if any. */
+static chan *lanes_sort(chan **lane, int n, double now, lane_sort *k)
+{
+    *k = (lane_sort){0};
     for (int i = 0; i < n; i++) {
+        chan *c = lane[i];
+        bool slow = lane_slow(c, now);
+        k->busy += c->driving && !slow;
         /* a lane waiting for a pool connection (DB_POOL_MAX reached) takes new statements only
          * when no other can: a lane with a connection may keep it as long as it has work */
-        if (lane[i]->acquiring) {
-            starved = starved ? starved : lane[i];
-            continue;
-        }
-        if (lane[i]->gathering)
-            return lane[i];
-        if (!best || (best->driving && (!lane[i]->driving || better_busy(lane[i], best))))
-            best = lane[i];
+        if (c->acquiring)
+            k->starved = k->starved ? k->starved : c;
+        else if (slow)
+            k->slow = !k->slow || c->head_since > k->slow->head_since ? c : k->slow;
+        else if (c->gathering)
+            return c;
+        else if (!c->driving)
+            k->idle = k->idle ? k->idle : c;
+        else if (!k->best || better_busy(c, k->best))
+            k->best = c;
     }
-    return best ? best : starved;
+    return NULL;
+}
+
+/* The lane for a statement observed slow: `free` (idle or new), marked solo; else as any other. */
+static chan *solo_lane(chan *free, chan *gathering, const lane_sort *k)
+{
+    if (free) {
+        free->solo = true;
+        return free;
+    }
+    return gathering ? gathering : k->best ? k->best : k->starved ? k->starved : k->slow;
+}
+
+/* The lane for a new statement: one observed slow (`solo`, see class_of) alone on an idle or a
+ * new lane; else one gathering its next batch, else an idle one (started by the
+ * caller) while fewer than the loop's share of lanes are busy with statements that are not slow,
+ * else the best busy one that is not slow (better_busy), else a new lane within DB_POOL_MAX; one
+ * waiting for a pool connection, then the slow one whose batch started last, only when nothing
+ * else can take it. */
+static chan *chan_for(db_pool *p, bool writes, bool solo)
+{
+    chan *lane[DB_PIPELINE_CONNS_MAX];
+    int most, lanes = lane_count(p, writes, &most), n = 0;
+    for (int i = 0; i < CHANS && n < most; i++)
+        if (chans[i].pool == p && chans[i].writes == writes)
+            lane[n++] = &chans[i];
+    while (n < lanes && (lane[n] = lane_new(p, writes)))
+        n++;
+    lane_sort k;
+    chan *gathering = lanes_sort(lane, n, coro_now(), &k);
+    if (solo) /* a statement observed slow: alone on an idle or a new lane, when there is one */
+        return solo_lane(k.idle ? k.idle : n < most ? lane_new(p, writes) : NULL, gathering, &k);
+    if (gathering)
+        return gathering;
+    if (k.idle && (k.busy < lanes || !k.best))
+        return k.idle;
+    if (k.best)
+        return k.best;
+    chan *fresh = n < most ? lane_new(p, writes) : NULL;
+    return fresh ? fresh : k.starved ? k.starved : k.slow;
 }
 
 static void finish(item *it)
 {
     it->done = true;
     coro_wake(it->co);
+}
+
+/* ---- statements observed slow (DB_PIPELINE_SLOW_AFTER) ----
+ * A batch is answered at its Sync: the fast reads batched with a slow one wait for it whatever
+ * lane it is on. So each loop remembers, per statement text (a read's SQL, by hash, in a small
+ * direct-mapped table), how often the batches it ran in took longer than DB_PIPELINE_SLOW_AFTER,
+ * as a moving average over its batches (one sample per batch: the fast reads that shared a slow
+ * batch get one slow sample among their many fast batches, the slow statement one in each of its
+ * batches). A read slow in most of its recent batches (over half, by that average: its third slow
+ * batch in a row) is sent alone, on an idle or a new lane that takes nothing else while it runs
+ * (chan.solo). */
+#define CLASSES 64
+#define CLASS_WEIGHT 0.25 /* of a new sample */
+
+typedef struct stmt_class {
+    uint64_t hash;
+    double slow;      /* the moving average of "its batch was slow" (0 or 1) */
+    const chan *lane; /* the batch of the last sample: lane and seq */
+    unsigned seq;
+} stmt_class;
+
+static _Thread_local stmt_class classes[CLASSES];
+
+static stmt_class *class_of(uint64_t hash)
+{
+    stmt_class *c = &classes[hash % CLASSES];
+    if (c->hash != hash)
+        *c = (stmt_class){.hash = hash};
+    return c;
+}
+
+/* A read's result arrived: its batch's time so far is a sample of its statement's; it is done. */
+static void answered(chan *ch, item *it, bool cancelled)
+{
+    if (it->hash) {
+        stmt_class *c = class_of(it->hash);
+        if (c->lane != ch || c->seq != it->seq) {
+            double slow = coro_now() - ch->head_since > ch->pool->cfg->pipeline_slow_after;
+            c->slow += CLASS_WEIGHT * (slow - c->slow);
+            c->lane = ch;
+            c->seq = it->seq;
+        }
+    }
+    it->timed_out = cancelled;
+    finish(it);
 }
 
 static void enqueue_front(chan *ch, item *list)
@@ -346,6 +471,60 @@ static void release(chan *ch, bool broken)
     ch->conn = NULL;
 }
 
+/* The moment a statement queued at `queued_at` may no longer be sent: its wait for a place in a
+ * batch counts against DB_ACQUIRE_TIMEOUT, as a session's wait for a connection does. */
+static double send_by(const chan *ch, double queued_at)
+{
+    return queued_at + ch->pool->cfg->acquire_timeout;
+}
+
+/* Fails the queued statements whose time to be sent has passed (they are never sent: a read
+ * answers 503, a write did not happen). Returns the earliest such moment of those left, 0 when
+ * none are queued. */
+static double expire_queued(chan *ch, double now)
+{
+    double next = 0;
+    item **pp = &ch->qhead, *last = NULL;
+    while (*pp) {
+        item *it = *pp;
+        double by = send_by(ch, it->queued_at);
+        if (now < by) {
+            next = next == 0 || by < next ? by : next;
+            last = it;
+            pp = &it->next;
+            continue;
+        }
+        *pp = it->next;
+        it->next = NULL;
+        db_error_set(&it->err, DB_ERR_POOL_TIMEOUT, NULL,
+                     "the statement waited %g s (DB_ACQUIRE_TIMEOUT) for its turn on a database "
+                     "connection and was not sent",
+                     ch->pool->cfg->acquire_timeout);
+        snprintf(it->err.hint, sizeof it->err.hint,
+                 "retry later; slower statements held the connections (DB_POOL_MAX, "
+                 "DB_PIPELINE_SLOW_AFTER)");
+        finish(it);
+    }
+    ch->qtail = last;
+    return next;
+}
+
+/* When the batch that starts to run now is cancelled: DB_STATEMENT_TIMEOUT from now, or earlier
+ * when one of its statements waited in the pipeline behind slower batches: none is answered
+ * later than DB_ACQUIRE_TIMEOUT + DB_STATEMENT_TIMEOUT after it was queued. 0: no limit. */
+static double head_deadline(const chan *ch, double now)
+{
+    if (ch->timeout <= 0)
+        return 0;
+    double d = now + ch->timeout;
+    const item *head = ch->batch;
+    for (const item *it = head; it && it->seq == head->seq; it = it->next) {
+        double by = send_by(ch, it->queued_at) + ch->timeout;
+        d = by < d ? by : d;
+    }
+    return d;
+}
+
 /* Sends the queued statements as one batch, behind those already in flight (libpq's pipeline
  * takes new statements while earlier answers are pending: against a distant database a statement
  * leaves at once instead of waiting a round trip for the batch before it). Returns 0, or -1 when
@@ -353,6 +532,8 @@ static void release(chan *ch, bool broken)
 static int send_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
+    if (expire_queued(ch, coro_now()) == 0)
+        return 0; /* nothing left to send */
     item *list = ch->qhead, **tail = &ch->batch;
     ch->qhead = ch->qtail = NULL;
     while (*tail)
@@ -487,6 +668,19 @@ static void write_synced(chan *ch, item ***rtail)
     ch->seq_read++;
 }
 
+/* Waits until the connection is readable (or writable, while `write`: the rest of a batch to
+ * send) or the deadline passes, as coro_wait_fd, waking earlier to fail the statements held back
+ * (`hold`: after a cancel, or behind a slow batch) whose time to be sent passed: then 2. */
+static int wait_answers(chan *ch, bool write, bool hold, double deadline)
+{
+    ch->waiting = !write && !hold; /* a newcomer's wake-up then reads as "readable" */
+    double expiry = expire_queued(ch, coro_now());
+    bool expires_first = expiry > 0 && (deadline == 0 || expiry < deadline);
+    int ready = coro_wait_fd(PQsocket(ch->conn->pg), write, expires_first ? expiry : deadline);
+    ch->waiting = false;
+    return ready == 0 && expires_first ? 2 : ready;
+}
+
 /* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
  * as further batches. Statements the server skipped because an earlier one failed go back to the
  * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
@@ -500,7 +694,8 @@ static void write_synced(chan *ch, item ***rtail)
 static int read_batch(chan *ch)
 {
     PGconn *pg = ch->conn->pg;
-    double deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+    ch->head_since = coro_now();
+    double deadline = head_deadline(ch, ch->head_since);
     bool cancelled = false, goodbye = false;
     item *retry = NULL, **rtail = &retry;
     if (!ch->htail)
@@ -539,8 +734,7 @@ static int read_batch(chan *ch)
                     it->res = NULL;
                     append(&rtail, it);
                 } else if (!ch->writes) {
-                    it->timed_out = cancelled;
-                    finish(it);
+                    answered(ch, it, cancelled);
                 } else if (it->res && ok_result(it->res)) {
                     append(&ch->htail, it);
                 } else {
@@ -559,7 +753,8 @@ static int read_batch(chan *ch)
                 if (--ch->syncs == 0)
                     return 0;
                 cancelled = false; /* the next batch runs now, with a deadline of its own */
-                deadline = ch->timeout > 0 ? coro_now() + ch->timeout : 0;
+                ch->head_since = coro_now();
+                deadline = head_deadline(ch, ch->head_since);
                 continue;
             }
             if (at_commit) {
@@ -582,15 +777,17 @@ static int read_batch(chan *ch)
         }
         if (PQstatus(pg) == CONNECTION_BAD || goodbye)
             break;
-        /* not after a cancel: what it skips would be re-sent behind it anyway */
-        if (ch->qhead && !cancelled && send_batch(ch) < 0)
+        /* not after a cancel: what it skips would be re-sent behind it anyway; not behind a
+         * slow batch: held back, they wait for it at most until their time to be sent passes */
+        bool hold = cancelled || lane_slow(ch, coro_now());
+        if (ch->qhead && !hold && send_batch(ch) < 0)
             break;
         int unsent = PQflush(pg);
         if (unsent < 0)
             break;
-        ch->waiting = unsent == 0 && !cancelled; /* a wake-up then reads as "readable" */
-        int ready = coro_wait_fd(PQsocket(pg), unsent == 1, deadline);
-        ch->waiting = false;
+        int ready = wait_answers(ch, unsent == 1, hold, deadline);
+        if (ready == 2)
+            continue;
         if (ready == 0) {
             if (cancelled || ch->grace < 0)
                 break;
@@ -636,7 +833,7 @@ static void drive(void *arg)
             ch->conn = c;
             ch->answered_at = coro_now();
         }
-        if (send_batch(ch) < 0 || read_batch(ch) < 0) {
+        if (send_batch(ch) < 0 || (ch->syncs > 0 && read_batch(ch) < 0)) {
             /* lost: what was not answered is re-sent on a fresh connection (reads only) */
             db_error lost;
             db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
@@ -708,14 +905,16 @@ static void drive(void *arg)
         }
     }
     release(ch, false);
-    ch->driving = ch->gathering = false;
+    ch->driving = ch->gathering = ch->solo = false;
 }
 
 PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
                         int nparams, const char *const *params, int format, bool *timed_out,
                         db_error *err)
 {
-    chan *ch = chan_for(p, write);
+    double after = p->cfg->pipeline_slow_after;
+    uint64_t hash = after > 0 && !write ? fnv1a(sql) : 0;
+    chan *ch = chan_for(p, write, hash && class_of(hash)->slow > 0.5);
     *timed_out = false;
     if (!ch) {
         db_error_set(err, DB_ERR_TRANSIENT, NULL, "too many database pools on one thread");
@@ -727,8 +926,13 @@ PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, co
         return NULL;
     ch->timeout = timeout;
     ch->grace = grace;
-    item it = {
-        .sql = sql, .nparams = nparams, .params = params, .format = format, .co = coro_self()};
+    item it = {.sql = sql,
+               .nparams = nparams,
+               .params = params,
+               .format = format,
+               .queued_at = coro_now(),
+               .hash = hash,
+               .co = coro_self()};
     if (ch->qtail)
         ch->qtail->next = &it;
     else

@@ -1,0 +1,259 @@
+/* db/pipe deadlines: a pipelined statement queued behind a slow one answers within what the
+ * settings promise (DB_ACQUIRE_TIMEOUT for its wait for a place in a batch, DB_STATEMENT_TIMEOUT
+ * for its execution), and one not sent by then is never sent. A real lock (LOCK TABLE held by
+ * another connection) makes every statement on the table wait; the sessions run as coroutines on a
+ * libevent loop in the test thread, as in the API; direct and through pgbouncer (_pooler).
+ *
+ * Nothing is asserted inside a coroutine (see test_pipe.c): each records its outcome in a job. */
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "core/coro.h"
+#include "engine_support.h"
+#include "coro_loop.h"
+
+typedef struct job {
+    db_engine *e;
+    db_access access;
+    const char *sql;
+    char param[32];
+    bool finished;
+    int rc; /* 0: the statement succeeded; -1: err says why */
+    db_error err;
+    double ms;
+} job;
+
+static void job_run(void *arg)
+{
+    job *j = arg;
+    double t0 = pgtest_now_ms();
+    j->rc = -1;
+    db_session *s;
+    if (db_session_open(j->e, j->access, &s, &j->err) == 0) {
+        const char *p[1] = {j->param};
+        PGresult *r = db_query(s, j->sql, j->param[0] ? 1 : 0, j->param[0] ? p : NULL, &j->err);
+        if (r)
+            j->rc = 0;
+        PQclear(r);
+        db_session_close(s);
+    }
+    j->ms = pgtest_now_ms() - t0;
+}
+
+static void job_done(void *arg)
+{
+    job *j = arg;
+    j->finished = true;
+    L->pending--;
+}
+
+static void spawn_all(void *jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        L->pending++;
+        cr_assert_eq(coro_spawn(job_run, job_done, (job *)jobs + i), 0, "coroutine %d", i);
+    }
+}
+
+/* An admin connection holding `lock table <table>` (ACCESS EXCLUSIVE) in an open transaction:
+ * every statement on the table waits for it. */
+static PGconn *hold_lock(const char *table)
+{
+    PGconn *admin = pgtest_connect();
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "drop table if exists %s; create table %s (i int); insert into %s "
+             "values (1)",
+             table, table, table);
+    free(pgtest_query(admin, sql));
+    snprintf(sql, sizeof sql, "begin; lock table %s", table);
+    free(pgtest_query(admin, sql));
+    return admin;
+}
+
+/* The engine's backends still waiting on a lock: statements it left queued on the server. */
+static int waiting_on_lock(PGconn *admin, const char *appname)
+{
+    const char *p[1] = {appname};
+    PGresult *r = PQexecParams(admin,
+                               "select count(*) from pg_stat_activity where application_name = $1 "
+                               "and wait_event_type = 'Lock'",
+                               1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(admin));
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+/* The deadline under test: DB_ACQUIRE_TIMEOUT + DB_STATEMENT_TIMEOUT + 0.5 s (the issue's
+ * margin: a cancel's round trip and the loop's scheduling on a busy machine). */
+static double bound_ms(const db_config *cfg)
+{
+    return (cfg->acquire_timeout + cfg->statement_timeout + 0.5) * 1000;
+}
+
+static void assert_answered_in_time(const job *jobs, int n, const db_config *cfg)
+{
+    for (int i = 0; i < n; i++) {
+        const job *j = &jobs[i];
+        cr_assert(j->finished, "job %d never finished", i);
+        cr_assert_eq(j->rc, -1, "job %d ran although the table stayed locked", i);
+        /* both are 503 + Retry-After in the API; never UNKNOWN_OUTCOME: nothing ran */
+        cr_assert(j->err.kind == DB_ERR_POOL_TIMEOUT || j->err.kind == DB_ERR_STATEMENT_TIMEOUT,
+                  "job %d: %s: %s", i, db_errkind_name(j->err.kind), j->err.message);
+        cr_assert_lt(j->ms, bound_ms(cfg), "job %d answered after %.0f ms (deadline %.0f ms)", i,
+                     j->ms, bound_ms(cfg));
+    }
+}
+
+enum { WAVE = 10, WAVES = 4 };
+
+/* WAVES waves of WAVE statements, the later ones while the earlier are blocked (after the first
+ * lane's batch ran into the lock, after the second's, and after the first was cancelled). */
+static void run_waves(db_engine *e, job *jobs, db_access access, const char *sql, bool param)
+{
+    static const double at[WAVES] = {0, 0.25, 0.5, 1.2};
+    static later_jobs later[WAVES];
+    for (int i = 0; i < WAVE * WAVES; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].e = e;
+        jobs[i].access = access;
+        jobs[i].sql = sql;
+        jobs[i].rc = -9;
+        if (param)
+            snprintf(jobs[i].param, sizeof jobs[i].param, "%d", 100 + i);
+    }
+    spawn_all(jobs, WAVE);
+    for (int w = 1; w < WAVES; w++) {
+        later[w] = (later_jobs){jobs + w * WAVE, WAVE};
+        spawn_after(&later[w], at[w]);
+    }
+    run_settled(30);
+}
+
+static void config(db_config *cfg, char *url, char *app, const char *what, double slow_after)
+{
+    test_appname(app, 64, what);
+    test_config(cfg, url, app);
+    cfg->pipeline = true;
+    cfg->pipeline_writes = true;
+    cfg->pipeline_conns = 2;
+    cfg->pipeline_write_conns = 2;
+    cfg->pool_max = 4;
+    cfg->acquire_timeout = 1.0;
+    cfg->statement_timeout = 1.5;
+    cfg->pipeline_slow_after = slow_after;
+}
+
+static void reads_behind_a_lock(double slow_after)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    config(&cfg, url, app, "dlread", slow_after);
+    PGconn *admin = hold_lock("dl_read");
+    db_engine *e = open_engine(&cfg);
+    static job jobs[WAVE * WAVES];
+    run_waves(e, jobs, DB_READ_ONLY, "select count(*) from dl_read", false);
+    assert_answered_in_time(jobs, WAVE * WAVES, &cfg);
+    cr_assert_eq(waiting_on_lock(admin, app), 0, "no statement was left queued on the server");
+    free(pgtest_query(admin, "rollback"));
+    /* the cancels left the lanes usable */
+    job after;
+    memset(&after, 0, sizeof after);
+    after = (job){.e = e, .access = DB_READ_ONLY, .sql = "select count(*) from dl_read"};
+    spawn_all(&after, 1);
+    run_settled(10);
+    cr_assert_eq(after.rc, 0, "%s", after.err.message);
+    free(pgtest_query(admin, "drop table dl_read"));
+    PQfinish(admin);
+    finish(e);
+    free(url);
+}
+
+TestSuite(deadline, .timeout = 120);
+
+/* Before: 40 GETs behind a lock held longer than every timeout answered after up to 3x the
+ * statement timeout (each batch queued behind the one before got a timeout of its own). */
+Test(deadline, reads_queued_behind_a_lock_answer_within_acquire_plus_statement_timeout)
+{
+    reads_behind_a_lock(0); /* the lanes as configured, no slow-lane isolation */
+}
+
+Test(deadline, reads_behind_a_lock_answer_in_time_with_slow_lanes_isolated)
+{
+    reads_behind_a_lock(0.05); /* the lanes busy past 50 ms are set aside, up to DB_POOL_MAX */
+}
+
+/* Writes: the same bound, and none is sent after its deadline: once the lock is gone (and nothing
+ * of the engine's is left in flight), not one row appeared. */
+Test(deadline, writes_behind_a_lock_answer_in_time_and_are_never_sent_late)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    config(&cfg, url, app, "dlwrite", 0.05);
+    PGconn *admin = hold_lock("dl_write");
+    free(pgtest_query(admin, "savepoint s; delete from dl_write; release s"));
+    db_engine *e = open_engine(&cfg);
+    static job jobs[WAVE * WAVES];
+    run_waves(e, jobs, DB_READ_WRITE, "insert into dl_write values ($1::int)", true);
+    assert_answered_in_time(jobs, WAVE * WAVES, &cfg);
+    cr_assert_eq(waiting_on_lock(admin, app), 0, "no statement was left queued on the server");
+    cr_assert_eq(in_use(e), 0, "nothing in flight");
+    free(pgtest_query(admin, "commit"));
+    char *n = pgtest_query(admin, "select count(*) from dl_write");
+    cr_assert_str_eq(n, "0", "inserts that timed out were not sent (or were rolled back)");
+    free(n);
+    free(pgtest_query(admin, "drop table dl_write"));
+    PQfinish(admin);
+    finish(e);
+    free(url);
+}
+
+/* A read observed slow in its recent batches (its statement's text) is sent alone: the fast reads
+ * that arrive with it in one loop iteration (before, one batch, answered at one Sync) are answered
+ * long before it. */
+static double ended_ms[8];
+
+static void job_done_at(void *arg)
+{
+    job *j = arg;
+    ended_ms[j->param[0] ? atoi(j->param) : 0] = pgtest_now_ms();
+    job_done(arg);
+}
+
+Test(deadline, a_read_observed_slow_is_sent_alone)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    config(&cfg, url, app, "dlsolo", 0.05);
+    cfg.statement_timeout = 10;
+    db_engine *e = open_engine(&cfg);
+    const char *slow_sql = "select pg_sleep(0.8) from (select $1::int) p";
+    /* three slow batches in a row: the statement is known slow */
+    for (int round = 0; round < 3; round++) {
+        job s = {.e = e, .access = DB_READ_ONLY, .sql = slow_sql, .param = "0"};
+        spawn_all(&s, 1);
+        run_settled(20);
+        cr_assert_eq(s.rc, 0, "%s", s.err.message);
+    }
+    enum { Q = 5 };
+    job jobs[1 + Q];
+    jobs[0] = (job){.e = e, .access = DB_READ_ONLY, .sql = slow_sql, .param = "0"};
+    for (int i = 1; i <= Q; i++) {
+        jobs[i] = (job){.e = e, .access = DB_READ_ONLY, .sql = "select $1::int"};
+        snprintf(jobs[i].param, sizeof jobs[i].param, "%d", i);
+    }
+    for (int i = 0; i <= Q; i++) { /* in one loop iteration, the slow one first */
+        L->pending++;
+        cr_assert_eq(coro_spawn(job_run, job_done_at, &jobs[i]), 0);
+    }
+    run_settled(20);
+    for (int i = 0; i <= Q; i++)
+        cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+    for (int i = 1; i <= Q; i++)
+        cr_assert_lt(ended_ms[i], ended_ms[0] - 400,
+                     "fast read %d ended %.0f ms before the slow one (batched with it?)", i,
+                     ended_ms[0] - ended_ms[i]);
+    finish(e);
+    free(url);
+}
