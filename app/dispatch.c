@@ -251,7 +251,9 @@ static exchange *route_request(exchange *x, const char *path, const char *query)
     if (app.cfg->norigins && !strcmp(x->method, "OPTIONS") && evhttp_find_header(in, "Origin") &&
         evhttp_find_header(in, "Access-Control-Request-Method"))
         return preflight(x, path);
-    router_match(x->method, path, &x->match);
+    /* RFC 9110 9.3.2: HEAD is GET without the body; the framework answers it for every GET
+     * route (send_reply drops the body, keeps its Content-Length). */
+    router_match(x->head ? "GET" : x->method, path, &x->match);
     switch (x->match.kind) {
     case MATCH_NOT_FOUND:
         http_reply_detail(&x->res, 404, "Not Found");
@@ -284,6 +286,7 @@ exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
     x->ev = ev;
     x->loop = lp;
     x->method = method_name(evhttp_request_get_command(ev));
+    x->head = evhttp_request_get_command(ev) == EVHTTP_REQ_HEAD;
     struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
     set_request_id(x, evhttp_find_header(in, "X-Request-ID"));
     x->req.request_id = x->request_id;
@@ -373,7 +376,16 @@ static void send_reply(exchange *x)
     if (server_draining()) /* keep-alive clients move to another instance */
         evhttp_add_header(out, "Connection", "close");
     struct evbuffer *buf = NULL;
-    if (res->body && res->status != 204 && res->status != 304) {
+    if (x->head) {
+        /* RFC 9110 9.3.2, 8.6: the GET's headers, Content-Length included, and no body (libevent
+         * 2.1 would send the body and no length). The connection then closes: a client that
+         * sent HEAD without knowing it (`curl -X HEAD`) would otherwise wait for the body. */
+        char len[24];
+        snprintf(len, sizeof len, "%zu", res->body ? res->body_len : (size_t)0);
+        if (res->status != 204 && res->status != 304)
+            evhttp_add_header(out, "Content-Length", len);
+        evhttp_add_header(out, "Connection", "close");
+    } else if (res->body && res->status != 204 && res->status != 304) {
         buf = loop_buffer(x->loop);
         /* zero-copy: the buffer frees the body once written */
         if (evbuffer_add_reference(buf, res->body, res->body_len, free_body, NULL) == 0)

@@ -27,6 +27,7 @@ typedef struct exchange {
     const char *method;
     struct evkeyvalq query;
     bool query_parsed;
+    bool head; /* a HEAD request: routed as GET, answered without the body */
     bool cors; /* the request's Origin is allowed: echo it */
     char origin[256];
     char request_id[72];
