@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/app/apiclient.h"
@@ -191,5 +193,46 @@ Test(hostile, head_then_get_pipelined)
     cr_assert_eq(r.status, 200, "%s", r.text);
     const char *rest = body_of(&r);
     cr_expect(!*rest || !strncmp(rest, "HTTP/1.1 ", 9), "bytes after HEAD's head: %s", rest);
+    reply_free(&r);
+}
+
+/* ---- accept() at the descriptor limit ---- */
+
+static int count_lines(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* At RLIMIT_NOFILE, accept() fails with EMFILE while the connection stays queued: libevent's
+ * listener retried at once, forever (100% CPU, a log line per try, 220k lines in 7 s). The
+ * listener now pauses: a bounded number of log lines while the limit holds, and once the
+ * connections are gone the server answers again. */
+Test(hostile, accept_at_descriptor_limit_does_not_spin)
+{
+    struct rlimit rl = {64, 64};
+    cr_assert(prlimit(srv.pid, RLIMIT_NOFILE, &rl, NULL) == 0, "prlimit: %s", strerror(errno));
+    int fds[120], n = 0;
+    for (; n < 120; n++) {
+        fds[n] = dial();
+    }
+    char *before = api_log(&srv);
+    int base = count_lines(before, "ccept");
+    free(before);
+    /* two seconds at the limit: the old listener logged thousands of lines in that time */
+    struct timespec ts = {2, 0};
+    nanosleep(&ts, NULL);
+    char *log = api_log(&srv);
+    int lines = count_lines(log, "ccept") - base;
+    free(log);
+    cr_expect(lines < 40, "%d accept() log lines in 2 s at the descriptor limit", lines);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    rl.rlim_cur = rl.rlim_max = 1024;
+    prlimit(srv.pid, RLIMIT_NOFILE, &rl, NULL);
+    raw_reply r = send_str("GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    cr_expect_eq(r.status, 200, "after the limit: %s", r.text);
     reply_free(&r);
 }
