@@ -196,18 +196,73 @@ static bool auth_recheck(exchange *x)
     return auth_verdict(x, rc == AUTH_REFRESHING ? AUTH_INVALID : rc, why, true);
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'                 ? c - '0'
+           : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10
+                                                : -1;
+}
+
+/* Decodes s in place as application/x-www-form-urlencoded: '+' is a space, %XX a byte; a '%' not
+ * followed by two hex digits stays as it is (Python's unquote_plus). */
+static void form_decode(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s == '+') {
+            *out++ = ' ';
+        } else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+            *out++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Splits the query string as Starlette does (urllib's parse_qsl with keep_blank_values): pairs
+ * separated by '&', a pair without '=' is a key with an empty value, empty pairs are skipped.
+ * libevent's evhttp_parse_query_str instead failed on a key without '=' and dropped EVERY
+ * parameter: `?limit=1000&x` answered 200 with the default limit, `?status=completed&x`
+ * listed all tasks. */
+static void parse_query(exchange *x, const char *query)
+{
+    if (!query || !*query || !(x->query = strdup(query)))
+        return;
+    char *save = NULL;
+    for (char *pair = strtok_r(x->query, "&", &save); pair && x->nquery < EXCHANGE_MAX_QUERY;
+         pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        if (eq)
+            *eq = '\0';
+        form_decode(pair);
+        if (eq)
+            form_decode(eq + 1);
+        x->qkey[x->nquery] = pair;
+        x->qval[x->nquery++] = eq ? eq + 1 : "";
+    }
+}
+
+/* The value of query parameter `name`, the last one when repeated (as Starlette's
+ * query_params[name]), or NULL. */
+static const char *query_value(const exchange *x, const char *name)
+{
+    for (int i = x->nquery - 1; i >= 0; i--)
+        if (!strcmp(x->qkey[i], name))
+            return x->qval[i];
+    return NULL;
+}
+
 /* Path, query, header and body, every problem at once. */
 static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
 {
     const route *r = x->match.route;
     json_t *errors = json_array();
-    if (query && evhttp_parse_query_str(query, &x->query) == 0)
-        x->query_parsed = true;
+    parse_query(x, query);
     for (int i = 0; r->params && r->params[i].name; i++) {
         const param_spec *p = &r->params[i];
-        const char *raw = p->in == PARAM_PATH ? x->match.segments[i]
-                          : x->query_parsed   ? evhttp_find_header(&x->query, p->name)
-                                              : NULL;
+        const char *raw = p->in == PARAM_PATH ? x->match.segments[i] : query_value(x, p->name);
         validate_param(p, raw, &x->req.values[i], errors);
     }
     const char *key = r->idempotency_key ? evhttp_find_header(in, "Idempotency-Key") : NULL;
@@ -440,8 +495,7 @@ void dispatch_finish(exchange *x)
     metrics_observe(x->match.index, x->res.status, seconds);
     json_decref(x->req.body);
     free(x->auth_retry); /* set when validation answered before the handler ran */
-    if (x->query_parsed)
-        evhttp_clear_headers(&x->query);
+    free(x->query);
     router_match_free(&x->match);
     http_response_reset(&x->res);
     loop_exchange_put(x->loop, x);
