@@ -196,18 +196,73 @@ static bool auth_recheck(exchange *x)
     return auth_verdict(x, rc == AUTH_REFRESHING ? AUTH_INVALID : rc, why, true);
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'                 ? c - '0'
+           : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10
+                                                : -1;
+}
+
+/* Decodes s in place as application/x-www-form-urlencoded: '+' is a space, %XX a byte; a '%' not
+ * followed by two hex digits stays as it is (Python's unquote_plus). */
+static void form_decode(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s == '+') {
+            *out++ = ' ';
+        } else if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
+            *out++ = (char)(hexval(s[1]) * 16 + hexval(s[2]));
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Splits the query string as Starlette does (urllib's parse_qsl with keep_blank_values): pairs
+ * separated by '&', a pair without '=' is a key with an empty value, empty pairs are skipped.
+ * libevent's evhttp_parse_query_str instead failed on a key without '=' and dropped EVERY
+ * parameter: `?limit=1000&x` answered 200 with the default limit, `?status=completed&x`
+ * listed all tasks. */
+static void parse_query(exchange *x, const char *query)
+{
+    if (!query || !*query || !(x->query = strdup(query)))
+        return;
+    char *save = NULL;
+    for (char *pair = strtok_r(x->query, "&", &save); pair && x->nquery < EXCHANGE_MAX_QUERY;
+         pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        if (eq)
+            *eq = '\0';
+        form_decode(pair);
+        if (eq)
+            form_decode(eq + 1);
+        x->qkey[x->nquery] = pair;
+        x->qval[x->nquery++] = eq ? eq + 1 : "";
+    }
+}
+
+/* The value of query parameter `name`, the last one when repeated (as Starlette's
+ * query_params[name]), or NULL. */
+static const char *query_value(const exchange *x, const char *name)
+{
+    for (int i = x->nquery - 1; i >= 0; i--)
+        if (!strcmp(x->qkey[i], name))
+            return x->qval[i];
+    return NULL;
+}
+
 /* Path, query, header and body, every problem at once. */
 static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
 {
     const route *r = x->match.route;
     json_t *errors = json_array();
-    if (query && evhttp_parse_query_str(query, &x->query) == 0)
-        x->query_parsed = true;
+    parse_query(x, query);
     for (int i = 0; r->params && r->params[i].name; i++) {
         const param_spec *p = &r->params[i];
-        const char *raw = p->in == PARAM_PATH ? x->match.segments[i]
-                          : x->query_parsed   ? evhttp_find_header(&x->query, p->name)
-                                              : NULL;
+        const char *raw = p->in == PARAM_PATH ? x->match.segments[i] : query_value(x, p->name);
         validate_param(p, raw, &x->req.values[i], errors);
     }
     const char *key = r->idempotency_key ? evhttp_find_header(in, "Idempotency-Key") : NULL;
@@ -251,7 +306,9 @@ static exchange *route_request(exchange *x, const char *path, const char *query)
     if (app.cfg->norigins && !strcmp(x->method, "OPTIONS") && evhttp_find_header(in, "Origin") &&
         evhttp_find_header(in, "Access-Control-Request-Method"))
         return preflight(x, path);
-    router_match(x->method, path, &x->match);
+    /* RFC 9110 9.3.2: HEAD is GET without the body; the framework answers it for every GET
+     * route (send_reply drops the body, keeps its Content-Length). */
+    router_match(x->head ? "GET" : x->method, path, &x->match);
     switch (x->match.kind) {
     case MATCH_NOT_FOUND:
         http_reply_detail(&x->res, 404, "Not Found");
@@ -284,6 +341,7 @@ exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
     x->ev = ev;
     x->loop = lp;
     x->method = method_name(evhttp_request_get_command(ev));
+    x->head = evhttp_request_get_command(ev) == EVHTTP_REQ_HEAD;
     struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
     set_request_id(x, evhttp_find_header(in, "X-Request-ID"));
     x->req.request_id = x->request_id;
@@ -373,7 +431,16 @@ static void send_reply(exchange *x)
     if (server_draining()) /* keep-alive clients move to another instance */
         evhttp_add_header(out, "Connection", "close");
     struct evbuffer *buf = NULL;
-    if (res->body && res->status != 204 && res->status != 304) {
+    if (x->head) {
+        /* RFC 9110 9.3.2, 8.6: the GET's headers, Content-Length included, and no body (libevent
+         * 2.1 would send the body and no length). The connection then closes: a client that
+         * sent HEAD without knowing it (`curl -X HEAD`) would otherwise wait for the body. */
+        char len[24];
+        snprintf(len, sizeof len, "%zu", res->body ? res->body_len : (size_t)0);
+        if (res->status != 204 && res->status != 304)
+            evhttp_add_header(out, "Content-Length", len);
+        evhttp_add_header(out, "Connection", "close");
+    } else if (res->body && res->status != 204 && res->status != 304) {
         buf = loop_buffer(x->loop);
         /* zero-copy: the buffer frees the body once written */
         if (evbuffer_add_reference(buf, res->body, res->body_len, free_body, NULL) == 0)
@@ -428,8 +495,7 @@ void dispatch_finish(exchange *x)
     metrics_observe(x->match.index, x->res.status, seconds);
     json_decref(x->req.body);
     free(x->auth_retry); /* set when validation answered before the handler ran */
-    if (x->query_parsed)
-        evhttp_clear_headers(&x->query);
+    free(x->query);
     router_match_free(&x->match);
     http_response_reset(&x->res);
     loop_exchange_put(x->loop, x);

@@ -17,6 +17,9 @@
 
 struct loop;
 
+/* Query parameters kept per request; later ones are ignored (no route declares this many). */
+#define EXCHANGE_MAX_QUERY 32
+
 typedef struct exchange {
     http_request req;
     http_response res;
@@ -25,8 +28,10 @@ typedef struct exchange {
     struct loop *loop;
     double t0;
     const char *method;
-    struct evkeyvalq query;
-    bool query_parsed;
+    char *query; /* malloc'd copy of the query string, decoded in place */
+    const char *qkey[EXCHANGE_MAX_QUERY], *qval[EXCHANGE_MAX_QUERY]; /* pairs, into `query` */
+    int nquery;
+    bool head; /* a HEAD request: routed as GET, answered without the body */
     bool cors; /* the request's Origin is allowed: echo it */
     char origin[256];
     char request_id[72];

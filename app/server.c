@@ -36,6 +36,7 @@ typedef struct loop {
     exchange *backlog, *btail; /* requests waiting for a handler (WORKERS reached) */
     struct event *kick;        /* another loop's handler finished: start what waits here */
     struct event *turn;        /* the previous loop accepted a connection: this one accepts next */
+    struct event *resume;      /* accept() failed (EMFILE): listen again a little later */
     exchange *free;            /* recycled exchanges */
     int nfree;
     pthread_t thread;
@@ -217,6 +218,30 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(evhttp_bound_socket_get_listener(lp->bound));
 }
 
+/* accept() failed other than EAGAIN/ECONNABORTED: at the descriptor limit (EMFILE, ENFILE) the
+ * pending connection stays queued and the socket stays readable, so listening on would spin
+ * (libevent logs a line and retries at once, forever). The listener pauses for 100 ms instead;
+ * one line per pause at most once a second. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    loop *lp = NULL; /* arg is the evhttp (evhttp_bind_listener set the listener's argument) */
+    for (int i = 0; i < S.nloops && !lp; i++)
+        if (S.loops[i].http == arg)
+            lp = &S.loops[i];
+    static _Atomic double last;
+    int err = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(l);
+    double now = now_seconds();
+    if (now - atomic_load(&last) >= 1) {
+        atomic_store(&last, now);
+        log_warn("accept failed (%s): not accepting for 100 ms",
+                 evutil_socket_error_to_string(err));
+    }
+    struct timeval tv = {0, 100000};
+    if (lp)
+        event_add(lp->resume, &tv);
+}
+
 /* The loop: held-back log lines are written once per iteration, before epoll may block. */
 static void loop_run(loop *lp)
 {
@@ -241,7 +266,8 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     lp->http = lp->base ? evhttp_new(lp->base) : NULL;
     lp->kick = lp->base ? event_new(lp->base, -1, 0, on_kick, lp) : NULL;
     lp->turn = lp->base ? event_new(lp->base, -1, 0, on_turn, lp) : NULL;
-    if (!lp->http || !lp->kick || !lp->turn)
+    lp->resume = lp->base ? evtimer_new(lp->base, on_turn, lp) : NULL;
+    if (!lp->http || !lp->kick || !lp->turn || !lp->resume)
         return -1;
     lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
@@ -265,6 +291,7 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     }
     if (!l)
         return -1;
+    evconnlistener_set_error_cb(l, on_accept_error);
     lp->bound = evhttp_bind_listener(lp->http, l);
     /* Our own limits answer with JSON 413/431 below these; libevent's hard caps (4x) stop a client
      * from making us buffer unbounded data before we get to look at it. */
@@ -293,6 +320,8 @@ static void loop_free(loop *lp)
         event_free(lp->kick);
     if (lp->turn)
         event_free(lp->turn);
+    if (lp->resume)
+        event_free(lp->resume);
     if (lp->http)
         evhttp_free(lp->http);
     if (lp->out)
