@@ -288,8 +288,11 @@ static PGresult *stored_result(const char *stored)
 
 /* ---- the hook ---- */
 
-/* The key is in use: the stored rows when the request is the same, else an outcome. */
-static PGresult *replay(idempotency *ctx, db_session *s, db_error *err)
+/* The key is in use, or the statement failed: the stored rows when the key is taken by the same
+ * request, else an outcome. `own` is the handler's own failure (a constraint of its table that
+ * fired before the key's claim could): with no row for the key it is the request's answer, kept in
+ * err as it was. */
+static PGresult *replay(idempotency *ctx, db_session *s, const db_error *own, db_error *err)
 {
     const char *params[] = {ctx->req->user_id ? ctx->req->user_id : "", ctx->req->idempotency_key};
     PGresult *r = db_query(s,
@@ -299,6 +302,11 @@ static PGresult *replay(idempotency *ctx, db_session *s, db_error *err)
     if (!r)
         return NULL;
     PGresult *out = NULL;
+    if (own && !PQntuples(r)) {
+        PQclear(r);
+        *err = *own;
+        return NULL;
+    }
     if (!PQntuples(r) || (PQgetisnull(r, 0, 1) && PQgetisnull(r, 0, 3))) {
         ctx->outcome = 409; /* deleted meanwhile, or an older version's unfinished request */
     } else if (strcmp(PQgetvalue(r, 0, 0), ctx->hash)) {
@@ -350,8 +358,15 @@ static PGresult *hook(void *arg, db_session *s, const char *sql, int nparams,
     PGresult *r = db_query_format(s, wrapped, nparams + 4, all, format, err);
     free(wrapped);
     free(all);
-    if (!r && err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, KEY_TAKEN))
-        return replay(ctx, s, err);
+    if (!r && err->kind == DB_ERR_QUERY) {
+        /* The key's claim and the handler's write are one statement, and PostgreSQL does not say
+         * which part fails first: a retry whose write hits the table's own UNIQUE (the row the
+         * first request inserted) fails before the key's conflict can. Whatever failed, a key
+         * already stored decides the answer (replay, 422, 409); only without one is the failure
+         * the handler's. */
+        db_error own = *err;
+        return replay(ctx, s, strcmp(own.sqlstate, KEY_TAKEN) ? &own : NULL, err);
+    }
     return r;
 }
 

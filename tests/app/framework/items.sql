@@ -9,3 +9,11 @@ create table if not exists item_counts (
     user_id text primary key,
     n       integer not null
 );
+-- A resource with a UNIQUE constraint of its own (one URL per user): an Idempotency-Key retry of
+-- its POST must replay the first answer although its insert, run again, violates the constraint.
+create table if not exists links (
+    id      bigint generated always as identity primary key,
+    user_id text not null,
+    url     text not null,
+    constraint links_user_url_key unique (user_id, url)
+);

@@ -93,6 +93,27 @@ static int items_delete(const http_request *req, db_session *s, http_response *r
     return deleted ? http_reply_empty(res, 204) : http_reply_detail(res, 404, "Item not found");
 }
 
+/* A table with its own UNIQUE constraint (items.sql: links): on an Idempotency-Key retry the
+ * insert, run again, violates it; the framework replays the first answer all the same. */
+static int links_create(const http_request *req, db_session *s, http_response *res)
+{
+    const char *params[] = {req->user_id, json_string_value(json_object_get(req->body, "url"))};
+    db_error err;
+    PGresult *r = db_query(s,
+                           "insert into links (user_id, url) values ($1, $2) "
+                           "returning id, user_id, url",
+                           2, params, &err);
+    if (!r)
+        return http_reply_db_error(res, req, &err);
+    char *enc = evhttp_uriencode(req->user_id, -1, 0);
+    http_header_add(res, "Location", "/api/%s/links/%s", enc ? enc : "", PQgetvalue(r, 0, 0));
+    free(enc);
+    json_t *link = json_pack("{sI ss ss}", "id", (json_int_t)atoll(PQgetvalue(r, 0, 0)), "user_id",
+                             PQgetvalue(r, 0, 1), "url", PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return http_reply_json(res, 201, link);
+}
+
 /* Breaks the Idempotency-Key contract on purpose (two statements): the framework refuses. */
 static int items_twice(const http_request *req, db_session *s, http_response *res)
 {
@@ -134,6 +155,18 @@ static const field_spec item_out_fields[] = {
     {0},
 };
 static const body_spec item = {"Item", item_out_fields};
+static const field_spec link_fields[] = {
+    {.name = "url", .type = TYPE_STRING, .required = true, .min_len = 1, .max_len = 2048},
+    {0},
+};
+static const body_spec link_create = {"LinkCreate", link_fields};
+static const field_spec link_out_fields[] = {
+    {.name = "id", .type = TYPE_INT, .required = true},
+    {.name = "user_id", .type = TYPE_STRING, .required = true},
+    {.name = "url", .type = TYPE_STRING, .required = true},
+    {0},
+};
+static const body_spec link = {"Link", link_out_fields};
 static const field_spec ok_fields[] = {{.name = "ok", .type = TYPE_BOOL, .required = true}, {0}};
 static const body_spec ok = {"Ok", ok_fields};
 static const field_spec health_fields[] = {
@@ -170,6 +203,10 @@ const route app_routes[] = {
     {"DELETE", "/api/{user_id}/items/{id}", items_delete, RUN_WRITE, .auth = true,
      .params = item_params, .operation_id = "delete_item", .summary = "Delete an item",
      .tag = "items", .status = 204, .description = "Deleted", .errors = errs_item},
+    {"POST", "/api/{user_id}/links", links_create, RUN_WRITE, .auth = true, .params = user_params,
+     .body = &link_create, .idempotency_key = true, .operation_id = "create_link",
+     .summary = "Save a link (one per URL)", .tag = "items", .status = 201, .response = &link,
+     .location = true, .description = "The link"},
     {"POST", "/api/{user_id}/twice", items_twice, RUN_WRITE, .auth = true, .params = user_params,
      .idempotency_key = true, .operation_id = "twice", .summary = "Two statements", .tag = "items",
      .status = 200, .response = &ok, .description = "Without a key only"},
