@@ -2,13 +2,13 @@
 #include "app/idempotency.h"
 
 #include <ctype.h>
-#include <event2/http.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "app/resource.h"
 #include "app/router.h"
 #include "app/server.h"
 #include "core/log.h"
@@ -377,35 +377,17 @@ void idempotency_begin(idempotency *ctx, const http_request *req, db_session *s)
     db_session_set_query_hook(s, hook, ctx);
 }
 
-/* A response stored by 0002's code has no headers: its Location is the request's path (the
- * route's template with the request's values) + "/" + the body's "id", as tasks.c wrote it. */
+/* A response stored by 0002's code has no headers: its Location is the request's path + "/" +
+ * the body's "id", as tasks.c wrote it. */
 static void legacy_location(const idempotency *ctx, http_response *res)
 {
-    const route *r = ctx->req->route;
     json_t *body = json_loads(ctx->legacy_body ? ctx->legacy_body : "", 0, NULL);
     json_t *id = json_object_get(body, "id");
-    if (r->location && json_is_integer(id)) {
-        char path[1024];
-        size_t n = 0;
-        for (const char *p = r->path; *p && n < sizeof path - 1;) {
-            const char *close = *p == '{' ? strchr(p, '}') : NULL;
-            if (!close) {
-                path[n++] = *p++;
-                continue;
-            }
-            char *enc = NULL;
-            for (int i = 0; r->params && r->params[i].name; i++)
-                if (strlen(r->params[i].name) == (size_t)(close - p - 1) &&
-                    !strncmp(r->params[i].name, p + 1, (size_t)(close - p - 1)))
-                    enc = evhttp_uriencode(ctx->req->values[i].str ? ctx->req->values[i].str : "",
-                                           -1, 0);
-            n += (size_t)snprintf(path + n, sizeof path - n, "%s", enc ? enc : "");
-            n = n < sizeof path ? n : sizeof path - 1;
-            free(enc);
-            p = close + 1;
-        }
-        path[n] = '\0';
-        http_header_add(res, "Location", "%s/%lld", path, (long long)json_integer_value(id));
+    if (ctx->req->route->location && json_is_integer(id)) {
+        char *path = resource_path(ctx->req);
+        http_header_add(res, "Location", "%s/%lld", path ? path : "",
+                        (long long)json_integer_value(id));
+        free(path);
     }
     json_decref(body);
 }

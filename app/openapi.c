@@ -90,7 +90,9 @@ static json_t *model_schema(const body_spec *b)
             json_object_set_new(s, "minLength", json_integer(f->min_len));
         if (f->max_len)
             json_object_set_new(s, "maxLength", json_integer(f->max_len));
-        if (f->not_blank)
+        if (f->pattern)
+            json_object_set_new(s, "pattern", json_string(f->pattern));
+        else if (f->not_blank)
             json_object_set_new(s, "pattern", json_string("\\S"));
         if (f->def_json)
             json_object_set_new(s, "default", json_loads(f->def_json, JSON_DECODE_ANY, NULL));
@@ -398,13 +400,13 @@ json_t *openapi_document(void)
         lower(m, r->method, sizeof m);
         json_object_set_new(item, m, operation(r));
     }
-    return json_pack("{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss}}}}", "openapi",
-                     "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION, "description",
-                     APP_DESCRIPTION, "license", "name", "MIT", "identifier", "MIT", "servers",
-                     "url", "http://127.0.0.1:8000", "description", "local development server",
-                     "tags", tags(), "paths", paths, "components", "schemas", schemas(),
-                     "securitySchemes", "HTTPBearer", "type", "http", "scheme", "bearer",
-                     "bearerFormat", "JWT", "description",
+    return json_pack("{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss}}}}",
+                     "openapi", "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION,
+                     "description", APP_DESCRIPTION, "license", "name", "MIT", "identifier", "MIT",
+                     "servers", "url", "http://127.0.0.1:8000", "description",
+                     "local development server", "tags", tags(), "paths", paths, "components",
+                     "schemas", schemas(), "securitySchemes", "HTTPBearer", "type", "http",
+                     "scheme", "bearer", "bearerFormat", "JWT", "description",
                      "A JWT with exp whose sub is the user id: HS256 signed with JWT_SECRET, or "
                      "EdDSA (Ed25519), ES256, RS256 or PS256 signed by a key of the JWKS at "
                      "AUTH_JWKS_URL (Better Auth's JWT plugin, Clerk, Auth0), chosen by kid. 401 "

@@ -6,6 +6,7 @@
 #include <event2/http.h>
 #include <stdlib.h>
 
+#include "app/resource.h"
 #include "app/router.h"
 
 http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs;
@@ -94,24 +95,15 @@ static int items_delete(const http_request *req, db_session *s, http_response *r
 }
 
 /* A table with its own UNIQUE constraint (items.sql: links): on an Idempotency-Key retry the
- * insert, run again, violates it; the framework replays the first answer all the same. */
+ * insert, run again, violates it; the framework replays the first answer all the same. Another
+ * request for the URL gets the route's declared 409; the JSON comes from the model (resource.h). */
 static int links_create(const http_request *req, db_session *s, http_response *res)
 {
-    const char *params[] = {req->user_id, json_string_value(json_object_get(req->body, "url"))};
-    db_error err;
-    PGresult *r = db_query(s,
-                           "insert into links (user_id, url) values ($1, $2) "
-                           "returning id, user_id, url",
-                           2, params, &err);
-    if (!r)
-        return http_reply_db_error(res, req, &err);
-    char *enc = evhttp_uriencode(req->user_id, -1, 0);
-    http_header_add(res, "Location", "/api/%s/links/%s", enc ? enc : "", PQgetvalue(r, 0, 0));
-    free(enc);
-    json_t *link = json_pack("{sI ss ss}", "id", (json_int_t)atoll(PQgetvalue(r, 0, 0)), "user_id",
-                             PQgetvalue(r, 0, 1), "url", PQgetvalue(r, 0, 2));
-    PQclear(r);
-    return http_reply_json(res, 201, link);
+    const char *params[] = {req->user_id, http_body_str(req, "url"), http_body_str(req, "tag")};
+    return resource_query(req, s, res,
+                          "insert into links (user_id, url, tag) values ($1, $2, $3) "
+                          "returning id, user_id, url, tag",
+                          3, params);
 }
 
 /* Breaks the Idempotency-Key contract on purpose (two statements): the framework refuses. */
@@ -156,7 +148,18 @@ static const field_spec item_out_fields[] = {
 };
 static const body_spec item = {"Item", item_out_fields};
 static const field_spec link_fields[] = {
-    {.name = "url", .type = TYPE_STRING, .required = true, .min_len = 1, .max_len = 2048},
+    {.name = "url",
+     .type = TYPE_STRING,
+     .required = true,
+     .min_len = 1,
+     .max_len = 2048,
+     .format = "uri"},
+    {.name = "tag",
+     .type = TYPE_STRING,
+     .nullable = true,
+     .def_json = "null",
+     .pattern = "^[a-z0-9-]+$",
+     .max_len = 32},
     {0},
 };
 static const body_spec link_create = {"LinkCreate", link_fields};
@@ -164,9 +167,14 @@ static const field_spec link_out_fields[] = {
     {.name = "id", .type = TYPE_INT, .required = true},
     {.name = "user_id", .type = TYPE_STRING, .required = true},
     {.name = "url", .type = TYPE_STRING, .required = true},
+    {.name = "tag", .type = TYPE_STRING, .required = true, .nullable = true},
     {0},
 };
 static const body_spec link = {"Link", link_out_fields};
+static const route_error errs_link[] = {
+    {.status = 409, .description = "This URL is saved already", .constraint = "links_user_url_key"},
+    {0},
+};
 static const field_spec ok_fields[] = {{.name = "ok", .type = TYPE_BOOL, .required = true}, {0}};
 static const body_spec ok = {"Ok", ok_fields};
 static const field_spec health_fields[] = {
@@ -176,7 +184,8 @@ static const field_spec health_fields[] = {
     {0},
 };
 static const body_spec health = {"Health", health_fields};
-static const route_error errs_ready[] = {{503, "Not ready", &health}, {0}};
+static const route_error errs_ready[] = {
+    {.status = 503, .description = "Not ready", .model = &health}, {0}};
 static const route_error errs_full[] = {{.status = 409, .description = "Item limit reached"}, {0}};
 static const route_error errs_item[] = {{.status = 404, .description = "Item not found"}, {0}};
 
@@ -206,7 +215,7 @@ const route app_routes[] = {
     {"POST", "/api/{user_id}/links", links_create, RUN_WRITE, .auth = true, .params = user_params,
      .body = &link_create, .idempotency_key = true, .operation_id = "create_link",
      .summary = "Save a link (one per URL)", .tag = "items", .status = 201, .response = &link,
-     .location = true, .description = "The link"},
+     .location = true, .description = "The link", .errors = errs_link},
     {"POST", "/api/{user_id}/twice", items_twice, RUN_WRITE, .auth = true, .params = user_params,
      .idempotency_key = true, .operation_id = "twice", .summary = "Two statements", .tag = "items",
      .status = 200, .response = &ok, .description = "Without a key only"},
