@@ -8,11 +8,13 @@
 
 #include "app/resource.h"
 #include "app/router.h"
+#include "app/settings.h"
 
 http_handler_fn ops_health, ops_ready, ops_metrics, ops_openapi, ops_docs;
 
-/* At most this many items per user: the "limit" setting of the recipe, fixed for the tests. */
-#define ITEMS_MAX "3"
+/* At most this many items per user: the "limit" setting of the recipe, a resource setting
+ * (app/settings.h) validated at start-up; the tests keep its default. */
+APP_SETTING_INT("ITEMS_MAX_PER_USER", items_max, 3, 1, 1000, "Items a user may keep")
 
 static json_t *item_json(const PGresult *r, int row)
 {
@@ -25,7 +27,7 @@ static json_t *item_json(const PGresult *r, int row)
 static int items_create(const http_request *req, db_session *s, http_response *res)
 {
     const char *params[] = {req->user_id, json_string_value(json_object_get(req->body, "name")),
-                            ITEMS_MAX};
+                            SETTING_TEXT(items_max)};
     db_error err;
     PGresult *r = db_query(s,
                            "with slot as (insert into item_counts (user_id, n) values ($1, 1) "

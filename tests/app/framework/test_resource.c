@@ -97,3 +97,26 @@ Test(resource, format_uri_and_pattern_answer_422_in_fastapis_shape)
     cr_assert_eq(api_stop(&srv), 0);
     free(u);
 }
+
+/* A resource's own setting (framework routes.c: ITEMS_MAX_PER_USER) is validated at start-up like
+ * the framework's: a bad value stops the server with one line naming the variable (exit 2). */
+Test(resource, a_bad_resource_setting_stops_startup_naming_the_variable)
+{
+    static const char *const bad[] = {"ITEMS_MAX_PER_USER=many", "ITEMS_MAX_PER_USER=0",
+                                      "ITEMS_MAX_PER_USER=100000"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char cmd[2048], *out = NULL;
+        snprintf(cmd, sizeof cmd,
+                 "cd /tmp && env -i PATH=/usr/bin:/bin LOG_FORMAT=text APP_ENV=development "
+                 "DATABASE_URL=postgresql://u@127.0.0.1:1/db %s timeout 10 %s",
+                 bad[i], pgtest_bin("framework-api"));
+        int rc = pgtest_run(cmd, &out);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", bad[i], rc, out);
+        cr_assert(strstr(out, "ITEMS_MAX_PER_USER must be"), "%s: %s", bad[i], out);
+        int lines = 0;
+        for (const char *c = out; *c; c++)
+            lines += *c == '\n';
+        cr_assert_eq(lines, 1, "%s", out);
+        free(out);
+    }
+}
