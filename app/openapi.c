@@ -217,6 +217,23 @@ static bool has_path_param(const route *r)
     return false;
 }
 
+/* A parameter value validation can refuse (an integer, a bound, a length, a choice; any value of a
+ * plain string passes): only then is 422 documented, never a status that cannot happen. The owner
+ * parameter never fails: it equals the token's sub (403 otherwise), which auth bounds already. */
+static bool params_can_fail(const route *r)
+{
+    int owner = router_owner_param(r);
+    for (int i = 0; r->params && r->params[i].name; i++) {
+        const param_spec *p = &r->params[i];
+        if (i == owner)
+            continue;
+        if (p->type == TYPE_INT || p->has_ge || p->has_le || p->min_len > 1 || p->max_len ||
+            p->choices)
+            return true;
+    }
+    return false;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -275,7 +292,7 @@ static json_t *responses(const route *r)
     if (r->idempotency_key)
         add_error(rs, 409, "A request with this Idempotency-Key is in progress", "HTTPError", NULL);
     add_error(rs, 413, "The body is larger than MAX_BODY_BYTES", "HTTPError", NULL);
-    if (r->params || r->body || r->idempotency_key)
+    if (params_can_fail(r) || r->body || r->idempotency_key)
         add_error(rs, 422, "Validation Error", "HTTPValidationError", NULL);
     if (r->idempotency_key)
         add_error(rs, 422, "The Idempotency-Key was used with a different body", "HTTPError", NULL);
