@@ -210,7 +210,7 @@ function concretePath(at, u, id) {
   });
 }
 
-/* The POST that creates what an item path ("/api/{user_id}/tasks/{id}/...") names, if any. */
+/* The POST that creates what an item path ("/api/{user_id}/notes/{id}/...") names, if any. */
 function creatorOf(at) {
   const k = at.path.indexOf('/{id}');
   if (k < 0) return null;
