@@ -10,6 +10,7 @@
 
 #include "app/auth.h"
 #include "app/jwks.h"
+#include "app/settings.h"
 #include "core/env.h"
 #include "db/url.h"
 
@@ -308,7 +309,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (load_auth(cfg, e) < 0 || load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0 ||
-        load_docs_cdn(cfg, e) < 0)
+        load_docs_cdn(cfg, e) < 0 || settings_load(e, sizeof e) < 0) /* the resources' own */
         goto fail;
     return 0;
 fail:

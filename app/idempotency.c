@@ -2,13 +2,13 @@
 #include "app/idempotency.h"
 
 #include <ctype.h>
-#include <event2/http.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "app/resource.h"
 #include "app/router.h"
 #include "app/server.h"
 #include "core/log.h"
@@ -288,8 +288,11 @@ static PGresult *stored_result(const char *stored)
 
 /* ---- the hook ---- */
 
-/* The key is in use: the stored rows when the request is the same, else an outcome. */
-static PGresult *replay(idempotency *ctx, db_session *s, db_error *err)
+/* The key is in use, or the statement failed: the stored rows when the key is taken by the same
+ * request, else an outcome. `own` is the handler's own failure (a constraint of its table that
+ * fired before the key's claim could): with no row for the key it is the request's answer, kept in
+ * err as it was. */
+static PGresult *replay(idempotency *ctx, db_session *s, const db_error *own, db_error *err)
 {
     const char *params[] = {ctx->req->user_id ? ctx->req->user_id : "", ctx->req->idempotency_key};
     PGresult *r = db_query(s,
@@ -299,6 +302,11 @@ static PGresult *replay(idempotency *ctx, db_session *s, db_error *err)
     if (!r)
         return NULL;
     PGresult *out = NULL;
+    if (own && !PQntuples(r)) {
+        PQclear(r);
+        *err = *own;
+        return NULL;
+    }
     if (!PQntuples(r) || (PQgetisnull(r, 0, 1) && PQgetisnull(r, 0, 3))) {
         ctx->outcome = 409; /* deleted meanwhile, or an older version's unfinished request */
     } else if (strcmp(PQgetvalue(r, 0, 0), ctx->hash)) {
@@ -350,8 +358,15 @@ static PGresult *hook(void *arg, db_session *s, const char *sql, int nparams,
     PGresult *r = db_query_format(s, wrapped, nparams + 4, all, format, err);
     free(wrapped);
     free(all);
-    if (!r && err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, KEY_TAKEN))
-        return replay(ctx, s, err);
+    if (!r && err->kind == DB_ERR_QUERY) {
+        /* The key's claim and the handler's write are one statement, and PostgreSQL does not say
+         * which part fails first: a retry whose write hits the table's own UNIQUE (the row the
+         * first request inserted) fails before the key's conflict can. Whatever failed, a key
+         * already stored decides the answer (replay, 422, 409); only without one is the failure
+         * the handler's. */
+        db_error own = *err;
+        return replay(ctx, s, strcmp(own.sqlstate, KEY_TAKEN) ? &own : NULL, err);
+    }
     return r;
 }
 
@@ -362,35 +377,17 @@ void idempotency_begin(idempotency *ctx, const http_request *req, db_session *s)
     db_session_set_query_hook(s, hook, ctx);
 }
 
-/* A response stored by 0002's code has no headers: its Location is the request's path (the
- * route's template with the request's values) + "/" + the body's "id", as tasks.c wrote it. */
+/* A response stored by 0002's code has no headers: its Location is the request's path + "/" +
+ * the body's "id", as tasks.c wrote it. */
 static void legacy_location(const idempotency *ctx, http_response *res)
 {
-    const route *r = ctx->req->route;
     json_t *body = json_loads(ctx->legacy_body ? ctx->legacy_body : "", 0, NULL);
     json_t *id = json_object_get(body, "id");
-    if (r->location && json_is_integer(id)) {
-        char path[1024];
-        size_t n = 0;
-        for (const char *p = r->path; *p && n < sizeof path - 1;) {
-            const char *close = *p == '{' ? strchr(p, '}') : NULL;
-            if (!close) {
-                path[n++] = *p++;
-                continue;
-            }
-            char *enc = NULL;
-            for (int i = 0; r->params && r->params[i].name; i++)
-                if (strlen(r->params[i].name) == (size_t)(close - p - 1) &&
-                    !strncmp(r->params[i].name, p + 1, (size_t)(close - p - 1)))
-                    enc = evhttp_uriencode(ctx->req->values[i].str ? ctx->req->values[i].str : "",
-                                           -1, 0);
-            n += (size_t)snprintf(path + n, sizeof path - n, "%s", enc ? enc : "");
-            n = n < sizeof path ? n : sizeof path - 1;
-            free(enc);
-            p = close + 1;
-        }
-        path[n] = '\0';
-        http_header_add(res, "Location", "%s/%lld", path, (long long)json_integer_value(id));
+    if (ctx->req->route->location && json_is_integer(id)) {
+        char *path = resource_path(ctx->req);
+        http_header_add(res, "Location", "%s/%lld", path ? path : "",
+                        (long long)json_integer_value(id));
+        free(path);
     }
     json_decref(body);
 }

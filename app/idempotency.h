@@ -7,6 +7,9 @@
  *   - a retry with the same key and the same request (method, path and query values, body as
  *     validated) runs the handler again on the stored rows instead of the database: the same
  *     answer, plus `Idempotent-Replayed: true` when it is the route's success status;
+ *   - whatever the retry's statement does, the stored key decides: a retry whose write fails on
+ *     the resource's own constraint (a UNIQUE the first request's row now occupies) replays too,
+ *     and only a failure with no key stored is the handler's own answer;
  *   - a retry while the first is still running waits for it (the key's row lock), then replays;
  *   - the same key with a different request: 422; a key whose row has no result (stored by an older
  *     version while in progress): 409;

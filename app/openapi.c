@@ -90,7 +90,9 @@ static json_t *model_schema(const body_spec *b)
             json_object_set_new(s, "minLength", json_integer(f->min_len));
         if (f->max_len)
             json_object_set_new(s, "maxLength", json_integer(f->max_len));
-        if (f->not_blank)
+        if (f->pattern)
+            json_object_set_new(s, "pattern", json_string(f->pattern));
+        else if (f->not_blank)
             json_object_set_new(s, "pattern", json_string("\\S"));
         if (f->def_json)
             json_object_set_new(s, "default", json_loads(f->def_json, JSON_DECODE_ANY, NULL));
@@ -215,6 +217,23 @@ static bool has_path_param(const route *r)
     return false;
 }
 
+/* A parameter value validation can refuse (an integer, a bound, a length, a choice; any value of a
+ * plain string passes): only then is 422 documented, never a status that cannot happen. The owner
+ * parameter never fails: it equals the token's sub (403 otherwise), which auth bounds already. */
+static bool params_can_fail(const route *r)
+{
+    int owner = router_owner_param(r);
+    for (int i = 0; r->params && r->params[i].name; i++) {
+        const param_spec *p = &r->params[i];
+        if (i == owner)
+            continue;
+        if (p->type == TYPE_INT || p->has_ge || p->has_le || p->min_len > 1 || p->max_len ||
+            p->choices)
+            return true;
+    }
+    return false;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -273,7 +292,7 @@ static json_t *responses(const route *r)
     if (r->idempotency_key)
         add_error(rs, 409, "A request with this Idempotency-Key is in progress", "HTTPError", NULL);
     add_error(rs, 413, "The body is larger than MAX_BODY_BYTES", "HTTPError", NULL);
-    if (r->params || r->body || r->idempotency_key)
+    if (params_can_fail(r) || r->body || r->idempotency_key)
         add_error(rs, 422, "Validation Error", "HTTPValidationError", NULL);
     if (r->idempotency_key)
         add_error(rs, 422, "The Idempotency-Key was used with a different body", "HTTPError", NULL);

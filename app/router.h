@@ -38,12 +38,25 @@ typedef struct header_spec {
     const char *description;
 } header_spec;
 
-/* A status the handler itself may answer besides the success status. The framework's own
- * answers (see "Documented responses" below) need no entry. Lists end with status 0. */
+/* A status the route may answer besides the success status. The framework's own answers (see
+ * "Documented responses" below) need no entry. Lists end with status 0.
+ *
+ * With `sqlstate`, `constraint` or `no_rows` it is also a mapping the framework applies to the
+ * handler's statement (app/resource.h: resource_reply), so no handler compares SQLSTATEs:
+ *   sqlstate    the statement failed with this SQLSTATE ("23505" unique_violation, "23514" check)
+ *   constraint  ... on this constraint (PostgreSQL's name: "bookmarks_user_id_url_key"); with
+ *               both, both must match; the first matching entry wins
+ *   no_rows     the statement returned (or, for a 204 route, changed) no row: the per-user limit
+ *               recipe's 409, or the 404 of an id that is not the user's
+ * and answers {"detail": detail (NULL: description)}. */
 typedef struct route_error {
     int status;
     const char *description;
     const body_spec *model; /* the body's model; NULL: FastAPI's {"detail": "<text>"} */
+    const char *sqlstate;
+    const char *constraint;
+    bool no_rows;
+    const char *detail;
 } route_error;
 
 /* A tag: a group of operations in /openapi.json and /docs. The list ends with a NULL name. */

@@ -129,18 +129,26 @@ static const header_spec list_headers[] = {
 
 /* ---- the handlers' own error statuses (the framework's are documented by themselves) ---- */
 static const route_error errs_ready[] = {
-    {503, "Not ready: the database is unreachable or its schema is behind", &health},
+    {.status = 503,
+     .description = "Not ready: the database is unreachable or its schema is behind",
+     .model = &health},
     {0},
 };
-static const route_error errs_task[] = {
-    {.status = 404, .description = "Task not found (or owned by another user)"}, {0}};
-static const route_error errs_task_write[] = {
-    {.status = 404, .description = "Task not found (or owned by another user)"},
-    {.status = 422, .description = "The task violates a database constraint"},
-    {0},
-};
-static const route_error errs_create[] = {
-    {.status = 422, .description = "The task violates a database constraint"}, {0}};
+/* With .no_rows / .sqlstate the framework answers them from the statement's outcome (router.h,
+ * resource.h): the handlers hold no status logic. */
+#define TASK_NOT_FOUND                                                                             \
+    {                                                                                              \
+        .status = 404, .description = "Task not found (or owned by another user)",                 \
+        .no_rows = true, .detail = "Task not found"                                                \
+    }
+#define TASK_CHECK                                                                                 \
+    {                                                                                              \
+        .status = 422, .description = "The task violates a database constraint",                   \
+        .sqlstate = "23514"                                                                        \
+    }
+static const route_error errs_task[] = {TASK_NOT_FOUND, {0}};
+static const route_error errs_task_write[] = {TASK_NOT_FOUND, TASK_CHECK, {0}};
+static const route_error errs_create[] = {TASK_CHECK, {0}};
 
 /* ---- the table ---- */
 const route app_routes[] = {

@@ -1,90 +1,23 @@
 /* tasks: the Todo API. The only file with Task SQL; every statement is parameterized and every one
- * filters on user_id, so another user's task is indistinguishable from a missing one (404). */
+ * filters on user_id, so another user's task is indistinguishable from a missing one (404). No
+ * JSON here: the route's response model (routes.c: Task) writes the rows, and its errors map what
+ * the database answers (404 for no row, 422 for a CHECK the validation missed): app/resource.h. */
 #include "app/tasks.h"
 
-#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "app/server.h"
-#include "core/jsonw.h"
-#include "core/log.h"
+#include "app/resource.h"
 #include "db/value.h"
 
-/* Timestamps leave PostgreSQL as UTC timestamps and become ISO 8601 here (db_value_iso_time):
- * cheaper than to_char() on the server, and independent of the session's TimeZone. The task
- * statements ask for binary results (DB_BINARY): the server then skips the text conversion of
- * every value, about a sixth of its work for a page of tasks (docs/benchmarks.md). */
+/* Timestamps leave PostgreSQL as UTC timestamps and become ISO 8601 in the model's writer
+ * (db_value_iso_time): cheaper than to_char() on the server, and independent of the session's
+ * TimeZone. resource_query asks for binary results (DB_BINARY): the server then skips the text
+ * conversion of every value, about a sixth of its work for a page of tasks (docs/benchmarks.md). */
 #define TASK_COLS                                                                                  \
-    "id, user_id, title, description, completed, created_at at time zone 'UTC', "                  \
-    "updated_at at time zone 'UTC'"
-
-static void iso_time(jsonw *w, const PGresult *r, int row, int col)
-{
-    char t[DB_ISO_TIME_MAX + 2];
-    t[0] = '"';
-    size_t n = db_value_iso_time(r, row, col, t + 1);
-    t[n + 1] = '"';
-    jsonw_raw(w, t, n + 2);
-}
-
-/* Row `row` of a result with TASK_COLS from column `c` on, as the API's Task object, written by
- * hand (jsonw.h): the keys in jansson's insertion order, the values as jansson would write them. */
-static void task_write(jsonw *w, const PGresult *r, int row, int c)
-{
-    char id[24];
-    jsonw_lit(w, "{\"id\":");
-    jsonw_lit(w, db_value_int8_text(r, row, c + 0, id));
-    jsonw_lit(w, ",\"user_id\":");
-    jsonw_str(w, PQgetvalue(r, row, c + 1));
-    jsonw_lit(w, ",\"title\":");
-    jsonw_str(w, PQgetvalue(r, row, c + 2));
-    jsonw_lit(w, ",\"description\":");
-    if (PQgetisnull(r, row, c + 3))
-        jsonw_lit(w, "null");
-    else
-        jsonw_str(w, PQgetvalue(r, row, c + 3));
-    jsonw_lit(w, db_value_bool(r, row, c + 4) ? ",\"completed\":true" : ",\"completed\":false");
-    jsonw_lit(w, ",\"created_at\":");
-    iso_time(w, r, row, c + 5);
-    jsonw_lit(w, ",\"updated_at\":");
-    iso_time(w, r, row, c + 6);
-    jsonw_raw(w, "}", 1);
-}
-
-/* Replies `status` with the task in row 0 of r. */
-static int reply_task_json(http_response *res, int status, const PGresult *r)
-{
-    jsonw w = {0};
-    task_write(&w, r, 0, 0);
-    size_t len = 0;
-    char *text = jsonw_take(&w, &len);
-    return http_reply_json_text(res, status, text, len);
-}
-
-static int db_fail(http_response *res, const http_request *req, const db_error *err)
-{
-    if (err->kind == DB_ERR_QUERY && !strcmp(err->sqlstate, "23514")) /* a CHECK the API missed */
-        return http_reply_detail(res, 422, "The task violates a database constraint");
-    return http_reply_db_error(res, req, err);
-}
-
-/* Replies with the single task of r (or 404 when the statement matched no row). Clears r. */
-static int reply_task(http_response *res, PGresult *r, int status)
-{
-    int rc = PQntuples(r) ? reply_task_json(res, status, r)
-                          : http_reply_detail(res, 404, "Task not found");
-    PQclear(r);
-    return rc;
-}
-
-static void add_location(http_response *res, const char *user_id, const char *id)
-{
-    char *enc = evhttp_uriencode(user_id, -1, 0);
-    http_header_add(res, "Location", "/api/%s/tasks/%s", enc ? enc : "", id);
-    free(enc);
-}
+    "id, user_id, title, description, completed, created_at at time zone 'UTC' as created_at, "    \
+    "updated_at at time zone 'UTC' as updated_at"
 
 /* ILIKE pattern matching `search` literally: \ % _ escaped, wrapped in %...%. malloc'd. */
 static char *like_pattern(const char *search)
@@ -137,112 +70,56 @@ int tasks_list(const http_request *req, db_session *s, http_response *res)
     db_error err;
     PGresult *r = db_query_format(s, sql, 5, params, DB_BINARY, &err);
     free(pattern);
-    if (!r)
-        return db_fail(res, req, &err);
-    jsonw w = {0};
-    jsonw_raw(&w, "[", 1);
-    for (int i = 0, n = 0; i < PQntuples(r); i++) {
-        if (PQgetisnull(r, i, 1))
-            continue; /* the count row when the page is empty */
-        if (n++)
-            jsonw_raw(&w, ",", 1);
-        task_write(&w, r, i, 1);
-    }
-    jsonw_raw(&w, "]", 1);
     char total[24] = "0";
-    if (PQntuples(r))
+    if (r && PQntuples(r))
         db_value_int8_text(r, 0, 0, total);
-    http_header_add(res, "X-Total-Count", "%s", total);
-    PQclear(r);
-    size_t len = 0;
-    char *text = jsonw_take(&w, &len);
-    return http_reply_json_text(res, 200, text, len);
+    if (r)
+        http_header_add(res, "X-Total-Count", "%s", total);
+    return resource_reply(req, res, r, &err); /* the count row of an empty page is no task */
 }
 
 int tasks_get(const http_request *req, db_session *s, http_response *res)
 {
     const char *params[] = {http_param(req, "id")->str, req->user_id};
-    db_error err;
-    PGresult *r =
-        db_query_format(s, "select " TASK_COLS " from tasks where id = $1 and user_id = $2", 2,
-                        params, DB_BINARY, &err);
-    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+    return resource_query(
+        req, s, res, "select " TASK_COLS " from tasks where id = $1 and user_id = $2", 2, params);
 }
 
-static const char *body_str(const http_request *req, const char *name)
-{
-    return json_string_value(json_object_get(req->body, name)); /* NULL when absent or null */
-}
-
-static const char *body_bool(const http_request *req, const char *name)
-{
-    return json_is_true(json_object_get(req->body, name)) ? "true" : "false";
-}
-
-/* PUT replaces the task: what the body leaves out takes its create-time default. */
+/* PUT replaces the task: what the body leaves out takes its default (the body's spec fills it). */
 int tasks_update(const http_request *req, db_session *s, http_response *res)
 {
-    const char *params[] = {http_param(req, "id")->str, req->user_id, body_str(req, "title"),
-                            body_str(req, "description"), body_bool(req, "completed")};
-    db_error err;
-    PGresult *r =
-        db_query_format(s,
-                        "update tasks set title = $3, description = $4, completed = $5, "
-                        "updated_at = now() where id = $1 and user_id = $2 returning " TASK_COLS,
-                        5, params, DB_BINARY, &err);
-    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+    const char *params[] = {http_param(req, "id")->str, req->user_id, http_body_str(req, "title"),
+                            http_body_str(req, "description"), http_body_str(req, "completed")};
+    return resource_query(req, s, res,
+                          "update tasks set title = $3, description = $4, completed = $5, "
+                          "updated_at = now() where id = $1 and user_id = $2 returning " TASK_COLS,
+                          5, params);
 }
 
 int tasks_toggle(const http_request *req, db_session *s, http_response *res)
 {
     const char *params[] = {http_param(req, "id")->str, req->user_id};
-    db_error err;
-    PGresult *r = db_query_format(s,
-                                  "update tasks set completed = not completed, updated_at = now() "
-                                  "where id = $1 and user_id = $2 returning " TASK_COLS,
-                                  2, params, DB_BINARY, &err);
-    return r ? reply_task(res, r, 200) : db_fail(res, req, &err);
+    return resource_query(req, s, res,
+                          "update tasks set completed = not completed, updated_at = now() "
+                          "where id = $1 and user_id = $2 returning " TASK_COLS,
+                          2, params);
 }
 
 int tasks_delete(const http_request *req, db_session *s, http_response *res)
 {
     const char *params[] = {http_param(req, "id")->str, req->user_id};
-    db_error err;
-    PGresult *r = db_query(s, "delete from tasks where id = $1 and user_id = $2", 2, params, &err);
-    if (!r)
-        return db_fail(res, req, &err);
-    bool deleted = atoi(PQcmdTuples(r)) > 0;
-    PQclear(r);
-    return deleted ? http_reply_empty(res, 204) : http_reply_detail(res, 404, "Task not found");
+    return resource_query(req, s, res, "delete from tasks where id = $1 and user_id = $2", 2,
+                          params);
 }
 
-#define INSERT_TASK                                                                                \
-    "insert into tasks (user_id, title, description, completed) values ($1, $2, $3, $4) "          \
-    "returning " TASK_COLS
-
-/* Inserts the task; on success fills res (201 + Location) and returns the result (caller clears).
- */
-static PGresult *insert_task(const http_request *req, db_session *s, http_response *res,
-                             db_error *err)
-{
-    const char *params[] = {req->user_id, body_str(req, "title"), body_str(req, "description"),
-                            body_bool(req, "completed")};
-    PGresult *r = db_query_format(s, INSERT_TASK, 4, params, DB_BINARY, err);
-    if (r) {
-        char id[24];
-        add_location(res, req->user_id, db_value_int8_text(r, 0, 0, id));
-        reply_task_json(res, 201, r);
-    }
-    return r;
-}
-
-/* With an Idempotency-Key the framework makes this statement idempotent (app/idempotency.h). */
+/* With an Idempotency-Key the framework makes this statement idempotent (app/idempotency.h);
+ * Location and the 201 come from the route (resource.h). */
 int tasks_create(const http_request *req, db_session *s, http_response *res)
 {
-    db_error err;
-    PGresult *r = insert_task(req, s, res, &err);
-    if (!r)
-        return db_fail(res, req, &err);
-    PQclear(r);
-    return 0;
+    const char *params[] = {req->user_id, http_body_str(req, "title"),
+                            http_body_str(req, "description"), http_body_str(req, "completed")};
+    return resource_query(req, s, res,
+                          "insert into tasks (user_id, title, description, completed) "
+                          "values ($1, $2, $3, $4) returning " TASK_COLS,
+                          4, params);
 }

@@ -3,7 +3,9 @@
 #include "app/validate.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +186,51 @@ static bool blank(const char *s)
     return true;
 }
 
+/* format "uri": Pydantic's AnyUrl, through libcurl's parser (the library made for it): a scheme
+ * and a host. */
+static bool check_uri(const field_spec *f, json_t *v, json_t *errors)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    CURLUcode rc =
+        u ? curl_url_set(u, CURLUPART_URL, json_string_value(v), 0) : CURLUE_OUT_OF_MEMORY;
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    const char *why = rc == CURLUE_OK && host && *host ? NULL
+                      : rc == CURLUE_BAD_SCHEME || !strstr(json_string_value(v), "://")
+                          ? "relative URL without a base"
+                          : "invalid international domain name or host";
+    curl_free(host);
+    curl_url_cleanup(u);
+    if (!why)
+        return true;
+    char msg[128];
+    snprintf(msg, sizeof msg, "Input should be a valid URL, %s", why);
+    validate_error(errors, "url_parsing", "body", f->name, -1, msg, json_incref(v),
+                   json_pack("{ss}", "error", why));
+    return false;
+}
+
+/* The pattern is compiled per check: a few microseconds, only for fields that declare one. */
+static bool check_pattern(const field_spec *f, json_t *v, json_t *errors)
+{
+    regex_t re;
+    if (regcomp(&re, f->pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+        validate_error(errors, "value_error", "body", f->name, -1,
+                       "Value error, the field's pattern does not compile", json_incref(v), NULL);
+        return false;
+    }
+    bool ok = regexec(&re, json_string_value(v), 0, NULL, 0) == 0;
+    regfree(&re);
+    if (!ok) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "String should match pattern '%s'", f->pattern);
+        validate_error(errors, "string_pattern_mismatch", "body", f->name, -1, msg, json_incref(v),
+                       json_pack("{ss}", "pattern", f->pattern));
+    }
+    return ok;
+}
+
 static void check_field(const field_spec *f, json_t *obj, json_t *errors)
 {
     json_t *v = json_object_get(obj, f->name);
@@ -191,6 +238,8 @@ static void check_field(const field_spec *f, json_t *obj, json_t *errors)
         if (f->required)
             validate_error(errors, "missing", "body", f->name, -1, "Field required",
                            json_incref(obj), NULL);
+        else if (f->def_json) /* the default, applied once here: handlers read the body as is */
+            json_object_set_new(obj, f->name, json_loads(f->def_json, JSON_DECODE_ANY, NULL));
         return;
     }
     if (json_is_null(v) && f->nullable)
@@ -215,6 +264,10 @@ static void check_field(const field_spec *f, json_t *obj, json_t *errors)
     const char *s = json_string_value(v);
     if (!check_length(utf8_chars(s, json_string_length(v)), f->min_len, f->max_len, "body", f->name,
                       v, errors))
+        return;
+    if (f->pattern && !check_pattern(f, v, errors))
+        return;
+    if (f->format && !strcmp(f->format, "uri") && !check_uri(f, v, errors))
         return;
     if (f->not_blank && blank(s)) {
         char msg[128];

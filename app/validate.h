@@ -39,9 +39,16 @@ typedef struct field_spec {
     bool nullable;
     int min_len, max_len; /* characters; 0: no limit */
     bool not_blank;       /* refuse strings made only of whitespace */
-    const char *def_json; /* default shown in OpenAPI ("false", "null"), may be NULL */
+    const char *def_json; /* default ("false", "null"), may be NULL: a request body that leaves
+                             the field out gets it (validate_body), and OpenAPI shows it */
     const char *description;
-    const char *format; /* strings: OpenAPI format ("date-time"), documented, not validated */
+    /* strings: OpenAPI format. "uri": validated in request bodies (an absolute URL with a scheme
+     * and a host; 422 url_parsing). "date-time": documented (responses), not validated. */
+    const char *format;
+    /* strings: a POSIX extended regular expression the value must match somewhere (anchor it with
+     * ^...$ for the whole value); 422 string_pattern_mismatch; in OpenAPI as `pattern` (keep to
+     * the syntax ERE and ECMA-262 share: classes, [a-z], *, +, ?, {m,n}, ^, $, |). */
+    const char *pattern;
 } field_spec;
 
 /* A model: a JSON object's schema name and fields (a request body, a response). */
@@ -67,8 +74,9 @@ void validate_error(json_t *errors, const char *type, const char *loc1, const ch
  * errors. Returns true when valid. */
 bool validate_param(const param_spec *spec, const char *raw, http_value *out, json_t *errors);
 
-/* Parses body[0..len) as JSON and checks it against spec. Returns the object (caller owns it), or
- * NULL with problems appended to errors (json_invalid, model_attributes_type, missing, ...). */
+/* Parses body[0..len) as JSON and checks it against spec. Returns the object (caller owns it), with
+ * every field the body left out and the spec gives a default (def_json) set to it, or NULL with
+ * problems appended to errors (json_invalid, model_attributes_type, missing, ...). */
 json_t *validate_body(const body_spec *spec, const char *body, size_t len, json_t *errors);
 
 #endif

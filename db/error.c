@@ -118,6 +118,8 @@ void db_error_from_result(db_error *err, PGconn *conn, const PGresult *res)
         msg = conn ? PQerrorMessage(conn) : NULL;
     memset(err, 0, sizeof *err);
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state ? state : "");
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+    snprintf(err->constraint, sizeof err->constraint, "%s", constraint ? constraint : "");
     first_line(err->message, sizeof err->message, msg);
     if (state && *state) {
         err->kind = db_classify_sqlstate(state);

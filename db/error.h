@@ -39,7 +39,8 @@ typedef struct db_error {
     db_errkind kind;
     char sqlstate[6]; /* "" when the server sent none (client-side failures) */
     char message[512];
-    char hint[256]; /* "" when there is nothing useful to say */
+    char hint[256];      /* "" when there is nothing useful to say */
+    char constraint[64]; /* the constraint a DB_ERR_QUERY violated ("tasks_title_check"), or "" */
 } db_error;
 
 /* Short stable name of a kind ("transient", "pool_timeout", ...), for logs and metrics labels. */
