@@ -56,30 +56,34 @@ static int dial(void)
 }
 
 /* Reads until the server closes or `ms` pass without it closing. */
-static void read_until_close(int fd, raw_reply *r, int ms)
+static raw_reply read_until_close(int fd, int ms)
 {
-    size_t cap = 16384;
-    r->text = malloc(cap);
-    r->len = 0;
-    r->closed = false;
+    size_t cap = 16384, len = 0;
+    char *text = malloc(cap);
+    cr_assert(text);
+    bool closed = false;
     double end = pgtest_now_ms() + ms;
     for (;;) {
         int left = (int)(end - pgtest_now_ms());
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             break;
-        if (cap - r->len < 4096)
-            r->text = realloc(r->text, cap *= 2);
-        ssize_t got = recv(fd, r->text + r->len, cap - r->len - 1, 0);
+        if (cap - len < 4096) {
+            char *bigger = realloc(text, cap *= 2);
+            cr_assert(bigger);
+            text = bigger;
+        }
+        ssize_t got = recv(fd, text + len, cap - len - 1, 0);
         if (got <= 0) {
-            r->closed = true;
+            closed = true;
             break;
         }
-        r->len += (size_t)got;
+        len += (size_t)got;
     }
-    r->text[r->len] = '\0';
-    r->status = 0;
-    sscanf(r->text, "HTTP/1.%*d %d", &r->status);
+    text[len] = '\0';
+    int status = 0;
+    sscanf(text, "HTTP/1.%*d %d", &status);
+    return (raw_reply){.text = text, .len = len, .closed = closed, .status = status};
 }
 
 /* Sends `req` as is on a fresh connection and reads what comes back within `ms`. */
@@ -92,8 +96,7 @@ static raw_reply exchange_raw(const char *req, size_t len, int ms)
             break;
         off += (size_t)w;
     }
-    raw_reply r;
-    read_until_close(fd, &r, ms);
+    raw_reply r = read_until_close(fd, ms);
     close(fd);
     return r;
 }

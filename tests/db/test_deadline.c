@@ -14,13 +14,13 @@
 
 typedef struct job {
     db_engine *e;
-    db_access access;
     const char *sql;
-    char param[32];
-    bool finished;
+    double ms;
+    db_access access;
     int rc; /* 0: the statement succeeded; -1: err says why */
     db_error err;
-    double ms;
+    char param[32];
+    bool finished;
 } job;
 
 static void job_run(void *arg)

@@ -23,20 +23,20 @@ typedef struct job job;
 struct job {
     db_engine *e;
     const char *sql;
-    const char *params[2];
-    char pbuf[2][32];
-    int nparams;
     void (*on_done)(job *); /* on the loop's stack, after the job finished */
+    gate *opens;            /* a gate this job's completion counts down */
+    const char *params[2];
+    int nparams;
     /* outcome */
-    bool finished, in_coro;
     int in_use_after_open; /* pool connections borrowed right after db_session_open */
     int rc;                /* 0: the statement returned rows; -1: err says why */
-    char v0[64], v1[64];   /* row 0, columns 0 and 1 */
-    db_error err;
+    int seq;               /* finished as the seq-th job of the loop (ordering, coro_loop.h) */
     double ms;
-    int seq;        /* finished as the seq-th job of the loop (ordering, coro_loop.h) */
-    gate *opens;    /* a gate this job's completion counts down */
     double done_ms; /* pgtest_now_ms() when it finished */
+    db_error err;
+    char pbuf[2][32];
+    char v0[64], v1[64]; /* row 0, columns 0 and 1 */
+    bool finished, in_coro;
 };
 
 static void job_read(job *j, db_engine *e, const char *sql, int nparams, const char *p0,
