@@ -54,6 +54,7 @@ typedef struct chan {
     double sent_at;      /* when the last batch left */
     double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
     double head_since;   /* when the batch the server is running now started to run */
+    double last_answer;  /* when the last result arrived (a statement's own time, answered) */
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
@@ -395,20 +396,21 @@ static void finish(item *it)
 /* ---- statements observed slow (DB_PIPELINE_SLOW_AFTER) ----
  * A batch is answered at its Sync: the fast reads batched with a slow one wait for it whatever
  * lane it is on. So each loop remembers, per statement text (a read's SQL, by hash, in a small
- * direct-mapped table), how often the batches it ran in took longer than DB_PIPELINE_SLOW_AFTER,
- * as a moving average over its batches (one sample per batch: the fast reads that shared a slow
- * batch get one slow sample among their many fast batches, the slow statement one in each of its
- * batches). A read slow in most of its recent batches (over half, by that average: its third slow
- * batch in a row) is sent alone, on an idle or a new lane that takes nothing else while it runs
- * (chan.solo). */
+ * direct-mapped table), whether it ran longer than DB_PIPELINE_SLOW_AFTER. The server runs a
+ * pipeline's statements one after the other, so a statement's own time is from the later of its
+ * batch's start and the previous result's arrival to its own result's arrival: the slow statement
+ * is named exactly, and the fast reads behind it in its batch are not blamed for it. One slow run
+ * marks a statement slow at once (the second run of a slow search is sent alone); two fast ones
+ * in a row clear it (a moving average, quick to mark and slower to clear, so a one-off stall of a
+ * busy machine does not keep a fast statement alone). A statement marked slow is sent alone, on
+ * an idle or a new lane that takes nothing else while it runs (chan.solo). */
 #define CLASSES 64
-#define CLASS_WEIGHT 0.25 /* of a new sample */
+#define CLASS_MARK 0.75  /* weight of a slow run: one marks the statement (over 0.5) */
+#define CLASS_CLEAR 0.25 /* weight of a fast run */
 
 typedef struct stmt_class {
     uint64_t hash;
-    double slow;      /* the moving average of "its batch was slow" (0 or 1) */
-    const chan *lane; /* the batch of the last sample: lane and seq */
-    unsigned seq;
+    double slow; /* the moving average of "it ran slow" (0 or 1) */
 } stmt_class;
 
 static _Thread_local stmt_class classes[CLASSES];
@@ -421,18 +423,19 @@ static stmt_class *class_of(uint64_t hash)
     return c;
 }
 
-/* A read's result arrived: its batch's time so far is a sample of its statement's; it is done. */
+/* A read's result arrived: its own time is a sample of its statement's; it is done. */
 static void answered(chan *ch, item *it, bool cancelled)
 {
+    double now = coro_now();
     if (it->hash) {
+        double began = ch->last_answer > ch->head_since ? ch->last_answer : ch->head_since;
         stmt_class *c = class_of(it->hash);
-        if (c->lane != ch || c->seq != it->seq) {
-            double slow = coro_now() - ch->head_since > ch->pool->cfg->pipeline_slow_after;
-            c->slow += CLASS_WEIGHT * (slow - c->slow);
-            c->lane = ch;
-            c->seq = it->seq;
-        }
+        if (now - began > ch->pool->cfg->pipeline_slow_after)
+            c->slow += CLASS_MARK * (1 - c->slow);
+        else
+            c->slow -= CLASS_CLEAR * c->slow;
     }
+    ch->last_answer = now;
     it->timed_out = cancelled;
     finish(it);
 }
