@@ -109,7 +109,7 @@ static int verify(run *r, const char *name)
         }
         r->gen[k].path = strdup(label);
         mig_lint_counts n = {0};
-        mig_lint_file(&r->gen[k], stderr, &n);
+        mig_lint_file(&r->gen[k], stderr, &n, NULL);
         if (n.errors) {
             mig_fail("the generated %s does not pass lint (a bug): nothing was written", label);
             return MIG_EXIT_ERROR;
