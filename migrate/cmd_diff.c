@@ -167,9 +167,28 @@ static int remaining(run *r, const mig_schema *target, const char *title, bool a
     return n;
 }
 
+static int lint_generated(run *r, const char *name, mig_lint_memory *mem);
+static int apply_generated(run *r);
+
 /* Renders, lints and applies the generated files to A (up), reverts them (down), applies them
  * again; compares after each step. Returns MIG_EXIT_OK when everything holds. */
 static int verify(run *r, const char *name)
+{
+    /* lint reads the existing files first: it then knows the column types they declare */
+    mig_lint_memory mem = {0};
+    for (size_t i = 0; i < r->files.count; i++) {
+        mig_lint_counts discard = {0};
+        mig_lint_file(&r->files.items[i], NULL, &discard, &mem);
+    }
+    int rc = lint_generated(r, name, &mem);
+    mig_lint_memory_free(&mem);
+    if (rc != MIG_EXIT_OK)
+        return rc;
+    return apply_generated(r);
+}
+
+/* Renders the generated files and lints them after the existing ones (mem). */
+static int lint_generated(run *r, const char *name, mig_lint_memory *mem)
 {
     for (int k = 0; k < MIG_PART_COUNT; k++) {
         char stem[512], label[520];
@@ -184,12 +203,19 @@ static int verify(run *r, const char *name)
         }
         r->gen[k].path = strdup(label);
         mig_lint_counts n = {0};
-        mig_lint_file(&r->gen[k], stderr, &n, NULL);
+        mig_lint_file(&r->gen[k], stderr, &n, mem);
         if (n.errors) {
             mig_fail("the generated %s does not pass lint (a bug): nothing was written", label);
             return MIG_EXIT_ERROR;
         }
     }
+    return MIG_EXIT_OK;
+}
+
+/* Applies the generated files to A (up), reverts them (down), applies them again; compares after
+ * each step. */
+static int apply_generated(run *r)
+{
     PGconn *a = r->sc.conn[0];
     for (int pass = 0; pass < 2; pass++) {
         for (int k = 0; k < MIG_PART_COUNT; k++)
@@ -249,16 +275,22 @@ static int write_all(run *r, const char *name, const char *schema_path)
     return MIG_EXIT_OK;
 }
 
+/* An empty plan while the dumps differ: schema.sql changes what diff does not model. */
+static bool unmodelled_difference(run *r)
+{
+    return r->plan.count == 0 && r->plan.nproblems == 0 &&
+           dumps_differ(r, r->o->check
+                               ? "schema.sql and the migrations disagree in what diff does not "
+                                 "generate (\"-\": the migrations, \"+\": schema.sql)"
+                               : "schema.sql and the migrations differ in what diff does not "
+                                 "generate (\"-\": the migrations, \"+\": schema.sql): write "
+                                 "that change by hand (migrate new); nothing was written");
+}
+
 static int decide(run *r, const char *schema_path)
 {
     const mig_plan *p = &r->plan;
-    if (p->count == 0 && p->nproblems == 0 &&
-        dumps_differ(r, r->o->check
-                            ? "schema.sql and the migrations disagree in what diff does not "
-                              "generate (\"-\": the migrations, \"+\": schema.sql)"
-                            : "schema.sql and the migrations differ in what diff does not "
-                              "generate (\"-\": the migrations, \"+\": schema.sql): write "
-                              "that change by hand (migrate new); nothing was written"))
+    if (unmodelled_difference(r))
         return MIG_EXIT_INTEGRITY;
     if (r->o->check) {
         if (p->count || p->nproblems) {

@@ -311,18 +311,24 @@ static void check_new_column(ctx *c, const char *table, json_t *col)
                 sfield(col, "colname"));
 }
 
-/* ADD CONSTRAINT on an existing table. */
-static void check_add_constraint(ctx *c, const char *table, json_t *b)
+/* In a no-transaction file, an ADD CONSTRAINT runs again after a failure half way. */
+static void check_rerun(ctx *c, const char *table, const char *name)
 {
-    const char *t = sfield(b, "contype"), *name = sfield(b, "conname");
-    bool nv = flag(b, "skip_validation");
-    point_at(c, b);
     if (c->no_tx && !(*name && recalled(c, "d:", table, name)))
         finding(c, "no-transaction-add-constraint",
                 "ADD CONSTRAINT %s on %s " NO_TX " fails when the file runs again after failing "
                 "half way (PostgreSQL has no ADD CONSTRAINT IF NOT EXISTS)%s",
                 *name ? name : "(unnamed)", table,
                 *name ? "" : "; an unnamed one is added once more on each run");
+}
+
+/* ADD CONSTRAINT on an existing table. */
+static void check_add_constraint(ctx *c, const char *table, json_t *b)
+{
+    const char *t = sfield(b, "contype"), *name = sfield(b, "conname");
+    bool nv = flag(b, "skip_validation");
+    point_at(c, b);
+    check_rerun(c, table, name);
     if (!strcmp(t, "CONSTR_FOREIGN") && !nv)
         finding(c, "add-foreign-key",
                 "foreign key %s on %s is validated at once: both tables are locked (SHARE ROW "
@@ -620,6 +626,45 @@ static void check_transaction(ctx *c, json_t *s)
                     k + 11);
 }
 
+/* The statements beyond DDL: DML, TRUNCATE, DO, transaction control, maintenance, SET. */
+static void check_other(ctx *c, const char *t, json_t *s)
+{
+    if ((!strcmp(t, "DeleteStmt") || !strcmp(t, "UpdateStmt")) &&
+        !strcmp(sfield(field(s, "relation"), "relname"), "pg_enum")) {
+        finding(c, "enum-value-removal", "writing pg_enum directly to remove or reorder values");
+    } else if ((!strcmp(t, "DeleteStmt") || !strcmp(t, "UpdateStmt")) && !field(s, "whereClause") &&
+               !is_new(c, field(s, "relation"))) {
+        finding(c, "dml-without-where",
+                "%s without WHERE on %s touches every row in one transaction: each row stays "
+                "locked against writers until the migration commits",
+                t[0] == 'D' ? "DELETE" : "UPDATE", sfield(field(s, "relation"), "relname"));
+    } else if (!strcmp(t, "TruncateStmt")) {
+        check_truncate(c, s);
+    } else if (!strcmp(t, "DoStmt")) {
+        check_do(c, s);
+    } else if (!strcmp(t, "TransactionStmt")) {
+        check_transaction(c, s);
+    } else if (!strcmp(t, "VacuumStmt") && has_option(field(s, "options"), "full")) {
+        finding(c, "vacuum-full", "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE");
+    } else if (!strcmp(t, "ClusterStmt")) {
+        finding(c, "cluster", "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
+    } else if (!strcmp(t, "ReindexStmt")) {
+        bool conc = has_option(field(s, "params"), "concurrently");
+        if (!conc)
+            finding(c, "reindex-not-concurrent",
+                    "REINDEX locks out writes (and reads of the index)");
+        else if (!c->no_tx)
+            finding(c, "concurrently-in-transaction",
+                    "REINDEX CONCURRENTLY cannot run inside a transaction");
+    } else if (!strcmp(t, "VariableSetStmt") && !strcmp(sfield(s, "name"), "lock_timeout")) {
+        json_t *a = node_body(json_array_get(field(s, "args"), 0));
+        json_t *iv = field(a, "ival");
+        const char *sv = sfield(field(a, "sval"), "sval");
+        if ((iv && json_integer_value(field(iv, "ival")) == 0) || !strcmp(sv, "0"))
+            finding(c, "lock-timeout-disabled", "lock_timeout is set to 0 (wait forever)");
+    }
+}
+
 static void check_statement(ctx *c, json_t *stmt)
 {
     const char *t = node_type(stmt);
@@ -668,39 +713,8 @@ static void check_statement(ctx *c, json_t *stmt)
             finding(c, "enum-add-value-in-transaction",
                     "ALTER TYPE %s ADD VALUE '%s' inside a transaction",
                     last_name(field(s, "typeName")), sfield(s, "newVal"));
-    } else if ((!strcmp(t, "DeleteStmt") || !strcmp(t, "UpdateStmt")) &&
-               !strcmp(sfield(field(s, "relation"), "relname"), "pg_enum")) {
-        finding(c, "enum-value-removal", "writing pg_enum directly to remove or reorder values");
-    } else if ((!strcmp(t, "DeleteStmt") || !strcmp(t, "UpdateStmt")) && !field(s, "whereClause") &&
-               !is_new(c, field(s, "relation"))) {
-        finding(c, "dml-without-where",
-                "%s without WHERE on %s touches every row in one transaction: each row stays "
-                "locked against writers until the migration commits",
-                t[0] == 'D' ? "DELETE" : "UPDATE", sfield(field(s, "relation"), "relname"));
-    } else if (!strcmp(t, "TruncateStmt")) {
-        check_truncate(c, s);
-    } else if (!strcmp(t, "DoStmt")) {
-        check_do(c, s);
-    } else if (!strcmp(t, "TransactionStmt")) {
-        check_transaction(c, s);
-    } else if (!strcmp(t, "VacuumStmt") && has_option(field(s, "options"), "full")) {
-        finding(c, "vacuum-full", "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE");
-    } else if (!strcmp(t, "ClusterStmt")) {
-        finding(c, "cluster", "CLUSTER rewrites the table under ACCESS EXCLUSIVE");
-    } else if (!strcmp(t, "ReindexStmt")) {
-        bool conc = has_option(field(s, "params"), "concurrently");
-        if (!conc)
-            finding(c, "reindex-not-concurrent",
-                    "REINDEX locks out writes (and reads of the index)");
-        else if (!c->no_tx)
-            finding(c, "concurrently-in-transaction",
-                    "REINDEX CONCURRENTLY cannot run inside a transaction");
-    } else if (!strcmp(t, "VariableSetStmt") && !strcmp(sfield(s, "name"), "lock_timeout")) {
-        json_t *a = node_body(json_array_get(field(s, "args"), 0));
-        json_t *iv = field(a, "ival");
-        const char *sv = sfield(field(a, "sval"), "sval");
-        if ((iv && json_integer_value(field(iv, "ival")) == 0) || !strcmp(sv, "0"))
-            finding(c, "lock-timeout-disabled", "lock_timeout is set to 0 (wait forever)");
+    } else {
+        check_other(c, t, s);
     }
 }
 
