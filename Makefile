@@ -8,6 +8,7 @@
 #                (tests/harness/stress, docs/testing.md)
 .PHONY: all run build test test-neonlike deps db-start db-stop db-reset migrate format format-check bench clean install
 .PHONY: migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump migrate-new
+.PHONY: migrate-diff migrate-lint
 
 BUILD      ?= build/release
 TEST_BUILD ?= build/test
@@ -65,12 +66,22 @@ migrate: build
 # The migrate CLI against the database `make run` uses (.env's DATABASE_URL, else .devdb/):
 #   make migrate-status | migrate-up | migrate-down | migrate-redo | migrate-check | migrate-dump
 #   make migrate-new NAME=add_bookmarks      (ARGS="..." adds options: make migrate-up ARGS=--dry-run)
+#   make migrate-diff NAME=add_bookmarks     the next migration(s) from migrations/schema.sql (scratch
+#                                            databases on MIGRATE_DEV_URL, else the .devdb/ cluster)
+#   make migrate-lint                        lint every file of migrations/ (no database needed)
 migrate-status migrate-up migrate-down migrate-redo migrate-check migrate-dump: build
 	@BUILD=$(BUILD) scripts/migrate $(@:migrate-%=%) $(ARGS)
 
 migrate-new: build
 	@test -n "$(NAME)" || { echo "usage: make migrate-new NAME=add_bookmarks" >&2; exit 2; }
 	@BUILD=$(BUILD) scripts/migrate new $(NAME) $(ARGS)
+
+migrate-diff: build
+	@test -n "$(NAME)" || { echo "usage: make migrate-diff NAME=add_bookmarks" >&2; exit 2; }
+	@BUILD=$(BUILD) scripts/migrate diff $(NAME) $(ARGS)
+
+migrate-lint: build
+	@BUILD=$(BUILD) scripts/migrate lint migrations/*.sql $(ARGS)
 
 format:
 	@find core db app migrate tests bench -name '*.[ch]' 2>/dev/null | xargs clang-format -i

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "migrate/commands.h"
+#include "migrate/diff.h"
 #include "migrate/dump.h"
 #include "migrate/lint.h"
 #include "migrate/schema_diff.h"
@@ -69,6 +70,80 @@ static int prepare(run *r, const char *schema_path, const char *schema_sql)
     return MIG_EXIT_OK;
 }
 
+static int by_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The dump of c (dump.h), each column line prefixed with its table's first line and without its
+ * trailing ',', lines sorted: the same text for the same schema whatever the column order (a
+ * column that diff adds goes last, schema.sql may place it anywhere). malloc'd, NULL with err. */
+static char *normal_dump(PGconn *c, char err[MIG_ERR_LEN])
+{
+    char *d = mig_dump(c, NULL, err);
+    if (!d)
+        return NULL;
+    size_t n = 0, cap = 64, total = 0;
+    char **lines = malloc(cap * sizeof *lines), *out = NULL;
+    const char *head = "";
+    size_t head_len = 0;
+    for (char *p = d; lines && *p;) {
+        size_t len = strcspn(p, "\n");
+        if (len && p[0] != ' ' && p[0] != ')') {
+            head = p;
+            head_len = len;
+        }
+        size_t body = len && p[len - 1] == ',' ? len - 1 : len;
+        if (n == cap) {
+            char **more = realloc(lines, (cap *= 2) * sizeof *lines);
+            if (!more)
+                break;
+            lines = more;
+        }
+        lines[n] = p[0] == ' ' ? mig_sprintf("%.*s |%.*s", (int)head_len, head, (int)body, p)
+                               : mig_sprintf("%.*s", (int)body, p);
+        if (!lines[n])
+            break;
+        total += strlen(lines[n++]) + 1;
+        p += len + (p[len] == '\n');
+    }
+    if (lines) {
+        qsort(lines, n, sizeof *lines, by_text);
+        out = malloc(total + 1);
+    }
+    if (out) {
+        char *w = out;
+        for (size_t i = 0; i < n; i++)
+            w += sprintf(w, "%s\n", lines[i]);
+        *w = '\0';
+    } else {
+        snprintf(err, MIG_ERR_LEN, "out of memory");
+    }
+    for (size_t i = 0; lines && i < n; i++)
+        free(lines[i]);
+    free(lines);
+    free(d);
+    return out;
+}
+
+/* Compares the dumps of A and B, which catch what the plan does not model (the options of an
+ * identity's sequence, a trigger, a function): prints the lines that differ under `title`.
+ * Returns the number of differing lines, 1 when a dump fails. */
+static int dumps_differ(run *r, const char *title)
+{
+    char *a = normal_dump(r->sc.conn[0], r->err),
+         *b = a ? normal_dump(r->sc.conn[1], r->err) : NULL;
+    int n = a && b ? mig_diff_lines(a, b, NULL) : 1;
+    if (n > 0) {
+        fprintf(stderr, "migrate: error: %s\n", a && b ? title : r->err);
+        if (a && b)
+            mig_diff_lines(a, b, stderr);
+    }
+    free(a);
+    free(b);
+    return n;
+}
+
 /* Reads A and diffs it against `target`; prints what remains under `title`. Returns the number of
  * remaining differences (enum values that a down cannot remove are allowed when allow_enum). */
 static int remaining(run *r, const mig_schema *target, const char *title, bool allow_enum)
@@ -92,9 +167,28 @@ static int remaining(run *r, const mig_schema *target, const char *title, bool a
     return n;
 }
 
+static int lint_generated(run *r, const char *name, mig_lint_memory *mem);
+static int apply_generated(run *r);
+
 /* Renders, lints and applies the generated files to A (up), reverts them (down), applies them
  * again; compares after each step. Returns MIG_EXIT_OK when everything holds. */
 static int verify(run *r, const char *name)
+{
+    /* lint reads the existing files first: it then knows the column types they declare */
+    mig_lint_memory mem = {0};
+    for (size_t i = 0; i < r->files.count; i++) {
+        mig_lint_counts discard = {0};
+        mig_lint_file(&r->files.items[i], NULL, &discard, &mem);
+    }
+    int rc = lint_generated(r, name, &mem);
+    mig_lint_memory_free(&mem);
+    if (rc != MIG_EXIT_OK)
+        return rc;
+    return apply_generated(r);
+}
+
+/* Renders the generated files and lints them after the existing ones (mem). */
+static int lint_generated(run *r, const char *name, mig_lint_memory *mem)
 {
     for (int k = 0; k < MIG_PART_COUNT; k++) {
         char stem[512], label[520];
@@ -109,12 +203,19 @@ static int verify(run *r, const char *name)
         }
         r->gen[k].path = strdup(label);
         mig_lint_counts n = {0};
-        mig_lint_file(&r->gen[k], stderr, &n);
+        mig_lint_file(&r->gen[k], stderr, &n, mem);
         if (n.errors) {
             mig_fail("the generated %s does not pass lint (a bug): nothing was written", label);
             return MIG_EXIT_ERROR;
         }
     }
+    return MIG_EXIT_OK;
+}
+
+/* Applies the generated files to A (up), reverts them (down), applies them again; compares after
+ * each step. */
+static int apply_generated(run *r)
+{
     PGconn *a = r->sc.conn[0];
     for (int pass = 0; pass < 2; pass++) {
         for (int k = 0; k < MIG_PART_COUNT; k++)
@@ -123,7 +224,10 @@ static int verify(run *r, const char *name)
                 mig_fail("verification failed: the generated up does not apply: %s", r->err);
                 return MIG_EXIT_ERROR;
             }
-        if (remaining(r, &r->want, "after the up, the database differs from schema.sql", false))
+        if (remaining(r, &r->want, "after the up, the database differs from schema.sql", false) ||
+            dumps_differ(r, "verification failed: after the up, the database differs from "
+                            "schema.sql in what diff does not generate (\"-\": the migrations, "
+                            "\"+\": schema.sql); write that change by hand (migrate new)"))
             return MIG_EXIT_ERROR;
         if (pass == 1)
             break;
@@ -171,9 +275,23 @@ static int write_all(run *r, const char *name, const char *schema_path)
     return MIG_EXIT_OK;
 }
 
+/* An empty plan while the dumps differ: schema.sql changes what diff does not model. */
+static bool unmodelled_difference(run *r)
+{
+    return r->plan.count == 0 && r->plan.nproblems == 0 &&
+           dumps_differ(r, r->o->check
+                               ? "schema.sql and the migrations disagree in what diff does not "
+                                 "generate (\"-\": the migrations, \"+\": schema.sql)"
+                               : "schema.sql and the migrations differ in what diff does not "
+                                 "generate (\"-\": the migrations, \"+\": schema.sql): write "
+                                 "that change by hand (migrate new); nothing was written");
+}
+
 static int decide(run *r, const char *schema_path)
 {
     const mig_plan *p = &r->plan;
+    if (unmodelled_difference(r))
+        return MIG_EXIT_INTEGRITY;
     if (r->o->check) {
         if (p->count || p->nproblems) {
             printf("%s and the migrations disagree; a migration would:\n", schema_path);

@@ -4,13 +4,13 @@
  * server. This uses the server's own pg_get_*def() functions, so the text depends only on the
  * schema and the server's major version. Covered: schemas, extensions, enum types, sequences that
  * are not identity columns, functions and procedures, tables with their columns (type, collation,
- * default, identity, generated, nullability), constraints, indexes (INVALID ones are marked),
- * views, triggers, comments. Not covered: ownership, grants, policies, statistics (they differ
- * between a local server and a Neon branch without being schema drift). schema_migrations is left
- * out. Objects come in a fixed order (kind, schema, name), so two databases with the same schema
- * give the same bytes. The output is valid SQL (statements end with ';'), one column per line so
- * that `migrate check` can show line differences. Names are always schema-qualified (the dump runs
- * with search_path = pg_catalog and restores it afterwards). */
+ * default, identity with its sequence options, generated, nullability), constraints, indexes
+ * (INVALID ones are marked), views, triggers, comments. Not covered: ownership, grants, policies,
+ * statistics (they differ between a local server and a Neon branch without being schema drift).
+ * schema_migrations is left out. Objects come in a fixed order (kind, schema, name), so two
+ * databases with the same schema give the same bytes. The output is valid SQL (statements end with
+ * ';'), one column per line so that `migrate check` can show line differences. Names are always
+ * schema-qualified (the dump runs with search_path = pg_catalog and restores it afterwards). */
 #ifndef MIGRATE_DUMP_H
 #define MIGRATE_DUMP_H
 

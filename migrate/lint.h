@@ -5,13 +5,19 @@
  * checked against the rules of mig_lint_rules. A table created earlier in the same file is new: the
  * lock rules do not apply to it. A finding is printed as
  *
- *     <file>:<line>: <rule-id>: <message>
+ *     <file>:<line>:<column>: <rule-id>: <message>
  *         safe: <the online-safe alternative>
  *
- * "-- migrate:lint-ignore <rule-id> <reason>" accepts one finding knowingly: it applies to the
- * statement whose text contains the comment's line, else to the next statement after it. A reason
- * is required. A statement the PostgreSQL 15 parser cannot read is reported as a warning (not
- * linted) and still runs: the server decides. Splitting uses migrate/split.h (see there why). */
+ * where line:column is the statement's first token, or the clause the finding is about when the
+ * parse tree gives its position (a column, a constraint, a truncated table, a parse error).
+ *
+ * "-- migrate:lint-ignore <rule-id> <reason>" accepts one finding knowingly. It is read wherever
+ * the comment stands (its own line, indented, or after a statement on the same line) and applies
+ * to the statement it stands inside, else to the statement it follows on its line, else to the
+ * next statement. A reason is required; an ignore that accepts nothing is reported
+ * (lint-ignore-unused), and so is a comment that mentions lint-ignore in another form. A statement
+ * the PostgreSQL 15 parser cannot read is reported as a warning (not linted) and still runs: the
+ * server decides. Splitting uses migrate/split.h (see there why). */
 #ifndef MIGRATE_LINT_H
 #define MIGRATE_LINT_H
 
@@ -33,14 +39,27 @@ typedef struct mig_lint_counts {
     int errors, warnings, ignored;
 } mig_lint_counts;
 
+/* What lint learns from the files it reads, for the files after them: the declared type of each
+ * column (so that varchar(n) growing or becoming text, which only changes the catalog, is not
+ * reported as a rewrite). Lint the files in version order, applied ones included (their findings
+ * discarded), with one memory. Zero-initialise; free with mig_lint_memory_free. NULL where a
+ * function takes one: the file is linted on its own. */
+typedef struct mig_lint_memory {
+    char **cols;  /* "table.column" (malloc'd) */
+    char **types; /* "varchar(20)", "text", "int8", ...; "" once forgotten (malloc'd) */
+    size_t count;
+} mig_lint_memory;
+
+void mig_lint_memory_free(mig_lint_memory *m);
+
 /* Lints `sql` (an up section whose first line is `first_line` of `path`), printing findings to
  * `out` (may be NULL) and adding to *counts. Returns 0, or -1 when the SQL cannot be split (the
  * message is printed to `out` and counted as an error). */
 int mig_lint_sql(const char *path, const char *sql, int first_line, bool no_transaction, FILE *out,
-                 mig_lint_counts *counts);
+                 mig_lint_counts *counts, mig_lint_memory *mem);
 
 /* Lints a loaded migration file's up section (with its no-transaction and lock-timeout directives).
  */
-int mig_lint_file(const mig_file *f, FILE *out, mig_lint_counts *counts);
+int mig_lint_file(const mig_file *f, FILE *out, mig_lint_counts *counts, mig_lint_memory *mem);
 
 #endif

@@ -12,6 +12,9 @@ const mig_lint_rule mig_lint_rules[] = {
     {"drop-index-not-concurrent", true, "DROP INDEX CONCURRENTLY IF EXISTS ... " NO_TX},
     {"no-transaction-if-not-exists", true,
      "add IF NOT EXISTS / IF EXISTS: a no-transaction file that failed half way is run again"},
+    {"no-transaction-add-constraint", true,
+     "precede it with ALTER TABLE ... DROP CONSTRAINT IF EXISTS <name> (a no-transaction file that "
+     "failed half way is run again), or move it to a transactional file"},
     {"add-foreign-key", true,
      "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then VALIDATE CONSTRAINT in a later "
      "no-transaction file (SHARE UPDATE EXCLUSIVE only)"},
@@ -65,9 +68,24 @@ const mig_lint_rule mig_lint_rules[] = {
     {"vacuum-full", true, "pg_repack, or plain VACUUM"},
     {"cluster", true, "pg_repack"},
     {"reindex-not-concurrent", true, "REINDEX ... CONCURRENTLY " NO_TX},
+    {"truncate", true,
+     "DELETE in batches (TRUNCATE takes ACCESS EXCLUSIVE and, with CASCADE, empties the tables "
+     "that reference it too); lint-ignore when the table is meant to be emptied"},
+    {"dml-without-where", true,
+     "backfill in batches (UPDATE ... WHERE id BETWEEN ...) in a no-transaction file, or "
+     "lint-ignore for a table known to be small"},
+    {"do-block-ddl", false,
+     "write the DDL as plain statements so that lint checks them; keep DO for what SQL cannot "
+     "say"},
+    {"transaction-control", true,
+     "remove BEGIN/COMMIT: migrate runs the file in one transaction; for statements that must "
+     "commit one by one use \"-- migrate:no-transaction\""},
     {"lock-timeout-disabled", false,
      "keep a lock_timeout (migrate sets 5s): a DDL waiting on a lock queues every later query"},
     {"unparsed", false, "check the statement by hand: migrate lint uses PostgreSQL 15's parser"},
     {"lint-ignore-invalid", true, "-- migrate:lint-ignore <rule-id> <reason>"},
+    {"lint-ignore-unused", false,
+     "put the lint-ignore inside, after (on the same line) or just before the statement it "
+     "accepts, or remove it"},
     {NULL, false, NULL},
 };

@@ -142,12 +142,22 @@ static int add_column(mig_plan *p, const mig_obj *c, bool new_table)
                              "table online: give it a DEFAULT in schema.sql, or add it nullable, "
                              "backfill, and make it NOT NULL in a later migration",
                              c->key);
-    if (gen) {
+    if (gen) { /* a rewrite like int -> bigint: generated only with --allow-rewrite */
         char *d = column_def(c, true);
-        return mig_plan_add(
-            p, MIG_PART_MAIN, MIG_PH_COLUMN, false,
-            "an identity or generated column rewrites the table under ACCESS EXCLUSIVE", what,
-            d ? ALTER(c->table, "ADD COLUMN %s;\n", d) : NULL, down);
+        char *up = d ? mig_sprintf("-- migrate:lint-ignore volatile-default accepted with "
+                                   "--allow-rewrite: every row gets its value in a rewrite\n"
+                                   "ALTER TABLE %s ADD COLUMN %s;\n",
+                                   c->table, d)
+                     : NULL;
+        free(d);
+        int rc = mig_plan_add(p, MIG_PART_MAIN, MIG_PH_COLUMN, false,
+                              "an identity or generated (STORED) column is computed for every "
+                              "row: the table and its indexes are rewritten under ACCESS "
+                              "EXCLUSIVE (reads and writes wait for the whole rewrite)",
+                              what, up, down);
+        if (rc == 0)
+            p->items[p->count - 1].rewrite = true;
+        return rc;
     }
     if (volatile_default(c->a)) {
         if (notnull)
@@ -184,10 +194,8 @@ static int alter_column(mig_plan *p, const mig_obj *a, const mig_obj *b, int *no
         char *ta = type_only(a->def), *tb = type_only(b->def);
         bool rewrite = !free_change && lossless_rewrite(ta, tb);
         char *up = free_change
-                       ? mig_sprintf("-- migrate:lint-ignore column-type-maybe-rewrite binary "
-                                     "compatible (%s to %s): no rewrite\nALTER TABLE %s ALTER "
-                                     "COLUMN %s TYPE %s;\n",
-                                     a->def, b->def, t, n, b->def)
+                       /* lint knows the old type from the earlier files: no finding */
+                       ? mig_sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s;\n", t, n, b->def)
                        : mig_sprintf("-- migrate:lint-ignore column-type-change accepted with "
                                      "--allow-%s\nALTER TABLE %s ALTER COLUMN %s TYPE %s "
                                      "USING %s::%s;\n",

@@ -155,15 +155,35 @@ void mig_scratch_close(mig_scratch *s)
     s->admin = NULL;
 }
 
-static int run_one(PGconn *c, const char *sql, const char *label, int line, char err[MIG_ERR_LEN])
+/* The line and column (bytes, 1-based) of the server's error position `pos` (characters, 1-based)
+ * in `sql`, which starts at line:col. */
+static void error_at(const char *sql, long pos, int *line, int *col)
+{
+    long chars = 0;
+    for (const char *p = sql; *p; p++) {
+        if (((unsigned char)*p & 0xC0) != 0x80 && ++chars == pos)
+            return;
+        *col = *p == '\n' ? 1 : *col + 1;
+        *line += *p == '\n';
+    }
+}
+
+static int run_one(PGconn *c, const char *sql, const char *label, int line, int col,
+                   char err[MIG_ERR_LEN])
 {
     PGresult *r = PQexec(c, sql);
     ExecStatusType st = PQresultStatus(r);
     int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
     if (!ok) {
         const char *m = PQresultErrorMessage(r);
-        snprintf(err, MIG_ERR_LEN, "%s:%d: %s%.*s", label, line, interrupted ? "interrupted: " : "",
-                 (int)strcspn(m, "\n"), m);
+        const char *pos = PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION);
+        char where[32] = "";
+        if (pos && atol(pos) > 0) { /* the server says where: a syntax error, an unknown name */
+            error_at(sql, atol(pos), &line, &col);
+            snprintf(where, sizeof where, ":%d", col);
+        }
+        snprintf(err, MIG_ERR_LEN, "%s:%d%s: %s%.*s", label, line, where,
+                 interrupted ? "interrupted: " : "", (int)strcspn(m, "\n"), m);
     }
     PQclear(r);
     return ok ? 0 : -1;
@@ -179,17 +199,17 @@ int mig_scratch_run(PGconn *c, const char *label, const char *sql, int first_lin
         mig_stmts_free(&st);
         return -1;
     }
-    int rc = no_tx ? 0 : run_one(c, "BEGIN", label, first_line, err);
+    int rc = no_tx ? 0 : run_one(c, "BEGIN", label, first_line, 1, err);
     for (size_t i = 0; rc == 0 && i < st.count; i++) {
         if (interrupted) {
             snprintf(err, MIG_ERR_LEN, "interrupted");
             rc = -1;
             break;
         }
-        rc = run_one(c, st.items[i].sql, label, st.items[i].line, err);
+        rc = run_one(c, st.items[i].sql, label, st.items[i].line, st.items[i].col, err);
     }
     if (!no_tx && rc == 0)
-        rc = run_one(c, "COMMIT", label, first_line, err);
+        rc = run_one(c, "COMMIT", label, first_line, 1, err);
     else if (!no_tx)
         PQclear(PQexec(c, "ROLLBACK"));
     mig_stmts_free(&st);

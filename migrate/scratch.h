@@ -27,7 +27,9 @@ int mig_scratch_open(mig_scratch *s, const char *dev_url, char err[MIG_ERR_LEN])
 void mig_scratch_close(mig_scratch *s);
 
 /* Runs `sql` (from `label`, first line `first_line`) on c: statement by statement in autocommit
- * when no_tx, else inside one transaction. Returns 0, or -1 with "label:line: message" in err. */
+ * when no_tx, else inside one transaction. Returns 0, or -1 with "label:line:column: message" in
+ * err: the line and column (in bytes) of the error's position when the server gives one (a syntax
+ * error, an unknown table), else "label:line: message" with the statement's first line. */
 int mig_scratch_run(PGconn *c, const char *label, const char *sql, int first_line, bool no_tx,
                     char err[MIG_ERR_LEN]);
 

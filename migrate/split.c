@@ -12,7 +12,10 @@ typedef struct {
     size_t pos;      /* next character to read */
     size_t line_pos; /* `line` is the line number of text[line_pos] */
     int line;
-    long stmt_start; /* -1 while the current statement has no token yet */
+    size_t line_start; /* position of the first character of line `line` */
+    int last_end_line; /* line of the ';' that ended the last statement, 0 before one */
+    long stmt_start;   /* -1 while the current statement has no token yet */
+    int stmt_line, stmt_col;
     int paren_depth;
     int begin_depth; /* BEGIN ... END blocks of CREATE FUNCTION/PROCEDURE bodies */
     int ident_count; /* identifiers seen in this statement */
@@ -34,9 +37,17 @@ static bool ident_char(unsigned char c)
 static int line_at(lexer *lx, size_t pos)
 {
     for (; lx->line_pos < pos; lx->line_pos++)
-        if (lx->text[lx->line_pos] == '\n')
+        if (lx->text[lx->line_pos] == '\n') {
             lx->line++;
+            lx->line_start = lx->line_pos + 1;
+        }
     return lx->line;
+}
+
+/* Column of pos, which must be on the line line_at() last returned. */
+static int col_at(const lexer *lx, size_t pos)
+{
+    return (int)(pos - lx->line_start) + 1;
 }
 
 static void reset_statement(lexer *lx)
@@ -61,7 +72,8 @@ static int emit(lexer *lx, size_t end)
     if (!sql)
         return -1;
     items[lx->out->count].sql = sql;
-    items[lx->out->count].line = line_at(lx, start);
+    items[lx->out->count].line = lx->stmt_line;
+    items[lx->out->count].col = lx->stmt_col;
     lx->out->count++;
     reset_statement(lx);
     return 0;
@@ -162,6 +174,31 @@ static bool skip_block_comment(lexer *lx)
     return false;
 }
 
+/* Records the line comment at lx->pos and moves to the end of its line. */
+static int comment(lexer *lx)
+{
+    const char *t = lx->text;
+    size_t start = lx->pos;
+    while (t[lx->pos] && t[lx->pos] != '\n')
+        lx->pos++;
+    mig_stmts *out = lx->out;
+    mig_comment *a = realloc(out->comments, (out->ncomments + 1) * sizeof *a);
+    if (!a)
+        return -1;
+    out->comments = a;
+    mig_comment *m = &a[out->ncomments];
+    m->line = line_at(lx, start);
+    m->col = col_at(lx, start);
+    m->stmt = out->count;
+    if (lx->stmt_start < 0 && out->count > 0 && lx->last_end_line == m->line)
+        m->stmt = out->count - 1; /* "...; -- comment" belongs to the statement it follows */
+    m->text = strndup(t + start, lx->pos - start);
+    if (!m->text)
+        return -1;
+    out->ncomments++;
+    return 0;
+}
+
 static int unterminated(lexer *lx, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s starting on line %d is not closed", what, line_at(lx, lx->pos));
@@ -178,13 +215,17 @@ static int step(lexer *lx, char *err, size_t errlen)
         return 0;
     }
     if (c == '-' && t[lx->pos + 1] == '-') {
-        while (t[lx->pos] && t[lx->pos] != '\n')
-            lx->pos++;
+        if (comment(lx) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
         return 0;
     }
     if (c == '/' && t[lx->pos + 1] == '*')
         return skip_block_comment(lx) ? 0 : unterminated(lx, "a block comment", err, errlen);
     if (c == ';' && lx->paren_depth == 0 && lx->begin_depth == 0) {
+        if (lx->stmt_start >= 0)
+            lx->last_end_line = line_at(lx, lx->pos);
         if (emit(lx, lx->pos) < 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -192,8 +233,11 @@ static int step(lexer *lx, char *err, size_t errlen)
         lx->pos++;
         return 0;
     }
-    if (lx->stmt_start < 0)
+    if (lx->stmt_start < 0) {
         lx->stmt_start = (long)lx->pos;
+        lx->stmt_line = line_at(lx, lx->pos); /* line_at only moves forward: ask in text order */
+        lx->stmt_col = col_at(lx, lx->pos);
+    }
     if (c == '\'')
         return skip_quoted(lx, '\'', false) ? 0 : unterminated(lx, "a quoted string", err, errlen);
     if (c == '"')
@@ -230,6 +274,8 @@ int mig_split(const char *sql, int first_line, mig_stmts *out, char *err, size_t
 {
     out->items = NULL;
     out->count = 0;
+    out->comments = NULL;
+    out->ncomments = 0;
     lexer lx = {.text = sql, .line = first_line, .out = out};
     reset_statement(&lx);
     while (sql[lx.pos])
@@ -247,6 +293,11 @@ void mig_stmts_free(mig_stmts *list)
     for (size_t i = 0; i < list->count; i++)
         free(list->items[i].sql);
     free(list->items);
+    for (size_t i = 0; i < list->ncomments; i++)
+        free(list->comments[i].text);
+    free(list->comments);
     list->items = NULL;
     list->count = 0;
+    list->comments = NULL;
+    list->ncomments = 0;
 }

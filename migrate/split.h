@@ -19,11 +19,22 @@
 typedef struct mig_stmt {
     char *sql; /* the statement without its terminating ';', trimmed; malloc'd */
     int line;  /* line of its first token, counted from the `first_line` given to mig_split */
+    int col;   /* column (1-based, in bytes) of its first token */
 } mig_stmt;
+
+/* A "-- ..." line comment, wherever it stands (its own line, indented, or after a statement). */
+typedef struct mig_comment {
+    char *text; /* from "--" to the end of its line; malloc'd */
+    int line, col;
+    size_t stmt; /* the statement it belongs to: the one it stands inside, else the one whose ';'
+                    ends on its line, else the next one (== count when none follows) */
+} mig_comment;
 
 typedef struct mig_stmts {
     mig_stmt *items; /* malloc'd array owned by the list */
     size_t count;
+    mig_comment *comments; /* malloc'd array owned by the list, in text order */
+    size_t ncomments;
 } mig_stmts;
 
 /* Splits `sql` into statements. Statements that hold only whitespace and comments are dropped; a

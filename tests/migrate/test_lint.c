@@ -17,7 +17,7 @@ static char *lint(const char *sql, bool no_tx, mig_lint_counts *n)
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     *n = (mig_lint_counts){0};
-    mig_lint_sql("f.sql", sql, 10, no_tx, out, n);
+    mig_lint_sql("f.sql", sql, 10, no_tx, out, n, NULL);
     fclose(out);
     return buf;
 }
@@ -83,6 +83,20 @@ static const example examples[] = {
     {"unparsed", false, "ALTER TABLE tasks FROBNICATE", "SELECT 1"},
     {"lint-ignore-invalid", false, "-- migrate:lint-ignore drop-table\nDROP TABLE tasks",
      "-- migrate:lint-ignore drop-table release 1.4 stopped using it\nDROP TABLE tasks"},
+    {"lint-ignore-unused", false, "-- migrate:lint-ignore drop-table gone in 1.4\nSELECT 1",
+     "-- migrate:lint-ignore drop-table gone in 1.4\nDROP TABLE tasks"},
+    {"no-transaction-add-constraint", true,
+     "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
+     "ALTER TABLE tasks DROP CONSTRAINT IF EXISTS c;\n"
+     "ALTER TABLE tasks ADD CONSTRAINT c CHECK (a > 0) NOT VALID"},
+    {"truncate", false, "TRUNCATE tasks CASCADE", "CREATE TABLE n (a int); TRUNCATE n"},
+    {"dml-without-where", false, "UPDATE tasks SET a = 0",
+     "UPDATE tasks SET a = 0 WHERE id BETWEEN 1 AND 1000"},
+    {"do-block-ddl", false,
+     "DO $$ BEGIN IF true THEN EXECUTE 'ALTER TABLE tasks ADD b int'; END IF; END $$",
+     "DO $$ BEGIN RAISE NOTICE 'backfilled'; END $$"},
+    {"transaction-control", false, "UPDATE tasks SET a = 0 WHERE a IS NULL;\nCOMMIT",
+     "SAVEPOINT s; RELEASE SAVEPOINT s"},
 };
 
 Test(lint, every_rule_has_a_failing_and_a_passing_example)
@@ -101,8 +115,9 @@ Test(lint, every_rule_has_a_failing_and_a_passing_example)
         char *out = lint(e->bad, e->no_tx, &n);
         cr_expect(strstr(out, tag), "%s: not found in\n%s\n---\n%s", r->id, e->bad, out);
         cr_expect(strstr(out, "\n    safe: "), "%s: no safe alternative:\n%s", r->id, out);
-        cr_expect_eq(r->error ? n.errors : n.warnings, r->id[0] == 'l' && r->id[1] == 'i' ? 2 : 1,
-                     "%s: counts %d/%d\n%s", r->id, n.errors, n.warnings, out);
+        cr_expect_eq(r->error ? n.errors : n.warnings,
+                     !strcmp(r->id, "lint-ignore-invalid") ? 2 : 1, "%s: counts %d/%d\n%s", r->id,
+                     n.errors, n.warnings, out);
         free(out);
         out = lint(e->good, e->no_tx, &n);
         cr_expect_null(strstr(out, tag), "%s: reported for the safe form\n%s\n---\n%s", r->id,
@@ -118,7 +133,7 @@ Test(lint, findings_name_file_and_line_and_new_tables_are_exempt)
     char *out = lint("CREATE TABLE items (id bigint);\n\nALTER TABLE items ADD COLUMN b int NOT "
                      "NULL;\nCREATE INDEX i ON items (b);\n\n  CREATE INDEX j ON tasks (b);",
                      false, &n);
-    cr_assert_str_eq(out, "f.sql:15: index-not-concurrent: CREATE INDEX on existing table tasks "
+    cr_assert_str_eq(out, "f.sql:15:3: index-not-concurrent: CREATE INDEX on existing table tasks "
                           "blocks its writes while the index builds\n    safe: CREATE INDEX "
                           "CONCURRENTLY IF NOT EXISTS ... in a \"-- migrate:no-transaction\" file "
                           "(a SHARE lock blocks writes for the whole build)\n");
@@ -133,11 +148,107 @@ Test(lint, ignore_applies_to_one_statement_only)
                      "ALTER TABLE tasks DROP COLUMN b;\nALTER TABLE tasks DROP COLUMN c;\n"
                      "ALTER TABLE tasks DROP COLUMN d; -- migrate:lint-ignore drop-column same\n",
                      false, &n);
-    cr_assert_eq(n.ignored, 1, "%s", out);
-    cr_assert_eq(n.errors, 2, "%s", out);
-    cr_assert(strstr(out, "f.sql:12: drop-column: dropping tasks.c"), "%s", out);
-    cr_assert(strstr(out, "f.sql:13: drop-column: dropping tasks.d"), "%s", out);
+    cr_assert_eq(n.ignored, 2, "%s", out);
+    cr_assert_eq(n.errors, 1, "%s", out);
+    cr_assert(strstr(out, "f.sql:12:1: drop-column: dropping tasks.c"), "%s", out);
     free(out);
+}
+
+/* An ignore that is indented, trails a statement or sits inside one is read; one in another form
+ * is reported, not silently dropped. */
+Test(lint, indented_trailing_and_inner_ignores_are_read_others_rejected_loudly)
+{
+    mig_lint_counts n;
+    char *out = lint("  -- migrate:lint-ignore drop-table a was replaced in 2.0\n"
+                     "DROP TABLE a;\n"
+                     "DROP TABLE b;   -- migrate:lint-ignore drop-table b too\n"
+                     "ALTER TABLE tasks\n    -- migrate:lint-ignore drop-column c unused\n"
+                     "    DROP COLUMN c;\n"
+                     "--migrate:lint-ignore drop-table d as well\nDROP TABLE d;\n",
+                     false, &n);
+    cr_assert_eq(n.ignored, 4, "%s", out);
+    cr_assert_eq(n.errors + n.warnings, 0, "%s", out);
+    free(out);
+    out = lint("DROP TABLE a; -- migrate: lint-ignore drop-table typo\n"
+               "-- migrate:lint-ignore: drop-table colon\nDROP TABLE b;\n",
+               false, &n);
+    cr_assert(strstr(out, "f.sql:10:15: lint-ignore-invalid: this comment mentions lint-ignore"),
+              "%s", out);
+    cr_assert(strstr(out, "f.sql:11:1: lint-ignore-invalid:"), "%s", out);
+    cr_assert_eq(n.ignored, 0, "%s", out);
+    cr_assert_eq(n.errors, 4, "%s", out); /* two drop-table, two invalid ignores */
+    free(out);
+}
+
+Test(lint, findings_point_at_the_clause_line_and_column)
+{
+    mig_lint_counts n;
+    char *out = lint("ALTER TABLE tasks\n  ADD COLUMN b int,\n  ADD COLUMN c uuid NOT NULL;\n"
+                     "   TRUNCATE n, tasks;\nSELECT 1 +;",
+                     false, &n);
+    cr_assert(strstr(out, "f.sql:12:14: add-column-not-null: column tasks.c"), "%s", out);
+    cr_assert(strstr(out, "f.sql:13:16: truncate: TRUNCATE tasks "), "%s", out);
+    cr_assert(strstr(out, "f.sql:14:11: unparsed: "), "%s", out);
+    free(out);
+}
+
+Test(lint, truncate_cascade_names_the_cascade)
+{
+    mig_lint_counts n;
+    char *out = lint("TRUNCATE TABLE tasks CASCADE", false, &n);
+    cr_assert(strstr(out, "CASCADE also empties every table with a foreign key to it"), "%s", out);
+    cr_assert_eq(n.errors, 1);
+    free(out);
+    out = lint("BEGIN;\nALTER TABLE tasks ADD COLUMN b int;\nEND", true, &n);
+    cr_assert_eq(n.errors + n.warnings, 0, "a no-transaction file may group statements:\n%s", out);
+    free(out);
+}
+
+/* varchar(n) growing, or becoming varchar or text, changes only the catalog (PostgreSQL 9.2+):
+ * no finding when an earlier file declared the column; a narrowing or a real type change is an
+ * error naming both types; an unknown column keeps the warning. */
+Test(lint, varchar_widening_known_from_earlier_files_is_not_reported)
+{
+    mig_lint_memory mem = {0};
+    mig_lint_counts n = {0};
+    mig_lint_sql("0001.sql", "CREATE TABLE t (a varchar(10), b varchar(10), c int, d text)", 2,
+                 false, NULL, &n, &mem);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    mig_lint_sql("0002.sql",
+                 "ALTER TABLE t ALTER COLUMN a TYPE varchar(20);\n"
+                 "ALTER TABLE t ALTER COLUMN a TYPE text;\n"
+                 "ALTER TABLE t ALTER COLUMN b TYPE varchar;\n"
+                 "ALTER TABLE t RENAME COLUMN d TO e; -- migrate:lint-ignore rename-column test\n"
+                 "ALTER TABLE t ALTER COLUMN e TYPE varchar;",
+                 2, false, out, &n, &mem);
+    fclose(out);
+    cr_assert_eq(n.errors + n.warnings, 0, "%s", buf);
+    free(buf);
+    buf = NULL;
+    out = open_memstream(&buf, &len);
+    mig_lint_sql("0003.sql",
+                 "ALTER TABLE t ALTER COLUMN b TYPE varchar(5);\n"
+                 "ALTER TABLE t ALTER COLUMN c TYPE text;\n"
+                 "ALTER TABLE t ALTER COLUMN a TYPE varchar(30) USING upper(a);\n"
+                 "ALTER TABLE t ALTER COLUMN z TYPE text;",
+                 2, false, out, &n, &mem);
+    fclose(out);
+    cr_assert(strstr(buf,
+                     "0003.sql:2:28: column-type-change: changing the type of t.b from varchar "
+                     "to varchar(5)"),
+              "%s", buf);
+    cr_assert(strstr(buf, "0003.sql:3:28: column-type-change: changing the type of t.c from int4 "
+                          "to text"),
+              "%s", buf);
+    cr_assert(strstr(buf, "0003.sql:4:28: column-type-change: changing the type of t.a from text"),
+              "%s", buf);
+    cr_assert(strstr(buf, "0003.sql:5:28: column-type-maybe-rewrite:"), "%s", buf);
+    cr_assert_eq(n.errors, 3, "%s", buf);
+    cr_assert_eq(n.warnings, 1, "%s", buf);
+    free(buf);
+    mig_lint_memory_free(&mem);
 }
 
 Test(lint, an_ignore_on_its_own_line_after_a_statement_covers_the_next)
@@ -147,7 +258,7 @@ Test(lint, an_ignore_on_its_own_line_after_a_statement_covers_the_next)
                      "DROP TABLE b;",
                      false, &n);
     cr_assert_eq(n.ignored, 1, "%s", out);
-    cr_assert(strstr(out, "f.sql:10: drop-table: dropping table a"), "%s", out);
+    cr_assert(strstr(out, "f.sql:10:1: drop-table: dropping table a"), "%s", out);
     cr_assert_eq(n.errors, 1, "%s", out);
     free(out);
 }
@@ -160,7 +271,7 @@ Test(lint, shipped_migrations_pass)
     cr_assert_gt(fs.count, 0);
     for (size_t i = 0; i < fs.count; i++) {
         mig_lint_counts n = {0};
-        mig_lint_file(&fs.items[i], stderr, &n);
+        mig_lint_file(&fs.items[i], stderr, &n, NULL);
         cr_expect_eq(n.errors + n.warnings, 0, "%s has findings", fs.items[i].path);
     }
     mig_files_free(&fs);
@@ -184,10 +295,10 @@ Test(lint_cli, lint_command_exit_codes_and_up_refuses_errors)
              "-- migrate:up\n\nCREATE INDEX items_name_idx ON items (name);\n"
              "-- migrate:down\nDROP INDEX items_name_idx;\n");
     cr_assert_eq(mt_migrate(&t, "lint", &out), 3, "%s", out);
-    cr_assert(strstr(out, "0002_index.sql:3: index-not-concurrent:"), "%s", out);
+    cr_assert(strstr(out, "0002_index.sql:3:1: index-not-concurrent:"), "%s", out);
     free(out);
     cr_assert_eq(mt_migrate(&t, "up", &out), 3, "%s", out);
-    cr_assert(strstr(out, "0002_index.sql:3: index-not-concurrent:"), "%s", out);
+    cr_assert(strstr(out, "0002_index.sql:3:1: index-not-concurrent:"), "%s", out);
     cr_assert(strstr(out, "nothing was applied"), "%s", out);
     free(out);
     char *v = mt_query(&t, "SELECT count(*) FROM pg_indexes WHERE indexname = 'items_name_idx'");
@@ -228,6 +339,43 @@ Test(lint_cli, ignore_and_no_lint_let_up_proceed)
     cr_assert(strstr(out, "1 accepted by -- migrate:lint-ignore"), "%s", out);
     free(out);
     cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
+
+/* `migrate lint DIR/NNNN_x.sql DIR/schema.sql` skips schema.sql; `lint` and `up` read the applied
+ * files for the column types, so widening a varchar declared by an applied file is not reported. */
+Test(lint_cli, glob_skips_schema_sql_and_applied_files_inform_pending_ones)
+{
+    mt t;
+    mt_setup(&t, "lint_glob");
+    char *out = NULL;
+    mt_write(&t, "0001_items.sql",
+             "-- migrate:up\nCREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY "
+             "KEY, name varchar(40));\n-- migrate:down\nDROP TABLE items;\n");
+    mt_write(&t, "schema.sql", "CREATE TABLE items (id bigint, name varchar(80));\n");
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    mt_write(&t, "0002_wider.sql",
+             "-- migrate:up\nALTER TABLE items ALTER COLUMN name TYPE varchar(80);\n"
+             "-- migrate:down\nALTER TABLE items ALTER COLUMN name TYPE varchar(40);\n");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "lint %s/*.sql", t.dir);
+    cr_assert_eq(mt_migrate(&t, cmd, &out), 0, "%s", out);
+    cr_assert(strstr(out, "skipping"), "%s", out);
+    cr_assert(strstr(out, "lint: 0 error(s), 0 warning(s)"), "%s", out);
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "lint", &out), 0, "%s", out);
+    cr_assert(strstr(out, "lint: 0 error(s), 0 warning(s)"), "%s", out);
+    free(out);
+    /* a narrowing is a rewrite: up refuses it, naming file, line and column */
+    mt_write(&t, "0002_wider.sql",
+             "-- migrate:up\nALTER TABLE items ALTER COLUMN name TYPE varchar(20);\n"
+             "-- migrate:down\nALTER TABLE items ALTER COLUMN name TYPE varchar(40);\n");
+    cr_assert_eq(mt_migrate(&t, "up", &out), 3, "%s", out);
+    cr_assert(strstr(out, "0002_wider.sql:2:32: column-type-change: changing the type of "
+                          "items.name from varchar(40) to varchar(20)"),
+              "%s", out);
     free(out);
     mt_teardown(&t);
 }

@@ -288,3 +288,31 @@ Test(split, agrees_with_libpg_query_on_valid_sql)
         mig_stmts_free(&st);
     }
 }
+
+Test(split, statements_carry_their_column_and_comments_their_statement)
+{
+    mig_stmts st = split_ok("-- head\nSELECT 1; -- after one\n  SELECT\n -- inside two\n 2;\n"
+                            "-- before three\n\tSELECT 3;\n-- tail");
+    cr_assert_eq(st.count, 3);
+    cr_assert_eq(st.items[0].col, 1);
+    cr_assert_eq(st.items[1].line, 3);
+    cr_assert_eq(st.items[1].col, 3);
+    cr_assert_eq(st.items[2].col, 2);
+    cr_assert_eq(st.ncomments, 5);
+    static const struct {
+        const char *text;
+        int line, col;
+        size_t stmt;
+    } want[] = {{"-- head", 1, 1, 0},
+                {"-- after one", 2, 11, 0},
+                {"-- inside two", 4, 2, 1},
+                {"-- before three", 6, 1, 2},
+                {"-- tail", 8, 1, 3}};
+    for (size_t i = 0; i < 5; i++) {
+        cr_expect_str_eq(st.comments[i].text, want[i].text);
+        cr_expect_eq(st.comments[i].line, want[i].line, "%s", want[i].text);
+        cr_expect_eq(st.comments[i].col, want[i].col, "%s", want[i].text);
+        cr_expect_eq(st.comments[i].stmt, want[i].stmt, "%s", want[i].text);
+    }
+    mig_stmts_free(&st);
+}

@@ -1,0 +1,4 @@
+-- migrate:up
+CREATE INDEX tasks_n_idx ON tasks (n);
+-- migrate:down
+SELECT 1;

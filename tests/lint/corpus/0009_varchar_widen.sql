@@ -1,0 +1,4 @@
+-- migrate:up
+ALTER TABLE tasks ALTER COLUMN title TYPE varchar(200);
+-- migrate:down
+SELECT 1;

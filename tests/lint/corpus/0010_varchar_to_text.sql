@@ -1,0 +1,4 @@
+-- migrate:up
+ALTER TABLE tasks ALTER COLUMN title TYPE text;
+-- migrate:down
+SELECT 1;

@@ -1,0 +1,4 @@
+-- migrate:up
+TRUNCATE tasks;
+-- migrate:down
+SELECT 1;

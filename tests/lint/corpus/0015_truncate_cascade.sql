@@ -1,0 +1,4 @@
+-- migrate:up
+TRUNCATE owners CASCADE;
+-- migrate:down
+SELECT 1;

@@ -1,0 +1,4 @@
+-- migrate:up
+UPDATE tasks SET n = 0;
+-- migrate:down
+SELECT 1;

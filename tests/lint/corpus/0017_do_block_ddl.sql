@@ -1,0 +1,4 @@
+-- migrate:up
+DO $$ BEGIN EXECUTE 'ALTER TABLE tasks ADD COLUMN x integer'; END $$;
+-- migrate:down
+SELECT 1;

@@ -1,0 +1,4 @@
+-- migrate:up
+ALTER TYPE mood ADD VALUE 'meh';
+-- migrate:down
+SELECT 1;

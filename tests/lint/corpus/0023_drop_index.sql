@@ -1,0 +1,4 @@
+-- migrate:up
+DROP INDEX tasks_n_idx;
+-- migrate:down
+SELECT 1;

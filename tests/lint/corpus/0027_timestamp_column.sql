@@ -1,0 +1,4 @@
+-- migrate:up
+ALTER TABLE tasks ADD COLUMN due timestamp;
+-- migrate:down
+SELECT 1;

@@ -1,0 +1,4 @@
+-- migrate:up
+DROP TABLE tags;
+-- migrate:down
+SELECT 1;

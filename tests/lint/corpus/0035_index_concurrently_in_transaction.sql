@@ -1,0 +1,4 @@
+-- migrate:up
+CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_due_idx ON tasks (due);
+-- migrate:down
+SELECT 1;
