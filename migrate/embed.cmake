@@ -8,9 +8,7 @@ string(REPEAT "'[^']+', " 12 line) # CMake's regular expressions have no {12}
 string(REGEX REPLACE "(${line})" "\\1\n    " bytes "${bytes}")
 string(REPLACE ", \n" ",\n" bytes "${bytes}")
 get_filename_component(name "${IN}" NAME)
-file(WRITE "${OUT}.tmp" "/* Generated from migrate/sql/${name} by migrate/embed.cmake: do not edit. */
+file(WRITE "${OUT}" "/* Generated from migrate/sql/${name} by migrate/embed.cmake: do not edit. */
 static const char ${NAME}[] = {
     ${bytes}'\\0'};
 ")
-file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
-file(REMOVE "${OUT}.tmp")
