@@ -88,9 +88,10 @@ void http_header_add(http_response *res, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Maps a database error to FastAPI-shaped JSON: TRANSIENT, POOL_TIMEOUT, CLOSED and
- * STATEMENT_TIMEOUT -> 503 {"detail": ...} with Retry-After; anything else -> 500 {"detail":
- * "Internal Server Error", "request_id": ...} without SQL text (the full error goes to the log).
- * Returns 0. */
+ * STATEMENT_TIMEOUT -> 503 {"detail": ...} with Retry-After; an Idempotency-Key in progress
+ * (SQLSTATE IK001, app/idempotency.c) -> 409; anything else (UNKNOWN_OUTCOME included) -> 500
+ * {"detail": "Internal Server Error", "request_id": ...} without SQL text (the full error goes to
+ * the log). Returns 0. */
 int http_reply_db_error(http_response *res, const http_request *req, const db_error *err);
 
 /* Frees the body and header values and zeroes the response (so it can be filled again). */

@@ -65,16 +65,46 @@ static const char *skip_ws(const char *p)
     }
 }
 
+/* At a quote (' or "): past the string or quoted identifier it opens (a doubled quote is part of
+ * it; E'..' strings take backslash escapes); NULL when unterminated. */
+static const char *skip_quoted(const char *p)
+{
+    bool esc = *p == '\'' && (p[-1] == 'E' || p[-1] == 'e');
+    char quote = *p++;
+    while (*p && !(*p == quote && p[1] != quote)) {
+        if (*p == quote || (esc && *p == '\\' && p[1]))
+            p++;
+        p++;
+    }
+    return *p ? p + 1 : NULL;
+}
+
+/* At '$': past the dollar quote it opens ($$..$$ or $tag$..$tag$), NULL when unterminated; the
+ * next character when it opens none (a parameter such as $1; "$a" is not a quote either). */
+static const char *skip_dollar(const char *p)
+{
+    if (p[1] != '$' && !isalpha((unsigned char)p[1]) && p[1] != '_')
+        return p + 1;
+    const char *t = p + 1;
+    while (isalnum((unsigned char)*t) || *t == '_')
+        t++;
+    if (*t != '$')
+        return p + 1;
+    size_t taglen = (size_t)(t - p + 1);
+    const char *e = p + taglen;
+    while ((e = strchr(e, '$')) && strncmp(e, p, taglen))
+        e++;
+    return e ? e + taglen : NULL;
+}
+
 /* At '(' : returns the character after its matching ')', past strings, quoted identifiers, dollar
  * quotes and comments; NULL when unbalanced. */
 static const char *skip_parens(const char *p)
 {
     int depth = 0;
-    while (*p) {
-        const char *q = skip_ws(p);
-        if (!q)
+    while (p && *p) {
+        if (!(p = skip_ws(p)) || !*p) /* a comment or spaces up to the end: unbalanced */
             return NULL;
-        p = q;
         if (*p == '(') {
             depth++;
             p++;
@@ -83,32 +113,9 @@ static const char *skip_parens(const char *p)
             if (--depth == 0)
                 return p;
         } else if (*p == '\'' || *p == '"') {
-            /* E'..' strings take backslash escapes */
-            bool esc = *p == '\'' && (p[-1] == 'E' || p[-1] == 'e');
-            char quote = *p++;
-            while (*p && !(*p == quote && p[1] != quote)) {
-                if (*p == quote || (esc && *p == '\\' && p[1]))
-                    p++;
-                p++;
-            }
-            if (!*p)
-                return NULL;
-            p++;
-        } else if (*p == '$' && (p[1] == '$' || isalpha((unsigned char)p[1]) || p[1] == '_')) {
-            const char *t = p + 1;
-            while (isalnum((unsigned char)*t) || *t == '_')
-                t++;
-            if (*t != '$') { /* a parameter such as $1 never gets here; "$a" is not a quote */
-                p++;
-                continue;
-            }
-            size_t taglen = (size_t)(t - p + 1);
-            const char *e = p + taglen;
-            while ((e = strchr(e, '$')) && strncmp(e, p, taglen))
-                e++;
-            if (!e)
-                return NULL;
-            p = e + taglen;
+            p = skip_quoted(p);
+        } else if (*p == '$') {
+            p = skip_dollar(p);
         } else {
             p++;
         }

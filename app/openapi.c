@@ -501,98 +501,148 @@ static bool date_time(const char *s)
            isdigit((unsigned char)s[5]) && !s[6];
 }
 
+static bool check_value(checker *c, const json_t *schema, const json_t *v, const char *where);
+
+/* $ref: v against the schema it names under #/components/schemas/. */
+static bool check_ref(checker *c, const char *target, const json_t *v, const char *where)
+{
+    const char *prefix = "#/components/schemas/";
+    const json_t *to = !strncmp(target, prefix, strlen(prefix))
+                           ? json_object_get(c->schemas, target + strlen(prefix))
+                           : NULL;
+    if (!to)
+        return failed(c, where, "unresolved $ref %s", target);
+    return check_value(c, to, v, where);
+}
+
+/* anyOf: v matches one of the schemas; else the last one's complaint is quoted. */
+static bool check_any(checker *c, const json_t *any, const json_t *v, const char *where)
+{
+    size_t i;
+    const json_t *one;
+    json_array_foreach(any, i, one) if (check_value(c, one, v, where)) return true;
+    char last[256];
+    snprintf(last, sizeof last, "%s", c->err);
+    return failed(c, where, "matches none of its schemas (the last: %s)", last);
+}
+
+/* type: one or a list; "number" takes an integer too. */
+static bool check_type(checker *c, const json_t *type, const json_t *v, const char *where)
+{
+    bool ok = json_is_string(type) && is_type(json_string_value(type), v);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(type, i, t) ok |= is_type(json_string_value(t), v);
+    if (!ok)
+        return failed(c, where, "%s where the document says %s", kind_of(v),
+                      json_is_string(type) ? json_string_value(type) : "another type");
+    return true;
+}
+
+static bool check_enum(checker *c, const json_t *choices, const json_t *v, const char *where)
+{
+    bool ok = false;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(choices, i, e) ok |= json_equal(e, v);
+    if (!ok)
+        return failed(c, where, "not one of the documented values");
+    return true;
+}
+
+/* An object: its required fields, and each field against its property's schema; a field the
+ * schema's properties do not declare is an error. */
+static bool check_object(checker *c, const json_t *schema, const json_t *v, const char *where)
+{
+    char sub[192];
+    const json_t *props = json_object_get(schema, "properties");
+    size_t i;
+    const json_t *name;
+    json_array_foreach(json_object_get(schema, "required"), i, name)
+    {
+        if (!json_object_get(v, json_string_value(name)))
+            return failed(c, where, "required field %s is missing", json_string_value(name));
+    }
+    const char *key;
+    const json_t *field;
+    json_object_foreach((json_t *)v, key, field)
+    {
+        const json_t *fs = json_object_get(props, key);
+        snprintf(sub, sizeof sub, "%s.%s", where, key);
+        if (props && !fs)
+            return failed(c, sub, "a field the document does not declare");
+        if (fs && !check_value(c, fs, field, sub))
+            return false;
+    }
+    return true;
+}
+
+static bool check_array(checker *c, const json_t *schema, const json_t *v, const char *where)
+{
+    char sub[192];
+    const json_t *items = json_object_get(schema, "items");
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        snprintf(sub, sizeof sub, "%s[%zu]", where, i);
+        if (items && !check_value(c, items, item, sub))
+            return false;
+    }
+    return true;
+}
+
+/* A string: format date-time, minLength/maxLength (in characters). */
+static bool check_string(checker *c, const json_t *schema, const json_t *v, const char *where)
+{
+    const char *format = json_string_value(json_object_get(schema, "format"));
+    if (format && !strcmp(format, "date-time") && !date_time(json_string_value(v)))
+        return failed(c, where, "\"%.64s\" is not a date-time", json_string_value(v));
+    size_t n = utf8_chars(json_string_value(v), json_string_length(v));
+    const json_t *min = json_object_get(schema, "minLength"),
+                 *max = json_object_get(schema, "maxLength");
+    if ((min && (json_int_t)n < json_integer_value(min)) ||
+        (max && (json_int_t)n > json_integer_value(max)))
+        return failed(c, where, "length %zu is outside the documented bounds", n);
+    return true;
+}
+
+static bool check_integer(checker *c, const json_t *schema, const json_t *v, const char *where)
+{
+    const json_t *min = json_object_get(schema, "minimum"),
+                 *max = json_object_get(schema, "maximum");
+    if ((min && json_integer_value(v) < json_integer_value(min)) ||
+        (max && json_integer_value(v) > json_integer_value(max)))
+        return failed(c, where, "%lld is outside the documented bounds",
+                      (long long)json_integer_value(v));
+    return true;
+}
+
 /* The subset of JSON Schema this file writes: $ref, anyOf, type (one or a list), enum, format
  * date-time, properties (a field the model does not declare is an error: the handler wrote
  * something the document does not promise), required, items, minimum/maximum, min/maxLength. */
 static bool check_value(checker *c, const json_t *schema, const json_t *v, const char *where)
 {
     const char *target = json_string_value(json_object_get(schema, "$ref"));
-    if (target) {
-        const char *prefix = "#/components/schemas/";
-        const json_t *to = !strncmp(target, prefix, strlen(prefix))
-                               ? json_object_get(c->schemas, target + strlen(prefix))
-                               : NULL;
-        if (!to)
-            return failed(c, where, "unresolved $ref %s", target);
-        return check_value(c, to, v, where);
-    }
+    if (target)
+        return check_ref(c, target, v, where);
     const json_t *any = json_object_get(schema, "anyOf");
-    if (any) {
-        size_t i;
-        const json_t *one;
-        json_array_foreach(any, i, one) if (check_value(c, one, v, where)) return true;
-        char last[256];
-        snprintf(last, sizeof last, "%s", c->err);
-        return failed(c, where, "matches none of its schemas (the last: %s)", last);
-    }
+    if (any)
+        return check_any(c, any, v, where);
     const json_t *type = json_object_get(schema, "type");
-    if (type) {
-        bool ok = json_is_string(type) && is_type(json_string_value(type), v);
-        size_t i;
-        const json_t *t;
-        json_array_foreach(type, i, t) ok |= is_type(json_string_value(t), v);
-        if (!ok)
-            return failed(c, where, "%s where the document says %s", kind_of(v),
-                          json_is_string(type) ? json_string_value(type) : "another type");
-    }
+    if (type && !check_type(c, type, v, where))
+        return false;
     const json_t *choices = json_object_get(schema, "enum");
-    if (choices) {
-        bool ok = false;
-        size_t i;
-        const json_t *e;
-        json_array_foreach(choices, i, e) ok |= json_equal(e, v);
-        if (!ok)
-            return failed(c, where, "not one of the documented values");
-    }
-    char sub[192];
-    if (json_is_object(v)) {
-        const json_t *props = json_object_get(schema, "properties");
-        size_t i;
-        const json_t *name;
-        json_array_foreach(json_object_get(schema, "required"), i, name)
-        {
-            if (!json_object_get(v, json_string_value(name)))
-                return failed(c, where, "required field %s is missing", json_string_value(name));
-        }
-        const char *key;
-        const json_t *field;
-        json_object_foreach((json_t *)v, key, field)
-        {
-            const json_t *fs = json_object_get(props, key);
-            snprintf(sub, sizeof sub, "%s.%s", where, key);
-            if (props && !fs)
-                return failed(c, sub, "a field the document does not declare");
-            if (fs && !check_value(c, fs, field, sub))
-                return false;
-        }
-    } else if (json_is_array(v)) {
-        const json_t *items = json_object_get(schema, "items");
-        size_t i;
-        const json_t *item;
-        json_array_foreach(v, i, item)
-        {
-            snprintf(sub, sizeof sub, "%s[%zu]", where, i);
-            if (items && !check_value(c, items, item, sub))
-                return false;
-        }
-    } else if (json_is_string(v)) {
-        const char *format = json_string_value(json_object_get(schema, "format"));
-        if (format && !strcmp(format, "date-time") && !date_time(json_string_value(v)))
-            return failed(c, where, "\"%.64s\" is not a date-time", json_string_value(v));
-        size_t n = utf8_chars(json_string_value(v), json_string_length(v));
-        const json_t *min = json_object_get(schema, "minLength"),
-                     *max = json_object_get(schema, "maxLength");
-        if ((min && (json_int_t)n < json_integer_value(min)) ||
-            (max && (json_int_t)n > json_integer_value(max)))
-            return failed(c, where, "length %zu is outside the documented bounds", n);
-    } else if (json_is_integer(v)) {
-        const json_t *min = json_object_get(schema, "minimum"),
-                     *max = json_object_get(schema, "maximum");
-        if ((min && json_integer_value(v) < json_integer_value(min)) ||
-            (max && json_integer_value(v) > json_integer_value(max)))
-            return failed(c, where, "%lld is outside the documented bounds",
-                          (long long)json_integer_value(v));
-    }
+    if (choices && !check_enum(c, choices, v, where))
+        return false;
+    if (json_is_object(v))
+        return check_object(c, schema, v, where);
+    if (json_is_array(v))
+        return check_array(c, schema, v, where);
+    if (json_is_string(v))
+        return check_string(c, schema, v, where);
+    if (json_is_integer(v))
+        return check_integer(c, schema, v, where);
     return true;
 }
 

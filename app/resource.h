@@ -20,7 +20,8 @@
  *   a model             row 0 as the model's object; no row: the route's `no_rows` error (none
  *                       declared: 500, logged); `location`: Location is the request's path + "/"
  *                       + the row's `id`
- *   status 204          no body when the statement returned or changed a row, else `no_rows`
+ *   no model (204)      no body, with the route's status, when the statement returned or
+ *                       changed a row, else `no_rows`
  * Columns are found by name (a field "created_at" needs a column "created_at": alias it); a field
  * without its column is the handler's bug: 500, logged. Values: text or binary results (DB_BINARY)
  * of int2/int4/int8 (TYPE_INT), bool (TYPE_BOOL), text/varchar (TYPE_STRING) and, with format

@@ -36,10 +36,10 @@ typedef struct app_setting {
 void settings_register(app_setting *s);
 
 /* Reads and validates every registered setting. Returns 0, or -1 with one line naming the variable
- * in err. */
+ * in err (a bad value, or a name two APP_SETTING_* declare). */
 int settings_load(char *err, size_t errlen);
 
-/* The registered settings (a list through ->next), for --help and docs. */
+/* The registered settings (a list through ->next, in no set order). */
 const app_setting *settings_list(void);
 
 #define APP_SETTING_(NAME, var, ctype, type, def, min, max, dstr, desc)                            \

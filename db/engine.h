@@ -60,15 +60,16 @@ typedef struct db_config {
     double statement_timeout;     /* DB_STATEMENT_TIMEOUT, seconds, 0 = none */
     double preping_after; /* DB_PREPING_AFTER: idle seconds after which a ping precedes reuse */
     bool pipeline; /* DB_PIPELINE: pipeline read-only sessions' statements (see db_session_open) */
-    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections for them, each with a batch, shared
-                           * among pipeline_threads (see there) */
+    int pipeline_conns;   /* DB_PIPELINE_CONNS: connections for them, each with its batches in
+                           * flight, shared among pipeline_threads (see there) */
     bool pipeline_writes; /* DB_PIPELINE_WRITES: also read-write sessions' single statements, one
                            * transaction (group commit) per batch, on lanes of their own */
     int pipeline_write_conns; /* DB_PIPELINE_WRITE_CONNS: connections for those, shared alike */
     db_prepare_mode prepare;  /* DB_PREPARE: auto | on | off (see db_prepare_mode) */
     /* DB_PIPELINE_SLOW_AFTER, seconds, 0 = never: a lane whose running batch has run this long
-     * takes no new statements while another lane can, and more lanes may open (up to pool_max)
-     * so that fast statements never queue behind it (db/pipe.h) */
+     * takes no new statements while another lane can, and more lanes may open (up to each loop's
+     * share of pool_max, at most DB_PIPELINE_CONNS_MAX per kind) so that fast statements do not
+     * queue behind it; a read observed slow is sent alone (db/pipe.h) */
     double pipeline_slow_after;
     /* Threads that run sessions on this engine from a coroutine (the app's event loops; not from
      * the environment, db_config_from_env sets 1). Pipelines are per thread, so each thread gets
@@ -139,17 +140,18 @@ int db_rollback(db_session *s, db_error *err);
 /* Runs one parameterized statement (text parameters, NULL = SQL NULL, text results; unnamed, or
  * prepared where DB_PREPARE allows, so it works through PgBouncer). Returns the result (the
  * caller PQclear()s it) for PGRES_TUPLES_OK / PGRES_COMMAND_OK, or NULL with err:
- *   - POOL_TIMEOUT: a pipelined statement found no place in a batch within DB_ACQUIRE_TIMEOUT (it
- *     was not sent: nothing ran);
+ *   - POOL_TIMEOUT: no connection became free, or a pipelined statement found no place in a
+ *     batch, within DB_ACQUIRE_TIMEOUT (it was not sent: nothing ran);
  *   - QUERY: the statement failed (err->sqlstate says why: 23505 unique violation, ...);
  *   - STATEMENT_TIMEOUT: it ran longer than statement_timeout and was cancelled; the connection
- *     stays usable (inside a transaction, the transaction has failed: roll it back);
+ *     stays usable unless the server did not answer the cancel within its grace (then it is
+ *     given up); inside a transaction, the transaction has failed: roll it back;
  *   - RETRY_TX: serialization failure or deadlock: run the whole transaction again;
  *   - the connection died: in a read-only session outside a transaction the statement is re-run
  *     on a fresh connection (pipelined: up to twice), so the caller never sees a suspended compute;
  * inside a transaction TRANSIENT (the server rolled it back); a read-write session's statement is
- * never re-sent: UNKNOWN_OUTCOME (it may or may not have committed). A warm connection costs
- * exactly one round trip. */
+ * never re-sent: UNKNOWN_OUTCOME once it was sent (it may or may not have committed), TRANSIENT
+ * when it was not. A warm connection costs exactly one round trip. */
 PGresult *db_query(db_session *s, const char *sql, int nparams, const char *const *params,
                    db_error *err);
 

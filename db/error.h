@@ -18,7 +18,8 @@ typedef enum {
     /* The transaction lost a race (40001 serialization_failure, 40P01 deadlock_detected): running
      * the whole transaction again may succeed. */
     DB_ERR_RETRY_TX,
-    /* No connection became free within DB_ACQUIRE_TIMEOUT. The API answers 503 + Retry-After. */
+    /* No connection became free, or a pipelined statement found no place in a batch, within
+     * DB_ACQUIRE_TIMEOUT: the statement was not sent. The API answers 503 + Retry-After. */
     DB_ERR_POOL_TIMEOUT,
     /* The statement ran longer than DB_STATEMENT_TIMEOUT and was cancelled (57014). */
     DB_ERR_STATEMENT_TIMEOUT,
@@ -30,8 +31,8 @@ typedef enum {
     DB_ERR_QUERY,
     /* The engine is closing or closed. */
     DB_ERR_CLOSED,
-    /* A write's connection died before its result arrived: it may or may not have committed, so it
-     * was not re-sent. */
+    /* A write's (or a commit's) connection died after it was sent and before its result arrived:
+     * it may or may not have committed, so it was not re-sent. The API answers 500. */
     DB_ERR_UNKNOWN_OUTCOME,
 } db_errkind;
 

@@ -684,6 +684,214 @@ static int wait_answers(chan *ch, bool write, bool hold, double deadline)
     return ready == 0 && expires_first ? 2 : ready;
 }
 
+/* ---- reading a lane's batches (read_batch) ---- */
+
+/* read_batch's state: the batches in flight on one lane, read in order. */
+typedef struct reader {
+    chan *ch;
+    PGconn *pg;
+    double deadline; /* the running batch's (head_deadline), or the end of the cancel's grace */
+    bool cancelled;  /* the running batch was cancelled: its statements end as timed out */
+    bool goodbye;    /* a result said the server is closing the connection (says_goodbye) */
+    item *retry, **rtail; /* to be re-sent: queued again, in front, at the batch's Sync */
+} reader;
+
+/* What read_batch does after a result (take_result). */
+typedef enum {
+    TAKE_NEXT,  /* take the next result */
+    TAKE_CHECK, /* take the next one unless the connection is gone or said goodbye */
+    TAKE_WAIT,  /* nothing more to take before more input */
+    TAKE_DONE   /* every batch in flight is answered */
+} take;
+
+/* The batch at the head of ch->batch starts to run now: its deadline (head_deadline), no cancel. */
+static void batch_runs(reader *rd)
+{
+    rd->cancelled = false;
+    rd->ch->head_since = coro_now();
+    rd->deadline = head_deadline(rd->ch, rd->ch->head_since);
+}
+
+static bool conn_gone(const reader *rd)
+{
+    return PQstatus(rd->pg) == CONNECTION_BAD || rd->goodbye;
+}
+
+/* `it` goes back to the queue, without its result, at its batch's Sync. */
+static void requeue(reader *rd, item *it)
+{
+    PQclear(it->res);
+    it->res = NULL;
+    append(&rd->rtail, it);
+}
+
+/* The result r of the Parse sent just before `it`, or the NULL that ends it. When r says
+ * goodbye, `it` stays in ch->batch, unanswered. */
+static take take_parse(reader *rd, item *it, PGresult *r)
+{
+    if (!r)
+        it->parse = false;
+    else if (parsed(rd->ch->conn, it, r))
+        rd->goodbye = true;
+    return TAKE_CHECK;
+}
+
+/* A read's results ended: its outcome, unless its prepared statement failed it (replan). */
+static void read_ended(reader *rd, item *it)
+{
+    if (it->res && !ok_result(it->res) && replan(rd->ch, it))
+        requeue(rd, it); /* re-sent, prepared afresh */
+    else
+        answered(rd->ch, it, rd->cancelled);
+}
+
+/* A write's results ended: held until its batch's Sync when it executed (write_synced), else its
+ * batch is rolled back (write_failed). */
+static void write_ended(reader *rd, item *it)
+{
+    if (it->res && ok_result(it->res))
+        append(&rd->ch->htail, it);
+    else
+        write_failed(rd->ch, it, rd->cancelled, &rd->rtail);
+}
+
+/* The NULL that ends a statement's results (or, on a write lane, the commit's error), or that
+ * says nothing more has come. */
+static take statement_ended(reader *rd, item *it, bool at_commit)
+{
+    chan *ch = rd->ch;
+    if (at_commit && ch->commit_err && !ch->commit_err_ended) {
+        ch->commit_err_ended = true; /* the end of the commit's error: a Sync follows */
+        return TAKE_NEXT;
+    }
+    if (!it || at_commit)
+        return TAKE_WAIT;
+    ch->batch = it->next;
+    it->next = NULL;
+    if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED)
+        requeue(rd, it); /* skipped because a neighbour failed */
+    else if (ch->writes)
+        write_ended(rd, it);
+    else
+        read_ended(rd, it);
+    return TAKE_NEXT;
+}
+
+/* A batch's Sync: it is answered; what it skipped goes back to the queue, in front; the next
+ * batch in flight runs now, with a deadline of its own. */
+static take synced(reader *rd, PGresult *r)
+{
+    chan *ch = rd->ch;
+    PQclear(r);
+    ch->answered_at = coro_now();
+    if (ch->writes)
+        write_synced(ch, &rd->rtail);
+    enqueue_front(ch, rd->retry);
+    rd->retry = NULL;
+    rd->rtail = &rd->retry;
+    if (--ch->syncs == 0)
+        return TAKE_DONE;
+    batch_runs(rd);
+    return TAKE_NEXT;
+}
+
+/* On a write lane, between a batch's last statement and its Sync: its commit's error. */
+static take commit_result(reader *rd, PGresult *r)
+{
+    chan *ch = rd->ch;
+    rd->goodbye = says_goodbye(r);
+    if (!ch->commit_err)
+        ch->commit_err = r;
+    else
+        PQclear(r);
+    return TAKE_CHECK;
+}
+
+/* A result of the statement `it`: the first decides (an error, or the rows). A goodbye leaves
+ * `it` in ch->batch, unanswered. */
+static take statement_result(reader *rd, item *it, PGresult *r)
+{
+    rd->goodbye = it && !it->res && says_goodbye(r);
+    if (it && !it->res)
+        it->res = r;
+    else
+        PQclear(r);
+    return TAKE_CHECK;
+}
+
+/* Hands the result r (NULL: the end of a statement's results) to whom it belongs. */
+static take take_result(reader *rd, PGresult *r)
+{
+    chan *ch = rd->ch;
+    item *it = ch->batch;
+    bool sync = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    /* on a write lane, between its batch's last statement and its Sync: the commit's */
+    bool at_commit = ch->writes && (!it || it->seq != ch->seq_read);
+    /* its Parse's result, then a NULL; a Sync first is the end of the batch before it */
+    if (!at_commit && it && it->parse && !sync)
+        return take_parse(rd, it, r);
+    if (!r)
+        return statement_ended(rd, it, at_commit);
+    if (sync)
+        return synced(rd, r);
+    if (at_commit)
+        return commit_result(rd, r);
+    return statement_result(rd, it, r);
+}
+
+/* Takes the results libpq has read so far. Returns 0 when every batch in flight is answered, 1
+ * when more input is needed, -1 when the connection is gone or the server said goodbye. */
+static int take_results(reader *rd)
+{
+    while (!PQisBusy(rd->pg)) {
+        take t = take_result(rd, PQgetResult(rd->pg));
+        if (t == TAKE_DONE)
+            return 0;
+        if (t == TAKE_WAIT)
+            break;
+        if (t == TAKE_CHECK && conn_gone(rd))
+            return -1;
+    }
+    return conn_gone(rd) ? -1 : 1;
+}
+
+/* The running batch's deadline passed: it is cancelled (the running statement ends with 57014,
+ * the rest are skipped) and the server has the cancel's grace to answer. Returns -1 when it was
+ * cancelled already, or there is no grace. */
+static int deadline_passed(reader *rd)
+{
+    if (rd->cancelled || rd->ch->grace < 0)
+        return -1;
+    rd->cancelled = true;
+    db_cancel(rd->pg);
+    rd->deadline = coro_now() + rd->ch->grace;
+    return 0;
+}
+
+/* Sends what was queued meanwhile as a further batch, then waits for input. Returns 0 to read on,
+ * -1 when the connection failed or stayed silent past the deadline and the cancel's grace. */
+static int send_and_wait(reader *rd)
+{
+    chan *ch = rd->ch;
+    /* not after a cancel: what it skips would be re-sent behind it anyway; not behind a slow
+     * batch: held back, they wait for it at most until their time to be sent passes */
+    bool hold = rd->cancelled || lane_slow(ch, coro_now());
+    if (ch->qhead && !hold && send_batch(ch) < 0)
+        return -1;
+    int unsent = PQflush(rd->pg);
+    if (unsent < 0)
+        return -1;
+    int ready = wait_answers(ch, unsent == 1, hold, rd->deadline);
+    if (ready == 2) /* queued statements expired: wait on */
+        return 0;
+    if (ready == 0)
+        return deadline_passed(rd);
+    if (ready < 0 || !PQconsumeInput(rd->pg))
+        /* a connection gone: collect the error results libpq made up for what was in flight */
+        return PQstatus(rd->pg) == CONNECTION_BAD ? 0 : -1;
+    return 0;
+}
+
 /* Reads the batches' results and hands each to its statement; statements queued meanwhile leave
  * as further batches. Statements the server skipped because an earlier one failed go back to the
  * queue, with no limit on how often: that cannot loop, since the first statement of a batch is
@@ -696,216 +904,134 @@ static int wait_answers(chan *ch, bool write, bool hold, double deadline)
  * in ch->held). */
 static int read_batch(chan *ch)
 {
-    PGconn *pg = ch->conn->pg;
-    ch->head_since = coro_now();
-    double deadline = head_deadline(ch, ch->head_since);
-    bool cancelled = false, goodbye = false;
-    item *retry = NULL, **rtail = &retry;
+    reader rd = {.ch = ch, .pg = ch->conn->pg};
+    rd.rtail = &rd.retry;
+    batch_runs(&rd);
     if (!ch->htail)
         ch->htail = &ch->held;
     for (;;) {
-        while (!PQisBusy(pg)) {
-            PGresult *r = PQgetResult(pg);
-            item *it = ch->batch;
-            /* on a write lane, between its batch's last statement and its Sync: the commit's */
-            bool at_commit = ch->writes && (!it || it->seq != ch->seq_read);
-            /* its Parse's result, then a NULL; a Sync first is the end of the batch before it */
-            if (!at_commit && it && it->parse && !(r && PQresultStatus(r) == PGRES_PIPELINE_SYNC)) {
-                if (!r)
-                    it->parse = false;
-                else if (parsed(ch->conn, it, r))
-                    goodbye = true; /* `it` stays in ch->batch, unanswered */
-                if (PQstatus(pg) == CONNECTION_BAD || goodbye)
-                    break;
-                continue;
-            }
-            if (!r) { /* the end of the current statement's results */
-                if (at_commit && ch->commit_err && !ch->commit_err_ended) {
-                    ch->commit_err_ended = true; /* the end of the commit's error: a Sync follows */
-                    continue;
-                }
-                if (!it || at_commit)
-                    break;
-                ch->batch = it->next;
-                it->next = NULL;
-                if (it->res && PQresultStatus(it->res) == PGRES_PIPELINE_ABORTED) {
-                    PQclear(it->res);
-                    it->res = NULL;
-                    append(&rtail, it);
-                } else if (!ch->writes && it->res && !ok_result(it->res) && replan(ch, it)) {
-                    PQclear(it->res); /* re-sent, prepared afresh */
-                    it->res = NULL;
-                    append(&rtail, it);
-                } else if (!ch->writes) {
-                    answered(ch, it, cancelled);
-                } else if (it->res && ok_result(it->res)) {
-                    append(&ch->htail, it);
-                } else {
-                    write_failed(ch, it, cancelled, &rtail);
-                }
-                continue;
-            }
-            if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-                PQclear(r);
-                ch->answered_at = coro_now();
-                if (ch->writes)
-                    write_synced(ch, &rtail);
-                enqueue_front(ch, retry);
-                retry = NULL;
-                rtail = &retry;
-                if (--ch->syncs == 0)
-                    return 0;
-                cancelled = false; /* the next batch runs now, with a deadline of its own */
-                ch->head_since = coro_now();
-                deadline = head_deadline(ch, ch->head_since);
-                continue;
-            }
-            if (at_commit) {
-                goodbye = says_goodbye(r);
-                if (!ch->commit_err)
-                    ch->commit_err = r;
-                else
-                    PQclear(r);
-                if (PQstatus(pg) == CONNECTION_BAD || goodbye)
-                    break;
-                continue;
-            }
-            goodbye = it && !it->res && says_goodbye(r); /* `it` then stays in ch->batch */
-            if (it && !it->res)
-                it->res = r; /* the first result decides: an error, or the rows */
-            else
-                PQclear(r);
-            if (PQstatus(pg) == CONNECTION_BAD || goodbye)
-                break;
-        }
-        if (PQstatus(pg) == CONNECTION_BAD || goodbye)
+        int more = take_results(&rd);
+        if (more == 0)
+            return 0;
+        if (more < 0 || send_and_wait(&rd) < 0)
             break;
-        /* not after a cancel: what it skips would be re-sent behind it anyway; not behind a
-         * slow batch: held back, they wait for it at most until their time to be sent passes */
-        bool hold = cancelled || lane_slow(ch, coro_now());
-        if (ch->qhead && !hold && send_batch(ch) < 0)
-            break;
-        int unsent = PQflush(pg);
-        if (unsent < 0)
-            break;
-        int ready = wait_answers(ch, unsent == 1, hold, deadline);
-        if (ready == 2)
-            continue;
-        if (ready == 0) {
-            if (cancelled || ch->grace < 0)
-                break;
-            cancelled = true; /* the running statement ends with 57014, the rest are skipped */
-            db_cancel(pg);
-            deadline = coro_now() + ch->grace;
-            continue;
-        }
-        if (ready < 0 || !PQconsumeInput(pg)) {
-            if (PQstatus(pg) == CONNECTION_BAD)
-                continue; /* collect the error results libpq made up */
-            break;
-        }
     }
     /* the connection is gone (or mute): statements answered stay answered */
-    enqueue_front(ch, retry);
+    enqueue_front(ch, rd.retry);
     return -1;
 }
 
+/* The driver has statements and no connection: borrows one from the pool and enters pipeline
+ * mode. Returns false when it got none (then everyone queued failed, like a session that could
+ * not open, or the connection was broken and the driver tries again). */
+static bool lane_connect(chan *ch)
+{
+    db_error err;
+    db_conn *c;
+    ch->acquiring = true;
+    int got = db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err);
+    ch->acquiring = false;
+    if (got < 0) {
+        item *list = ch->qhead;
+        ch->qhead = ch->qtail = NULL;
+        fail_all(list, &err);
+        return false;
+    }
+    if (!PQenterPipelineMode(c->pg)) { /* only when not idle: a broken connection */
+        db_pool_release(ch->pool, c, true);
+        return false;
+    }
+    ch->conn = c;
+    ch->answered_at = coro_now();
+    return true;
+}
+
+/* A write lane lost its connection: what it executed or maybe executed, and maybe committed, is
+ * never re-sent (the client retries, with an Idempotency-Key when it must not write twice); its
+ * batches' state is reset. UNKNOWN_OUTCOME, as the unpipelined path says (db/session.c): a
+ * TRANSIENT would be a 503 + Retry-After, an invitation to retry that a generic client takes for
+ * a POST without a key too, and that may write twice. Returns the statements to fail (those
+ * executed first), and sets *lost to their error. */
+static item *writes_lost(chan *ch, item *unanswered, db_error *lost)
+{
+    db_error_set(lost, DB_ERR_UNKNOWN_OUTCOME, "08006",
+                 "the database connection was lost before the write's commit was confirmed");
+    snprintf(lost->hint, sizeof lost->hint,
+             "the write may or may not have committed; check before retrying, or retry with an "
+             "idempotency key");
+    if (ch->htail && ch->held) {
+        *ch->htail = unanswered;
+        unanswered = ch->held;
+    }
+    ch->held = NULL;
+    ch->htail = &ch->held;
+    PQclear(ch->commit_err);
+    ch->commit_err = NULL;
+    ch->commit_err_ended = false;
+    ch->seq_read = ch->seq_sent;
+    return unanswered;
+}
+
+/* The lane's connection was lost (or stayed mute): what was not answered is re-sent on a fresh
+ * connection (reads, up to LOST_MAX), or fails (writes: writes_lost). */
+static void lane_lost(chan *ch)
+{
+    db_error lost;
+    db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
+                 "the database connection was lost while the statement waited for its result");
+    snprintf(lost.hint, sizeof lost.hint, "retry in a moment");
+    const char *why = PQerrorMessage(ch->conn->pg);
+    log_warn("database connection lost under pipelined statements: %s",
+             why && *why ? why : "no answer within DB_STATEMENT_TIMEOUT, nor to the cancel");
+    item *unanswered = ch->batch, *resend = NULL, **rtail = &resend;
+    ch->batch = NULL;
+    ch->syncs = 0;
+    if (ch->writes)
+        unanswered = writes_lost(ch, unanswered, &lost);
+    for (item *it = unanswered, *next; it; it = next) {
+        next = it->next;
+        it->next = NULL;
+        PQclear(it->res);
+        it->res = NULL;
+        if (ch->writes || ++it->lost >= LOST_MAX) {
+            fail_all(it, &lost);
+        } else {
+            *rtail = it;
+            rtail = &it->next;
+        }
+    }
+    if (!resend) {
+        release(ch, true); /* counted in the pool's `discarded` there, once */
+        return;
+    }
+    /* Re-sent on a connection opened for them, in the lost one's slot: not on one the pool has
+     * idle, which the same event (a restart, a sweep of pg_terminate_backend) may have killed
+     * without its goodbye having arrived yet, so that the one retry would be spent on a second
+     * dead connection. */
+    pthread_mutex_lock(&ch->pool->mu);
+    ch->pool->discarded++;
+    pthread_mutex_unlock(&ch->pool->mu);
+    db_error cerr;
+    ch->conn = db_pool_reconnect(ch->pool, ch->conn, &cerr);
+    if (!ch->conn) {
+        fail_all(resend, &cerr); /* like a session that could not open */
+        return;
+    }
+    if (!PQenterPipelineMode(ch->conn->pg))
+        release(ch, true);
+    enqueue_front(ch, resend);
+}
+
+/* The channel's driver: while statements are queued, a connection, a batch, its answers. */
 static void drive(void *arg)
 {
     chan *ch = arg;
     ch->driver = coro_self();
     while (ch->qhead) {
-        if (!ch->conn) {
-            db_error err;
-            db_conn *c;
-            ch->acquiring = true;
-            int got =
-                db_pool_acquire(ch->pool, db_now() + ch->pool->cfg->acquire_timeout, &c, &err);
-            ch->acquiring = false;
-            if (got < 0) {
-                /* everyone queued fails like a session that could not open */
-                item *list = ch->qhead;
-                ch->qhead = ch->qtail = NULL;
-                fail_all(list, &err);
-                continue;
-            }
-            if (!PQenterPipelineMode(c->pg)) { /* only when not idle: a broken connection */
-                db_pool_release(ch->pool, c, true);
-                continue;
-            }
-            ch->conn = c;
-            ch->answered_at = coro_now();
-        }
-        if (send_batch(ch) < 0 || (ch->syncs > 0 && read_batch(ch) < 0)) {
-            /* lost: what was not answered is re-sent on a fresh connection (reads only) */
-            db_error lost;
-            db_error_set(&lost, DB_ERR_TRANSIENT, "08006",
-                         "the database connection was lost while the statement waited for its "
-                         "result");
-            snprintf(lost.hint, sizeof lost.hint, "retry in a moment");
-            const char *why = PQerrorMessage(ch->conn->pg);
-            log_warn("database connection lost under pipelined statements: %s",
-                     why && *why ? why
-                                 : "no answer within DB_STATEMENT_TIMEOUT, nor to the cancel");
-            item *unanswered = ch->batch, *resend = NULL, **rtail = &resend;
-            ch->batch = NULL;
-            ch->syncs = 0;
-            if (ch->writes) {
-                /* executed or maybe executed, and maybe committed: never re-sent (the client
-                 * retries, with an Idempotency-Key when it must not write twice) */
-                /* UNKNOWN_OUTCOME, as the unpipelined path says (db/session.c): a TRANSIENT would
-                 * be a 503 + Retry-After, an invitation to retry that a generic client takes
-                 * for a POST without a key too, and that may write twice */
-                db_error_set(&lost, DB_ERR_UNKNOWN_OUTCOME, "08006",
-                             "the database connection was lost before the write's commit was "
-                             "confirmed");
-                snprintf(lost.hint, sizeof lost.hint,
-                         "the write may or may not have committed; check before retrying, or "
-                         "retry with an idempotency key");
-                if (ch->htail && ch->held) {
-                    *ch->htail = unanswered;
-                    unanswered = ch->held;
-                }
-                ch->held = NULL;
-                ch->htail = &ch->held;
-                PQclear(ch->commit_err);
-                ch->commit_err = NULL;
-                ch->commit_err_ended = false;
-                ch->seq_read = ch->seq_sent;
-            }
-            for (item *it = unanswered, *next; it; it = next) {
-                next = it->next;
-                it->next = NULL;
-                PQclear(it->res);
-                it->res = NULL;
-                if (ch->writes || ++it->lost >= LOST_MAX) {
-                    fail_all(it, &lost);
-                } else {
-                    *rtail = it;
-                    rtail = &it->next;
-                }
-            }
-            if (!resend) {
-                release(ch, true); /* counted in the pool's `discarded` there, once */
-                continue;
-            }
-            /* Re-sent on a connection opened for them, in the lost one's slot: not on one the
-             * pool has idle, which the same event (a restart, a sweep of pg_terminate_backend)
-             * may have killed without its goodbye having arrived yet, so that the one retry would
-             * be spent on a second dead connection. */
-            pthread_mutex_lock(&ch->pool->mu);
-            ch->pool->discarded++;
-            pthread_mutex_unlock(&ch->pool->mu);
-            db_error cerr;
-            ch->conn = db_pool_reconnect(ch->pool, ch->conn, &cerr);
-            if (!ch->conn) {
-                fail_all(resend, &cerr); /* like a session that could not open */
-                continue;
-            }
-            if (!PQenterPipelineMode(ch->conn->pg))
-                release(ch, true);
-            enqueue_front(ch, resend);
-        }
+        if (!ch->conn && !lane_connect(ch))
+            continue;
+        if (send_batch(ch) < 0 || (ch->syncs > 0 && read_batch(ch) < 0))
+            lane_lost(ch);
     }
     release(ch, false);
     ch->driving = ch->gathering = ch->solo = false;

@@ -21,13 +21,15 @@
  * Slow lanes (DB_PIPELINE_SLOW_AFTER > 0). A lane whose running batch has run longer than that
  * takes no new statements while another lane can, sends nothing more behind that batch, and does
  * not count against DB_PIPELINE_CONNS: further lanes open, up to DB_POOL_MAX's share of the loop
- * (at most DB_PIPELINE_CONNS_MAX per kind).
+ * (at most DB_PIPELINE_CONNS_MAX per kind). A read whose recent batches were mostly slow (a
+ * moving average per statement text, per loop) is sent alone, on an idle or a new lane that takes
+ * nothing else while it runs, so that fast reads are not batched with it.
  *
  * Connections. A lane borrows its connection from the pool while it has statements in flight and
  * gives it back as soon as it has none. Where the pool prepares (DB_PREPARE), a statement's first
  * use on a connection sends its Parse in the same batch; a name is never sent in two Parses on
- * one connection; the first 64 distinct statements of a connection are prepared, later ones go
- * unnamed. */
+ * one connection; up to 64 statements of a connection are prepared at once (a slot freed by a
+ * failed Parse or a changed plan is reused), others go unnamed. */
 #ifndef DB_PIPE_H
 #define DB_PIPE_H
 
@@ -41,11 +43,12 @@
  * db_exec_wait, per batch (see Deadlines above). Returns the statement's result (the caller
  * PQclear()s it; it may be an error result, the cancel's 57014 when *timed_out; a write's success
  * result means it committed), or NULL with *err set when it got none: POOL_TIMEOUT (not sent
- * within DB_ACQUIRE_TIMEOUT), an error of the pool's (the connection could not be borrowed), or
- * the connection was lost (or stayed silent past the deadline and the cancel's grace): a read is
- * re-sent on a fresh connection after each of its first two losses, then fails with TRANSIENT
- * (08006); a write that may have run fails at once with UNKNOWN_OUTCOME (08006). `format`: the
- * results' format, 0 text, 1 binary. */
+ * within DB_ACQUIRE_TIMEOUT), an error of the pool's (the connection could not be borrowed, or
+ * the server is known unreachable), TRANSIENT when the thread has no lane left for the pool or
+ * memory ran out, or the connection was lost (or stayed silent past the deadline and the cancel's
+ * grace): a read is re-sent on a fresh connection after each of its first two losses, then fails
+ * with TRANSIENT (08006); a write that may have run fails at once with UNKNOWN_OUTCOME (08006).
+ * `format`: the results' format, 0 text, 1 binary. */
 PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, const char *sql,
                         int nparams, const char *const *params, int format, bool *timed_out,
                         db_error *err);

@@ -385,6 +385,9 @@ Test(idempotency, with_clause_and_composite_text)
     long end = idempotency_with_end(sql);
     cr_assert_str_eq(sql + end, "insert into t select 1 returning 1");
     cr_assert_eq(idempotency_with_end("with a as (select 1"), -1);
+    /* unbalanced up to a comment or spaces at the end: no read past the string */
+    cr_assert_eq(idempotency_with_end("with a as (select 1 -- )"), -1);
+    cr_assert_eq(idempotency_with_end("with a as (select 1 "), -1);
     char *v[8];
     int n = idempotency_parse_row("(1,\"a b\",,\"\",\"say \"\"hi\"\" \\\\o/\",t)", v, 8);
     cr_assert_eq(n, 6);
