@@ -21,9 +21,10 @@
  * Slow lanes (DB_PIPELINE_SLOW_AFTER > 0). A lane whose running batch has run longer than that
  * takes no new statements while another lane can, sends nothing more behind that batch, and does
  * not count against DB_PIPELINE_CONNS: further lanes open, up to DB_POOL_MAX's share of the loop
- * (at most DB_PIPELINE_CONNS_MAX per kind). A read whose recent batches were mostly slow (a
- * moving average per statement text, per loop) is sent alone, on an idle or a new lane that takes
- * nothing else while it runs, so that fast reads are not batched with it.
+ * (at most DB_PIPELINE_CONNS_MAX per kind). A read whose own run was slow (from the previous
+ * result's arrival to its own; per statement text, per loop; two fast runs clear it) is sent
+ * alone from its next run, on an idle or a new lane that takes nothing else while it runs, so
+ * that fast reads are not batched with it.
  *
  * Connections. A lane borrows its connection from the pool while it has statements in flight and
  * gives it back as soon as it has none. Where the pool prepares (DB_PREPARE), a statement's first
