@@ -1,7 +1,9 @@
 /* config: see config.h. */
 #include "app/config.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,10 +53,25 @@ static int load_secret(app_config *cfg, char *e)
     return 0;
 }
 
+/* The host curl parsed out of the URL names this machine: "localhost", an IPv4 address in
+ * 127.0.0.0/8, or ::1, compared whole. A prefix would let http://127.0.0.1.attacker.example/
+ * through (a name anyone can point anywhere). */
 static bool loopback(const char *host)
 {
-    return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "[::1]") ||
-           !strcmp(host, "::1");
+    if (!strcasecmp(host, "localhost"))
+        return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    char buf[64];
+    size_t n = strlen(host);
+    if (n >= 2 && n < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        host = buf;
+    }
+    struct in6_addr a6;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* AUTH_JWKS_URL: an absolute http(s) URL with a host; plain http only to this machine or in

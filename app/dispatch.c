@@ -131,18 +131,14 @@ static exchange *preflight(exchange *x, const char *path)
     return answer(x);
 }
 
+/* FastAPI's redirect_slashes. RFC 9110 10.2.2: Location may be a relative reference, resolved
+ * against the request's own URI, so the client's Host header is not copied into an absolute URL
+ * (behind a cache or a proxy that trusts Host, that would send other users elsewhere). */
 static exchange *redirect(exchange *x, const char *path, const char *query)
 {
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(x->ev), "Host");
     size_t n = strlen(path) - 1; /* without the trailing slash */
-    if (host &&
-        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
-            strlen(host))
-        http_header_add(&x->res, "Location", "http://%s%.*s%s%s", host, (int)n, path,
-                        query ? "?" : "", query ? query : "");
-    else
-        http_header_add(&x->res, "Location", "%.*s%s%s", (int)n, path, query ? "?" : "",
-                        query ? query : "");
+    http_header_add(&x->res, "Location", "%.*s%s%s", (int)n, path, query ? "?" : "",
+                    query ? query : "");
     http_reply_empty(&x->res, 307);
     return answer(x);
 }

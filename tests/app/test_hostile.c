@@ -20,15 +20,21 @@
 
 static api_server srv;
 
+/* The server under test: HOSTILE_BIN=api-old (a copy of main's build in bin/) shows which cases
+ * fail on it. */
+static const char *hostile_bin(void)
+{
+    const char *bin = getenv("HOSTILE_BIN");
+    return bin && *bin ? bin : "api";
+}
+
 static void up(void)
 {
     char *url = pgtest_url();
     api_migrate(url);
     free(url);
     char *app = pgtest_app_url();
-    /* HOSTILE_BIN=api-old (a copy of main's build in bin/) shows which cases fail on it */
-    const char *bin = getenv("HOSTILE_BIN");
-    api_start_bin(&srv, bin && *bin ? bin : "api", app, "MAX_BODY_BYTES=4096 READ_TIMEOUT=30");
+    api_start_bin(&srv, hostile_bin(), app, "MAX_BODY_BYTES=4096 READ_TIMEOUT=30");
     free(app);
 }
 
@@ -298,4 +304,105 @@ Test(hostile, query_key_without_value)
     json_decref(list);
     reply_free(&rr);
     free(u);
+}
+
+/* ---- nothing leaked ---- */
+
+static char *json_field(const char *body, const char *key)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    const char *v = json_string_value(json_object_get(j, key));
+    char *out = v ? strdup(v) : NULL;
+    json_decref(j);
+    return out;
+}
+
+/* /ready is public (a load balancer calls it): libpq's message names the database host, port,
+ * role and database. The public answer is a generic reason; the detail goes to the log. */
+Test(hostile, ready_does_not_show_the_database_error)
+{
+    int dead = pgtest_free_port();
+    char url[256];
+    snprintf(url, sizeof url, "postgresql://leakyrole:pw@127.0.0.1:%d/leakydb", dead);
+    api_server other;
+    api_start_bin(&other, hostile_bin(), url, "DB_CONNECT_TIMEOUT=1 DB_ACQUIRE_TIMEOUT=1");
+    api_response *r = api_call(other.port, "GET", "/ready", NULL, NULL);
+    cr_expect_eq(r->status, 503, "%s", r->body);
+    char port[16];
+    snprintf(port, sizeof port, "%d", dead);
+    char *detail = json_field(r->body, "detail");
+    cr_expect(detail && *detail, "no detail: %s", r->body);
+    cr_expect(!strstr(r->body, "127.0.0.1") && !strstr(r->body, port) &&
+                  !strstr(r->body, "leakyrole") && !strstr(r->body, "leakydb") &&
+                  !strstr(r->body, "onnect"),
+              "/ready shows the database error: %s", r->body);
+    free(detail);
+    api_response_free(r);
+    char *log = api_log(&other);
+    cr_expect(strstr(log, port), "the log does not have the detail: %s", log);
+    free(log);
+    cr_assert_eq(api_stop(&other), 0);
+}
+
+/* RFC 9110 10.2.2: Location may be a relative reference. The client's Host header is not copied
+ * into an absolute URL (a poisoned cache or a proxy that trusts Host would send users away). */
+Test(hostile, redirect_location_is_relative)
+{
+    raw_reply r = send_str("GET /api/someone/tasks/?limit=5 HTTP/1.1\r\n"
+                           "Host: evil.example\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(r.status, 307, "%s", r.text);
+    char *loc = header_of(&r, "Location");
+    cr_expect(loc && !strcmp(loc, "/api/someone/tasks?limit=5"), "Location: %s",
+              loc ? loc : "none");
+    free(loc);
+    reply_free(&r);
+}
+
+/* Plain http:// to the JWKS only to this machine in production: the URL's host is parsed, not
+ * compared by prefix. */
+Test(hostile, jwks_loopback_is_the_parsed_host)
+{
+    static const char *refused[] = {
+        "http://127.0.0.1.attacker.example/jwks",
+        "http://localhost.attacker.example/jwks",
+        "http://127.attacker.example/jwks",
+        "http://127.0.0.1@attacker.example/jwks",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char cmd[1024], *out = NULL;
+        snprintf(cmd, sizeof cmd,
+                 "cd /tmp && env -i PATH=/usr/bin:/bin LOG_FORMAT=text APP_ENV=production "
+                 "DATABASE_URL=postgresql://u:p@127.0.0.1:1/db AUTH_JWKS_URL='%s' timeout 10 %s",
+                 refused[i], pgtest_bin(hostile_bin()));
+        int rc = pgtest_run(cmd, &out);
+        cr_expect_eq(rc, 2, "%s accepted: exit %d: %s", refused[i], rc, out);
+        cr_expect(out && strstr(out, "AUTH_JWKS_URL must use https://"), "%s: %s", refused[i], out);
+        free(out);
+    }
+}
+
+/* /docs and /redoc: not framed by another site (clickjacking the "Authorize" dialog), the token
+ * not kept in localStorage, and the page talks to its own origin only. */
+Test(hostile, docs_not_framed_and_token_not_kept)
+{
+    static const char *pages[] = {"/docs", "/redoc"};
+    for (size_t i = 0; i < 2; i++) {
+        char req[256];
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                 pages[i]);
+        raw_reply r = exchange_raw(req, strlen(req), 10000);
+        cr_assert_eq(r.status, 200, "%s", r.text);
+        char *xfo = header_of(&r, "X-Frame-Options"),
+             *csp = header_of(&r, "Content-Security-Policy");
+        cr_expect(xfo && !strcmp(xfo, "DENY"), "%s X-Frame-Options: %s", pages[i],
+                  xfo ? xfo : "none");
+        cr_expect(csp && strstr(csp, "frame-ancestors 'none'"), "%s CSP: %s", pages[i],
+                  csp ? csp : "none");
+        cr_expect(csp && strstr(csp, "connect-src 'self'") && !strstr(csp, "connect-src *"),
+                  "%s CSP: %s", pages[i], csp ? csp : "none");
+        cr_expect(!strstr(body_of(&r), "persistAuthorization: true"), "%s keeps the token",
+                  pages[i]);
+        free(xfo), free(csp);
+        reply_free(&r);
+    }
 }
