@@ -19,6 +19,7 @@
 #include "app/exchange.h"
 #include "app/jobs.h"
 #include "app/metrics.h"
+#include "app/wire.h"
 #include "core/coro.h"
 #include "core/log.h"
 
@@ -200,14 +201,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
  * it accepts, and stops accepting when the callback disabled the listener. */
 static struct bufferevent *on_accept(struct event_base *base, void *arg)
 {
-    (void)base;
     loop *lp = arg;
     metrics_connection_accepted(lp->index);
     if (S.nloops > 1 && lp->bound) {
         evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound));
         event_active(S.loops[(lp->index + 1) % S.nloops].turn, EV_READ, 1);
     }
-    return NULL; /* libevent makes the connection's bufferevent */
+    /* libevent's own error pages become JSON on it (wire.h); NULL: libevent makes one */
+    return wire_bufferevent(base);
 }
 
 static void on_turn(evutil_socket_t fd, short what, void *arg)

@@ -406,3 +406,47 @@ Test(hostile, docs_not_framed_and_token_not_kept)
         reply_free(&r);
     }
 }
+
+/* ---- every error the server itself produces is JSON in FastAPI's shape ---- */
+
+/* libevent's parser answers these before any handler runs: its HTML pages became
+ * {"detail": ...} with Content-Type application/json, and the connection still closes (RFC 9112
+ * 9.6: after a framing error the rest of the stream cannot be trusted). */
+static void expect_json_error(const char *what, const char *req, size_t len, int status, bool close)
+{
+    raw_reply r = exchange_raw(req, len, close ? 10000 : 2000);
+    cr_expect_eq(r.status, status, "%s: %s", what, r.text);
+    expect_json_detail(&r);
+    char *cl = header_of(&r, "Content-Length");
+    cr_expect(cl && (size_t)atol(cl) == strlen(body_of(&r)), "%s: Content-Length %s for %s", what,
+              cl ? cl : "none", r.text);
+    free(cl);
+    cr_expect(r.closed || !close, "%s: the connection stayed open", what);
+    reply_free(&r);
+}
+
+static void expect_json_error_and_close(const char *what, const char *req, size_t len, int status)
+{
+    expect_json_error(what, req, len, status, true);
+}
+
+Test(hostile, parser_errors_are_json)
+{
+    const char *garbage = "GARBAGE\r\n\r\n";
+    expect_json_error_and_close("no request line", garbage, strlen(garbage), 400);
+    const char *http2 = "GET /health HTTP/2.0\r\nHost: t\r\n\r\n";
+    expect_json_error_and_close("HTTP/2.0 request line", http2, strlen(http2), 400);
+    const char *cr = "GET /health HTTP/1.1\r\nHost: t\rX-Evil: 1\r\n\r\n";
+    expect_json_error_and_close("bare CR (RFC 9112 2.2)", cr, strlen(cr), 400);
+    const char *connect = "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n";
+    expect_json_error("CONNECT", connect, strlen(connect), 501, false); /* a request, well formed */
+    /* past libevent's own cap (4 x MAX_BODY_BYTES = 16 KiB here) */
+    size_t n = 40000;
+    char *big = malloc(n + 200);
+    cr_assert(big);
+    int h = snprintf(big, 200,
+                     "POST /api/u/tasks HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+    memset(big + h, 'a', n);
+    expect_json_error_and_close("body past libevent's cap", big, (size_t)h + n, 413);
+    free(big);
+}
