@@ -294,9 +294,10 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
         return -1;
     evconnlistener_set_error_cb(l, on_accept_error);
     lp->bound = evhttp_bind_listener(lp->http, l);
-    /* Our own limits answer with JSON 413/431 below these; libevent's hard caps (4x) stop a client
-     * from making us buffer unbounded data before we get to look at it. */
-    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes * 4);
+    /* MAX_BODY_BYTES is libevent's own cap: a Content-Length past it is refused from the head,
+     * before one byte of the body is buffered (a chunked body as soon as it goes past); wire.c
+     * makes that 413 JSON. The header cap stays 4x: our 431 (dispatch.c) answers below it. */
+    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes);
     evhttp_set_max_headers_size(lp->http, (ev_ssize_t)cfg->max_header_bytes * 4);
     struct timeval tv = {(time_t)cfg->read_timeout,
                          (suseconds_t)((cfg->read_timeout - (long)cfg->read_timeout) * 1e6)};
