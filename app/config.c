@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,18 @@ void app_config_settle(app_config *cfg, db_config *dbc)
      * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
     if (!cfg->workers)
         cfg->workers = 64;
+    /* MAX_CONNECTIONS unset: what the descriptor limit leaves after a reserve for the database
+     * connections (DB_POOL_MAX, the pipelined ones), the JWKS fetches, the listening sockets and
+     * the loops' own descriptors, so that accept() is refused by us before the kernel's EMFILE. */
+    if (!cfg->max_connections) {
+        struct rlimit rl;
+        long nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                          ? (long)rl.rlim_cur
+                          : 1024;
+        long reserve =
+            64 + dbc->pool_max + dbc->pipeline_conns + dbc->pipeline_write_conns + 4L * cfg->loops;
+        cfg->max_connections = nofile - reserve > 16 ? nofile - reserve : 16;
+    }
 }
 
 int app_config_load(app_config *cfg, char *err, size_t errlen)
@@ -307,6 +320,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||
         env_seconds("SHUTDOWN_TIMEOUT", 10, 0, 3600, &cfg->shutdown_timeout, e) < 0 ||
         env_seconds("READ_TIMEOUT", 30, 0.1, 3600, &cfg->read_timeout, e) < 0 ||
+        env_int("MAX_CONNECTIONS", 0, 1, 1L << 20, &cfg->max_connections, e) < 0 ||
         env_bool("ACCESS_LOG", true, &cfg->access_log, e) < 0 ||
         env_seconds("IDEMPOTENCY_KEY_TTL", 86400, 0, 365 * 86400, &cfg->idempotency_ttl, e) < 0)
         goto fail;

@@ -174,6 +174,7 @@ static void handler_start(loop *lp, exchange *x)
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     loop *lp = arg;
+    wire_request_read(ev);
     exchange *x = dispatch_request(lp, ev);
     if (!x)
         return;
@@ -341,6 +342,7 @@ static void loop_serve(loop *lp)
         return;
     }
     loop_run(lp);
+    wire_thread_free();
     coro_thread_free();
 }
 
@@ -441,6 +443,10 @@ int server_run(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
         log_error("HOST must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", cfg->host);
+        return 1;
+    }
+    if (wire_init(cfg->max_connections, cfg->read_timeout) < 0) {
+        log_error("out of memory");
         return 1;
     }
     S.nloops = cfg->loops;

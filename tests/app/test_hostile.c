@@ -540,3 +540,87 @@ Test(hostile, oversized_bodies_are_not_buffered)
               after, CONNS);
     cr_assert_eq(api_stop(&big), 0);
 }
+
+/* ---- bounded connections ---- */
+
+static int dial_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* MAX_CONNECTIONS open, the next one gets a 503 (RFC 9110 15.6.4, with Retry-After) and is
+ * closed; once they are gone, connections are served again (the count went back down). */
+Test(hostile, max_connections_refuses_past_the_cap)
+{
+    char *app = pgtest_app_url();
+    api_server cap;
+    api_start_bin(&cap, hostile_bin(), app, "MAX_CONNECTIONS=4");
+    free(app);
+    int held[4];
+    for (int i = 0; i < 4; i++)
+        held[i] = dial_port(cap.port);
+    int fd = dial_port(cap.port);
+    const char *get = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    send(fd, get, strlen(get), MSG_NOSIGNAL);
+    raw_reply r = read_until_close(fd, 10000);
+    close(fd);
+    cr_expect_eq(r.status, 503, "past MAX_CONNECTIONS: %s", r.text);
+    expect_json_detail(&r);
+    char *ra = header_of(&r, "Retry-After");
+    cr_expect(ra, "no Retry-After: %s", r.text);
+    free(ra);
+    cr_expect(r.closed, "the connection past the cap stayed open");
+    reply_free(&r);
+    for (int i = 0; i < 4; i++)
+        close(held[i]);
+    int status = 0;
+    double t0 = pgtest_now_ms();
+    while (status != 200 && pgtest_now_ms() - t0 < 10000) { /* a wait for the closes, not a bound */
+        fd = dial_port(cap.port);
+        send(fd, get, strlen(get), MSG_NOSIGNAL);
+        r = read_until_close(fd, 5000);
+        close(fd);
+        status = r.status;
+        reply_free(&r);
+    }
+    cr_expect_eq(status, 200, "closed connections still counted");
+    cr_assert_eq(api_stop(&cap), 0);
+}
+
+/* Slowloris: a head trickled a line at a time, each well inside the idle timeout. READ_TIMEOUT
+ * counts from the request's first byte (RFC 9112 9.5: a server may close a connection whose
+ * request does not complete); libevent's own timeout, reset by every byte, never fired. */
+Test(hostile, slow_head_closed_at_read_timeout)
+{
+    char *app = pgtest_app_url();
+    api_server slow;
+    api_start_bin(&slow, hostile_bin(), app, "READ_TIMEOUT=2");
+    free(app);
+    int fd = dial_port(slow.port);
+    double limit = 2000 + pgtest_slack_ms(), t0 = pgtest_now_ms();
+    const char *first = "GET /health HTTP/1.1\r\nHost: t\r\n";
+    send(fd, first, strlen(first), MSG_NOSIGNAL);
+    bool closed = false;
+    while (!closed && pgtest_now_ms() - t0 < limit + 1000) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 300) > 0) {
+            char b[256];
+            closed = recv(fd, b, sizeof b, 0) <= 0;
+        } else if (send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) <= 0) {
+            closed = true;
+        }
+    }
+    double took = pgtest_now_ms() - t0;
+    close(fd);
+    cr_expect(closed, "still open after %.0f ms of trickling (READ_TIMEOUT=2)", took);
+    cr_expect(took >= 1900, "closed after %.0f ms, before READ_TIMEOUT", took);
+    cr_expect(took <= limit, "closed after %.0f ms, READ_TIMEOUT 2 s + slack", took);
+    char *log = api_log(&slow);
+    cr_expect(count_lines(log, "READ_TIMEOUT") <= 1, "%s", log);
+    free(log);
+    cr_assert_eq(api_stop(&slow), 0);
+}
