@@ -29,7 +29,7 @@ static int not_ready(http_response *res, const char *reason)
 
 /* The database could not be asked. libpq's message names the host, port, role and database: it
  * goes to the log, and the public (a load balancer, anyone who can reach the port) gets a generic
- * reason (RFC 9110 17.11: a server should not disclose its internal configuration). */
+ * reason (RFC 9110 section 17: what a response discloses is the server's choice). */
 static int database_unavailable(http_response *res, const db_error *err)
 {
     log_warn("/ready: database unavailable (%s): %s", db_errkind_name(err->kind), err->message);
