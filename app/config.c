@@ -1,8 +1,11 @@
 /* config: see config.h. */
 #include "app/config.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +54,25 @@ static int load_secret(app_config *cfg, char *e)
     return 0;
 }
 
+/* The host curl parsed out of the URL names this machine: "localhost", an IPv4 address in
+ * 127.0.0.0/8, or ::1, compared whole. A prefix would let http://127.0.0.1.attacker.example/
+ * through (a name anyone can point anywhere). */
 static bool loopback(const char *host)
 {
-    return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "[::1]") ||
-           !strcmp(host, "::1");
+    if (!strcasecmp(host, "localhost"))
+        return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    char buf[64];
+    size_t n = strlen(host);
+    if (n >= 2 && n < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        host = buf;
+    }
+    struct in6_addr a6;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* AUTH_JWKS_URL: an absolute http(s) URL with a host; plain http only to this machine or in
@@ -274,6 +292,18 @@ void app_config_settle(app_config *cfg, db_config *dbc)
      * in the pool's own first-come queue, bounded by DB_ACQUIRE_TIMEOUT. */
     if (!cfg->workers)
         cfg->workers = 64;
+    /* MAX_CONNECTIONS unset: what the descriptor limit leaves after a reserve for the database
+     * connections (DB_POOL_MAX, the pipelined ones), the JWKS fetches, the listening sockets and
+     * the loops' own descriptors, so that accept() is refused by us before the kernel's EMFILE. */
+    if (!cfg->max_connections) {
+        struct rlimit rl;
+        long nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                          ? (long)rl.rlim_cur
+                          : 1024;
+        long reserve =
+            64 + dbc->pool_max + dbc->pipeline_conns + dbc->pipeline_write_conns + 4L * cfg->loops;
+        cfg->max_connections = nofile - reserve > 16 ? nofile - reserve : 16;
+    }
 }
 
 int app_config_load(app_config *cfg, char *err, size_t errlen)
@@ -290,6 +320,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         env_int("MAX_HEADER_BYTES", 8192, 1024, 1L << 20, &cfg->max_header_bytes, e) < 0 ||
         env_seconds("SHUTDOWN_TIMEOUT", 10, 0, 3600, &cfg->shutdown_timeout, e) < 0 ||
         env_seconds("READ_TIMEOUT", 30, 0.1, 3600, &cfg->read_timeout, e) < 0 ||
+        env_int("MAX_CONNECTIONS", 0, 1, 1L << 20, &cfg->max_connections, e) < 0 ||
         env_bool("ACCESS_LOG", true, &cfg->access_log, e) < 0 ||
         env_seconds("IDEMPOTENCY_KEY_TTL", 86400, 0, 365 * 86400, &cfg->idempotency_ttl, e) < 0)
         goto fail;

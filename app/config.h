@@ -41,8 +41,13 @@ typedef struct {
     long max_header_bytes; /* MAX_HEADER_BYTES: default 8 KiB; larger headers get 431 */
     double
         shutdown_timeout;   /* SHUTDOWN_TIMEOUT: seconds to finish in-flight requests, default 10 */
-    double read_timeout;    /* READ_TIMEOUT: seconds a client may take to send a request or sit
-                               idle between keep-alive requests, default 30 */
+    double read_timeout;    /* READ_TIMEOUT: seconds a client may take to send a whole request
+                               (head and body, from its first byte: a client trickling a byte at
+                               a time is closed too) or sit idle between keep-alive requests,
+                               default 30 */
+    long max_connections;   /* MAX_CONNECTIONS: client connections open at once; past it a new one
+                               gets 503 and is closed; unset: RLIMIT_NOFILE less a reserve for the
+                               database and JWKS sockets (app_config_settle) */
     bool access_log;        /* ACCESS_LOG: one line per request, default true */
     double idempotency_ttl; /* IDEMPOTENCY_KEY_TTL: seconds an Idempotency-Key replays its first
                                response, default 86400; expired keys are deleted in the
@@ -68,7 +73,7 @@ int app_config_load(app_config *cfg, char *err, size_t errlen);
 
 /* The defaults that depend on both settings, once both are loaded: LOOPS=auto resolved
  * (app_loops_auto), the engine told how many loops share its pipelined connections
- * (dbc->pipeline_threads), WORKERS unset -> 64. */
+ * (dbc->pipeline_threads), WORKERS unset -> 64, MAX_CONNECTIONS unset -> from RLIMIT_NOFILE. */
 void app_config_settle(app_config *cfg, db_config *dbc);
 
 #endif

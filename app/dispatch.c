@@ -6,6 +6,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/util.h>
 #include <openssl/rand.h>
 #include <sys/queue.h>
 #include <sys/random.h>
@@ -104,6 +105,46 @@ static bool origin_allowed(const char *origin)
     return false;
 }
 
+/* The framing headers libevent 2.1.12 read the body by, checked after the fact (it has no hook
+ * before): it took the first of two Content-Length values, digits after a '+', and read no body
+ * for a Transfer-Encoding other than "chunked" alone, leaving the chunks to be parsed as the next
+ * request. A front proxy that framed the message the other way would let a second request be
+ * smuggled past it. Returns the status to answer (the connection then closes), or 0.
+ *  - RFC 9110 8.6: Content-Length = 1*DIGIT; several fields with the same value may be taken as
+ *    one, different values are an error;
+ *  - RFC 9112 6.3 (5): an invalid Content-Length is an unrecoverable error: 400, then close;
+ *  - RFC 9112 6.1: Transfer-Encoding with Content-Length: 400 and close (libevent does; checked
+ *    again here); a transfer coding the server does not understand: 501. */
+static int framing_error(struct evkeyvalq *in, const char **why)
+{
+    const char *length = NULL, *coding = NULL;
+    for (struct evkeyval *h = TAILQ_FIRST(in); h; h = TAILQ_NEXT(h, next)) {
+        if (!evutil_ascii_strcasecmp(h->key, "Content-Length")) {
+            size_t n = strlen(h->value);
+            if (!n || strspn(h->value, "0123456789") != n) {
+                *why = "Invalid Content-Length";
+                return 400;
+            }
+            if (length && strcmp(length, h->value)) {
+                *why = "Conflicting Content-Length";
+                return 400;
+            }
+            length = h->value;
+        } else if (!evutil_ascii_strcasecmp(h->key, "Transfer-Encoding")) {
+            if (coding || evutil_ascii_strcasecmp(h->value, "chunked")) {
+                *why = "Unsupported Transfer-Encoding";
+                return 501;
+            }
+            coding = h->value;
+        }
+    }
+    if (length && coding) {
+        *why = "Content-Length with Transfer-Encoding";
+        return 400;
+    }
+    return 0;
+}
+
 /* Answers a request right here (x->res filled by the caller). */
 static exchange *answer(exchange *x)
 {
@@ -131,18 +172,14 @@ static exchange *preflight(exchange *x, const char *path)
     return answer(x);
 }
 
+/* FastAPI's redirect_slashes. RFC 9110 10.2.2: Location may be a relative reference, resolved
+ * against the request's own URI, so the client's Host header is not copied into an absolute URL
+ * (behind a cache or a proxy that trusts Host, that would send other users elsewhere). */
 static exchange *redirect(exchange *x, const char *path, const char *query)
 {
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(x->ev), "Host");
     size_t n = strlen(path) - 1; /* without the trailing slash */
-    if (host &&
-        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
-            strlen(host))
-        http_header_add(&x->res, "Location", "http://%s%.*s%s%s", host, (int)n, path,
-                        query ? "?" : "", query ? query : "");
-    else
-        http_header_add(&x->res, "Location", "%.*s%s%s", (int)n, path, query ? "?" : "",
-                        query ? query : "");
+    http_header_add(&x->res, "Location", "%.*s%s%s", (int)n, path, query ? "?" : "",
+                    query ? query : "");
     http_reply_empty(&x->res, 307);
     return answer(x);
 }
@@ -349,6 +386,13 @@ exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
     if (origin_allowed(origin) && strlen(origin) < sizeof x->origin) {
         strcpy(x->origin, origin);
         x->cors = true;
+    }
+    const char *why;
+    int bad = framing_error(in, &why);
+    if (bad) {
+        http_reply_detail(&x->res, bad, why);
+        http_header_add(&x->res, "Connection", "close");
+        return answer(x);
     }
     if (headers_size(ev) > (size_t)app.cfg->max_header_bytes) {
         http_reply_detail(&x->res, 431, "Request Header Fields Too Large");

@@ -27,6 +27,15 @@ static int not_ready(http_response *res, const char *reason)
                            json_pack("{ss ss}", "status", "unavailable", "detail", reason));
 }
 
+/* The database could not be asked. libpq's message names the host, port, role and database: it
+ * goes to the log, and the public (a load balancer, anyone who can reach the port) gets a generic
+ * reason (RFC 9110 section 17: what a response discloses is the server's choice). */
+static int database_unavailable(http_response *res, const db_error *err)
+{
+    log_warn("/ready: database unavailable (%s): %s", db_errkind_name(err->kind), err->message);
+    return not_ready(res, "database unavailable");
+}
+
 /* A round trip through the engine, then the schema version against the one this binary was built
  * for: an API whose migrations have not run answers 503 instead of 500s on every request. */
 int ops_ready(const http_request *req, db_session *unused, http_response *res)
@@ -35,14 +44,14 @@ int ops_ready(const http_request *req, db_session *unused, http_response *res)
     db_session *s;
     db_error err;
     if (db_session_open(app.engine, DB_READ_ONLY, &s, &err) < 0)
-        return not_ready(res, err.message);
+        return database_unavailable(res, &err);
     char version[64] = "";
     db_schema_status st = db_session_schema_version(s, version, sizeof version, &err);
     db_session_close(s);
     const char *want = db_schema_expected();
     char reason[256];
     if (st == DB_SCHEMA_ERROR)
-        return not_ready(res, err.message);
+        return database_unavailable(res, &err);
     if (st == DB_SCHEMA_NONE && *want) {
         snprintf(reason, sizeof reason,
                  "schema not migrated: expected version %s, none applied; "
@@ -129,7 +138,7 @@ static const char swagger_init[] =
     "  document.title = spec.info.title + ' - Swagger UI';\n"
     "  window.ui = SwaggerUIBundle({spec: spec, dom_id: '#swagger-ui', layout: 'BaseLayout',\n"
     "    deepLinking: true, showExtensions: true, showCommonExtensions: true,\n"
-    "    persistAuthorization: true, validatorUrl: null,\n"
+    "    validatorUrl: null,\n"
     "    presets: [SwaggerUIBundle.presets.apis]});\n"
     "});\n"
     "</script>\n";
@@ -150,21 +159,37 @@ static const char page_head[] =
 typedef struct docs_page {
     char *html;
     size_t len;
-    const char *csp; /* Content-Security-Policy, or NULL */
+    char csp[640]; /* Content-Security-Policy */
 } docs_page;
 
 /* With the embedded files the pages load nothing from another origin: the policy makes the browser
  * refuse what the bundles would fetch on their own (ReDoc's attribution logo from cdn.redoc.ly),
- * so an air-gapped network sees no attempt and nobody is told who reads the docs. "Try it out" may
- * still call any server the document lists (connect-src). */
+ * so an air-gapped network sees no attempt and nobody is told who reads the docs. The policy names
+ * only what the pages load: "Try it out" calls this origin (connect-src 'self'; swagger_init puts
+ * it first in the servers list). No site may frame the pages (frame-ancestors, and
+ * X-Frame-Options for older browsers): a framed "Authorize" dialog is a clickjacking target. With
+ * DOCS_CDN_URL the CDN's origin is added to script-src and style-src (cdn_csp). */
+#define DOCS_CSP_COMMON                                                                            \
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "    \
+    "base-uri 'none'; form-action 'none'"
 static const char swagger_csp[] = "default-src 'none'; script-src 'unsafe-inline'; "
-                                  "style-src 'unsafe-inline'; img-src 'self' data:; "
-                                  "font-src 'self' data:; connect-src *";
+                                  "style-src 'unsafe-inline'; " DOCS_CSP_COMMON;
 static const char redoc_csp[] = "default-src 'none'; script-src 'unsafe-inline' blob:; "
-                                "worker-src blob:; style-src 'unsafe-inline'; "
-                                "img-src 'self' data:; font-src 'self' data:; connect-src 'self'";
+                                "worker-src blob:; style-src 'unsafe-inline'; " DOCS_CSP_COMMON;
 
 static docs_page swagger_page, redoc_page;
+
+/* The policy of a page whose scripts and styles come from DOCS_CDN_URL: its origin (scheme, host,
+ * port; config.c checked it is an http(s) URL) is the only other source named. */
+static void cdn_csp(docs_page *p, const char *cdn, bool workers)
+{
+    const char *host = strstr(cdn, "://");
+    int n = host ? (int)(host + 3 - cdn + (long)strcspn(host + 3, "/?#")) : (int)strlen(cdn);
+    snprintf(p->csp, sizeof p->csp,
+             "default-src 'none'; script-src 'unsafe-inline' %.*s%s; %sstyle-src 'unsafe-inline' "
+             "%.*s; " DOCS_CSP_COMMON,
+             n, cdn, workers ? " blob:" : "", workers ? "worker-src blob:; " : "", n, cdn);
+}
 static pthread_once_t pages_once = PTHREAD_ONCE_INIT;
 
 static void build_swagger(const char *cdn, docs_page *p)
@@ -199,7 +224,10 @@ static void build_swagger(const char *cdn, docs_page *p)
     }
     fputs(swagger_init, f);
     fputs("</body>\n</html>\n", f);
-    p->csp = cdn ? NULL : swagger_csp;
+    if (cdn)
+        cdn_csp(p, cdn, false);
+    else
+        snprintf(p->csp, sizeof p->csp, "%s", swagger_csp);
     if (fclose(f) != 0) {
         free(p->html);
         p->html = NULL;
@@ -226,7 +254,10 @@ static void build_redoc(const char *cdn, docs_page *p)
     }
     fputs(redoc_init, f);
     fputs("</body>\n</html>\n", f);
-    p->csp = cdn ? NULL : redoc_csp;
+    if (cdn)
+        cdn_csp(p, cdn, true);
+    else
+        snprintf(p->csp, sizeof p->csp, "%s", redoc_csp);
     if (fclose(f) != 0) {
         free(p->html);
         p->html = NULL;
@@ -244,8 +275,8 @@ static int reply_page(http_response *res, const docs_page *p)
 {
     if (!p->html)
         return http_reply_detail(res, 500, "Internal Server Error");
-    if (p->csp)
-        http_header_add(res, "Content-Security-Policy", "%s", p->csp);
+    http_header_add(res, "Content-Security-Policy", "%s", p->csp);
+    http_header_add(res, "X-Frame-Options", "DENY");
     return http_reply_raw(res, 200, "text/html; charset=utf-8", p->html, p->len);
 }
 

@@ -19,6 +19,7 @@
 #include "app/exchange.h"
 #include "app/jobs.h"
 #include "app/metrics.h"
+#include "app/wire.h"
 #include "core/coro.h"
 #include "core/log.h"
 
@@ -173,6 +174,7 @@ static void handler_start(loop *lp, exchange *x)
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     loop *lp = arg;
+    wire_request_read(ev);
     exchange *x = dispatch_request(lp, ev);
     if (!x)
         return;
@@ -200,14 +202,14 @@ static void on_request(struct evhttp_request *ev, void *arg)
  * it accepts, and stops accepting when the callback disabled the listener. */
 static struct bufferevent *on_accept(struct event_base *base, void *arg)
 {
-    (void)base;
     loop *lp = arg;
     metrics_connection_accepted(lp->index);
     if (S.nloops > 1 && lp->bound) {
         evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound));
         event_active(S.loops[(lp->index + 1) % S.nloops].turn, EV_READ, 1);
     }
-    return NULL; /* libevent makes the connection's bufferevent */
+    /* libevent's own error pages become JSON on it (wire.h); NULL: libevent makes one */
+    return wire_bufferevent(base);
 }
 
 static void on_turn(evutil_socket_t fd, short what, void *arg)
@@ -293,9 +295,10 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
         return -1;
     evconnlistener_set_error_cb(l, on_accept_error);
     lp->bound = evhttp_bind_listener(lp->http, l);
-    /* Our own limits answer with JSON 413/431 below these; libevent's hard caps (4x) stop a client
-     * from making us buffer unbounded data before we get to look at it. */
-    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes * 4);
+    /* MAX_BODY_BYTES is libevent's own cap: a Content-Length past it is refused from the head,
+     * before one byte of the body is buffered (a chunked body as soon as it goes past); wire.c
+     * makes that 413 JSON. The header cap stays 4x: our 431 (dispatch.c) answers below it. */
+    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes);
     evhttp_set_max_headers_size(lp->http, (ev_ssize_t)cfg->max_header_bytes * 4);
     struct timeval tv = {(time_t)cfg->read_timeout,
                          (suseconds_t)((cfg->read_timeout - (long)cfg->read_timeout) * 1e6)};
@@ -339,6 +342,7 @@ static void loop_serve(loop *lp)
         return;
     }
     loop_run(lp);
+    wire_thread_free();
     coro_thread_free();
 }
 
@@ -439,6 +443,10 @@ int server_run(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
         log_error("HOST must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", cfg->host);
+        return 1;
+    }
+    if (wire_init(cfg->max_connections, cfg->read_timeout) < 0) {
+        log_error("out of memory");
         return 1;
     }
     S.nloops = cfg->loops;

@@ -1,0 +1,494 @@
+/* wire: see wire.h. */
+#include "app/wire.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "app/http.h"
+#include "core/log.h"
+
+/* The start of evhttp_send_error's body in libevent 2.1 (ERR_FORMAT in http.c); no page of ours
+ * starts so (/docs starts "<!DOCTYPE html>"). */
+static const char page_start[] = "<HTML><HEAD>\n<TITLE>";
+/* Its head, made by evhttp_send_page_: the status line, then this first. */
+static const char page_head[] = "\r\nContent-Type: text/html\r\n";
+
+#define HEAD_WINDOW 512 /* the page's head is ~130 bytes */
+
+static _Thread_local bool rewriting; /* our own edits call us again */
+
+/* The offset of the last "HTTP/1." in text[0..n), or -1. */
+static long last_status_line(const char *text, size_t n)
+{
+    static const char sl[] = "HTTP/1.";
+    for (size_t i = n >= sizeof sl - 1 ? n - (sizeof sl - 1) + 1 : 0; i-- > 0;)
+        if (!memcmp(text + i, sl, sizeof sl - 1))
+            return (long)i;
+    return -1;
+}
+
+/* Replaces the bytes of buf from `start` on (libevent's page) with the JSON error. */
+static void replace_page(struct evbuffer *buf, size_t start, int status)
+{
+    const char *reason = http_reason(status);
+    char body[128], head[256];
+    int blen = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", reason);
+    int hlen = snprintf(head, sizeof head,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nX-Content-Type-Options: nosniff\r\n"
+                        "Connection: close\r\n\r\n",
+                        status, reason, blen);
+    struct evbuffer *before = evbuffer_new();
+    if (!before)
+        return;
+    rewriting = true;
+    /* what precedes is earlier responses not yet written: kept, in order */
+    if (evbuffer_remove_buffer(buf, before, start) == (int)start) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        evbuffer_add_buffer(buf, before);
+        evbuffer_add(buf, head, (size_t)hlen);
+        evbuffer_add(buf, body, (size_t)blen);
+    } else { /* cannot happen (start < length); the page is then sent as it is */
+        evbuffer_prepend_buffer(buf, before);
+    }
+    rewriting = false;
+    evbuffer_free(before);
+}
+
+/* evhttp writes a response as a few additions: the status line, a header per addition, the blank
+ * line, then the body in one. The body's addition is where a page is recognised. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)arg;
+    if (rewriting || info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
+        info->orig_size < sizeof page_head)
+        return;
+    char text[HEAD_WINDOW];
+    struct evbuffer_ptr p;
+    if (evbuffer_ptr_set(buf, &p, info->orig_size, EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(buf, &p, text, sizeof page_start - 1) !=
+            (ev_ssize_t)sizeof page_start - 1 ||
+        memcmp(text, page_start, sizeof page_start - 1))
+        return;
+    /* the head just before: from the last status line to the body */
+    size_t from = info->orig_size > HEAD_WINDOW ? info->orig_size - HEAD_WINDOW : 0;
+    size_t n = info->orig_size - from;
+    if (evbuffer_ptr_set(buf, &p, from, EVBUFFER_PTR_SET) < 0 ||
+        evbuffer_copyout_from(buf, &p, text, n) != (ev_ssize_t)n)
+        return;
+    long at = last_status_line(text, n);
+    int status = 0;
+    if (at < 0 || sscanf(text + at, "HTTP/1.%*d %3d", &status) != 1 || status < 400 || status > 599)
+        return;
+    const char *eol = memchr(text + at, '\r', n - (size_t)at);
+    if (!eol || (size_t)(text + n - eol) < sizeof page_head - 1 ||
+        memcmp(eol, page_head, sizeof page_head - 1))
+        return;
+    replace_page(buf, from + (size_t)at, status);
+}
+
+/* ---- connections: counted, and a deadline for each request ---- */
+
+/* Where the connection's byte stream is, as evhttp will frame it (framing_scan). */
+typedef enum {
+    F_LINE,     /* before a request line (empty lines are skipped) */
+    F_HEAD,     /* header lines */
+    F_BODY,     /* `left` bytes of a Content-Length body */
+    F_SIZE,     /* a chunk-size line */
+    F_DATA,     /* `left` bytes of chunk data */
+    F_DATA_END, /* the CRLF after them */
+    F_TRAILER,  /* trailer lines after the last chunk */
+    F_OFF,      /* framing evhttp or dispatch.c reject and close on: not followed further */
+    F_BAD,      /* a violation: the connection is answered 400 and closed */
+} framing_state;
+
+typedef struct wire_conn {
+    struct evhttp_connection *evcon;
+    struct bufferevent *bev;
+    struct evbuffer_cb_entry *tap;
+    struct event *deadline; /* armed from a request's first byte until evhttp has read it */
+    evutil_socket_t fd;
+    bool reading;
+    framing_state st;
+    bool chunked, has_length, long_line;
+    long long left, length;
+    size_t nline;
+    char line[96]; /* the current line's start; what framing needs is in it */
+} wire_conn;
+
+static struct {
+    long max;
+    struct timeval timeout;
+    atomic_long open;
+    wire_conn **by_fd; /* a descriptor is one connection's at a time: no lock needed */
+    long nfd;
+} W;
+
+/* Per loop thread: connections evhttp set up since the loop last ran the adopt event. */
+static _Thread_local struct {
+    struct bufferevent **fresh;
+    bool *over; /* counted past MAX_CONNECTIONS when accepted */
+    int n, cap;
+    struct event *adopt;
+} T;
+
+int wire_init(long max_connections, double request_timeout)
+{
+    W.max = max_connections;
+    W.timeout.tv_sec = (time_t)request_timeout;
+    W.timeout.tv_usec = (suseconds_t)((request_timeout - (double)W.timeout.tv_sec) * 1e6);
+    struct rlimit rl;
+    W.nfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+                    rl.rlim_max < (1L << 22)
+                ? (long)rl.rlim_max
+                : 1L << 20;
+    W.by_fd = calloc((size_t)W.nfd, sizeof *W.by_fd); /* untouched pages stay virtual */
+    return W.by_fd ? 0 : -1;
+}
+
+long wire_connections(void)
+{
+    return atomic_load(&W.open);
+}
+
+/* One line per client address and minute at most: a slowloris run makes thousands. */
+static bool log_once_a_minute(const char *addr)
+{
+    static _Thread_local struct {
+        char addr[48];
+        double at;
+    } seen[64];
+    unsigned h = 5381;
+    for (const char *p = addr; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec;
+    __typeof__(&seen[0]) e = &seen[h % 64];
+    if (!strcmp(e->addr, addr) && now - e->at < 60)
+        return false;
+    snprintf(e->addr, sizeof e->addr, "%s", addr);
+    e->at = now;
+    return true;
+}
+
+static void on_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    wire_conn *c = arg;
+    if (c->fd >= 0 && c->fd < W.nfd && W.by_fd[c->fd] == c)
+        W.by_fd[c->fd] = NULL;
+    evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->tap);
+    event_free(c->deadline);
+    free(c);
+    atomic_fetch_sub(&W.open, 1);
+}
+
+/* READ_TIMEOUT counts from a request's first byte, not between bytes (evhttp's own timeout is an
+ * idle one, reset by every byte: a client sending one every few seconds kept its connection
+ * forever). RFC 9112 9.5: a server may close a connection that does not complete its request. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    wire_conn *c = arg;
+    if (c->st == F_BAD) { /* framing_scan found a violation */
+        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 37\r\nConnection: close\r\n\r\n"
+                                  "{\"detail\":\"Invalid chunked encoding\"}";
+        _Static_assert(sizeof "{\"detail\":\"Invalid chunked encoding\"}" - 1 == 37, "length");
+        if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+            (void)!send(c->fd, bad, sizeof bad - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(c->fd, SHUT_WR);
+        evhttp_connection_free(c->evcon);
+        return;
+    }
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(c->evcon, &addr, &port);
+    if (log_once_a_minute(addr ? addr : "?"))
+        log_warn("closed a connection from %s: request not received within READ_TIMEOUT (%gs); "
+                 "further ones from this address are not logged for a minute",
+                 addr ? addr : "?", (double)W.timeout.tv_sec + W.timeout.tv_usec / 1e6);
+    evhttp_connection_free(c->evcon); /* calls on_closed */
+}
+
+/* RFC 9112 7.1: chunk-size = 1*HEXDIG, then BWS ";" chunk-ext or nothing. */
+static bool chunk_size_line(wire_conn *c)
+{
+    size_t n = strspn(c->line, "0123456789abcdefABCDEF");
+    const char *rest = c->line + n + strspn(c->line + n, " \t");
+    if (!n || n > 15 || (*rest != ';' && (rest != c->line + n || *rest || c->long_line)))
+        return false;
+    c->left = strtoll(c->line, NULL, 16);
+    c->st = c->left ? F_DATA : F_TRAILER;
+    return true;
+}
+
+/* A header line: Content-Length and Transfer-Encoding decide where the body ends. Values that
+ * dispatch.c (framing_error) or evhttp reject are not followed: the connection closes. */
+static void header_line(wire_conn *c)
+{
+    char *colon = strchr(c->line, ':');
+    if (!colon)
+        return; /* evhttp answers 400 */
+    const char *v = colon + 1 + strspn(colon + 1, " \t");
+    size_t name = (size_t)(colon - c->line);
+    if (name == 14 && !strncasecmp(c->line, "Content-Length", 14)) {
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (c->long_line || *v < '0' || *v > '9' || (*end && *end != ' ' && *end != '\t') ||
+            (c->has_length && n != c->length))
+            c->st = F_OFF;
+        c->has_length = true;
+        c->length = n;
+    } else if (name == 17 && !strncasecmp(c->line, "Transfer-Encoding", 17)) {
+        size_t len = strcspn(v, " \t");
+        if (c->chunked || len != 7 || strncasecmp(v, "chunked", 7) ||
+            v[len + strspn(v + len, " \t")])
+            c->st = F_OFF;
+        c->chunked = true;
+    }
+}
+
+/* One whole line (CR LF or LF stripped) in the state it ends. */
+static void framing_line(wire_conn *c)
+{
+    bool empty = c->nline == 0 && !c->long_line;
+    switch (c->st) {
+    case F_LINE:
+        if (!empty) {
+            c->st = F_HEAD;
+            c->chunked = c->has_length = false;
+        }
+        break;
+    case F_HEAD:
+        if (!empty) {
+            header_line(c);
+        } else if (c->chunked && c->has_length) {
+            c->st = F_OFF; /* evhttp answers 400 */
+        } else {
+            c->st = c->chunked ? F_SIZE : c->length > 0 ? F_BODY : F_LINE;
+            c->left = c->length;
+        }
+        break;
+    case F_SIZE:
+        if (!chunk_size_line(c))
+            c->st = F_BAD;
+        break;
+    case F_DATA_END:
+        c->st = empty ? F_SIZE : F_BAD;
+        break;
+    case F_TRAILER:
+        if (empty)
+            c->st = F_LINE;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Follows the request framing over `n` new bytes, as evhttp will read them (it has not yet):
+ * RFC 9112 6.3 for where a body ends, 7.1 for the chunked coding, which libevent 2.1.12 reads
+ * with strtoll (0x13, +13, " 13" and a missing CRLF after the data all pass there). */
+static void framing_scan(wire_conn *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->st != F_OFF && c->st != F_BAD;) {
+        if (c->st == F_BODY || c->st == F_DATA) {
+            size_t take = (unsigned long long)c->left < n - i ? (size_t)c->left : n - i;
+            c->left -= (long long)take;
+            i += take;
+            if (!c->left)
+                c->st = c->st == F_BODY ? F_LINE : F_DATA_END;
+            continue;
+        }
+        char ch = p[i++];
+        if (ch == '\n') {
+            if (c->nline && c->line[c->nline - 1] == '\r')
+                c->nline--;
+            c->line[c->nline] = '\0';
+            framing_line(c);
+            c->nline = 0;
+            c->long_line = false;
+        } else if (c->nline && c->line[c->nline - 1] == '\r') {
+            c->st = c->st == F_SIZE || c->st == F_DATA_END ? F_BAD : F_OFF; /* a bare CR */
+        } else if (c->nline < sizeof c->line - 1) {
+            c->line[c->nline++] = ch;
+        } else {
+            c->long_line = true;
+        }
+    }
+}
+
+/* Sees a connection's bytes as they arrive, before evhttp parses them. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wire_conn *c = arg;
+    if (!info->n_added)
+        return;
+    if (!c->reading) {
+        c->reading = true;
+        evtimer_add(c->deadline, &W.timeout);
+    }
+    if (c->st == F_OFF || c->st == F_BAD)
+        return;
+    struct evbuffer_ptr at;
+    struct evbuffer_iovec v[8];
+    if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) < 0)
+        return;
+    size_t todo = info->n_added;
+    while (todo && c->st != F_BAD) {
+        int nv = evbuffer_peek(buf, (ev_ssize_t)todo, &at, v, 8);
+        size_t done = 0;
+        for (int i = 0; i < nv && i < 8 && done < todo; i++) {
+            size_t len = v[i].iov_len < todo - done ? v[i].iov_len : todo - done;
+            framing_scan(c, v[i].iov_base, len);
+            done += len;
+        }
+        if (!done || evbuffer_ptr_set(buf, &at, done, EVBUFFER_PTR_ADD) < 0)
+            break;
+        todo -= done;
+    }
+    if (c->st == F_BAD) {
+        /* evhttp must not parse what follows: it is thrown away, and the connection answered
+         * and closed from the loop (not here, inside the bufferevent's own read) */
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        bufferevent_disable(c->bev, EV_READ);
+        event_active(c->deadline, EV_TIMEOUT, 1);
+    }
+}
+
+void wire_request_read(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    wire_conn *c = fd >= 0 && fd < W.nfd ? W.by_fd[fd] : NULL;
+    if (c && c->evcon == evcon) {
+        c->reading = false;
+        evtimer_del(c->deadline);
+    }
+}
+
+/* Past MAX_CONNECTIONS: a short answer written straight to the socket (nothing to parse, nothing
+ * buffered), then closed. RFC 9110 15.6.4: 503 with Retry-After. */
+static void refuse(struct evhttp_connection *evcon, evutil_socket_t fd)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 46\r\n"
+                               "Retry-After: 1\r\nConnection: close\r\n\r\n"
+                               "{\"detail\":\"Too many connections, retry later\"}";
+    _Static_assert(sizeof "{\"detail\":\"Too many connections, retry later\"}" - 1 == 46,
+                   "Content-Length");
+    (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+    static _Atomic double last;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec;
+    if (now - atomic_load(&last) >= 60) {
+        atomic_store(&last, now);
+        log_warn("MAX_CONNECTIONS (%ld) reached: new connections get 503 (logged once a minute)",
+                 W.max);
+    }
+    evhttp_connection_free(evcon);
+}
+
+/* evhttp has made the connection around the bufferevent (its callbacks' argument is the
+ * evhttp_connection, as evhttp_connection_base_bufferevent_new sets them) and nothing has been
+ * read yet: the loop ran this before its next wait for events. */
+static void adopt(struct bufferevent *bev, bool over)
+{
+    void *arg = NULL;
+    bufferevent_getcb(bev, NULL, NULL, NULL, &arg);
+    struct evhttp_connection *evcon = arg;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (!evcon || evhttp_connection_get_bufferevent(evcon) != bev || fd < 0 || fd >= W.nfd) {
+        atomic_fetch_sub(&W.open, 1);
+        return;
+    }
+    if (over) {
+        atomic_fetch_sub(&W.open, 1);
+        refuse(evcon, fd);
+        return;
+    }
+    wire_conn *c = calloc(1, sizeof *c);
+    if (c) {
+        c->deadline = evtimer_new(bufferevent_get_base(bev), on_deadline, c);
+        c->tap = c->deadline ? evbuffer_add_cb(bufferevent_get_input(bev), on_input, c) : NULL;
+    }
+    if (!c || !c->tap) { /* out of memory: the connection is served, not counted */
+        if (c && c->deadline)
+            event_free(c->deadline);
+        free(c);
+        atomic_fetch_sub(&W.open, 1);
+        return;
+    }
+    c->evcon = evcon;
+    c->bev = bev;
+    c->fd = fd;
+    W.by_fd[fd] = c;
+    evhttp_connection_set_closecb(evcon, on_closed, c);
+}
+
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    for (int i = 0; i < T.n; i++)
+        adopt(T.fresh[i], T.over[i]);
+    T.n = 0;
+}
+
+/* Counts the connection now (the loops accept in turn on their own threads: counted later, two
+ * could both see room for one), and queues bev for adopt(), run by an event made active now:
+ * libevent runs the active events before it waits again, so before evhttp can have read from (or
+ * freed) the connection. */
+static void queue_adopt(struct event_base *base, struct bufferevent *bev)
+{
+    if (!T.adopt && !(T.adopt = event_new(base, -1, 0, on_adopt, NULL)))
+        return;
+    if (T.n == T.cap) {
+        int cap = T.cap ? T.cap * 2 : 16;
+        struct bufferevent **more = realloc(T.fresh, (size_t)cap * sizeof *more);
+        bool *over = more ? realloc(T.over, (size_t)cap * sizeof *over) : NULL;
+        if (more)
+            T.fresh = more;
+        if (!over)
+            return;
+        T.over = over;
+        T.cap = cap;
+    }
+    T.over[T.n] = atomic_fetch_add(&W.open, 1) >= W.max;
+    T.fresh[T.n++] = bev;
+    event_active(T.adopt, EV_READ, 1);
+}
+
+void wire_thread_free(void)
+{
+    if (T.adopt)
+        event_free(T.adopt);
+    free(T.fresh);
+    free(T.over);
+    memset(&T, 0, sizeof T);
+}
+
+struct bufferevent *wire_bufferevent(struct event_base *base)
+{
+    /* what evhttp makes itself when the bevcb returns NULL (evhttp_get_request_connection) */
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output, NULL)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    if (bev && W.by_fd)
+        queue_adopt(base, bev);
+    return bev;
+}
