@@ -183,6 +183,7 @@ Test(hostile, head_is_get_without_body)
     expect_head_like_get("/health", "");
     expect_head_like_get("/openapi.json", "");
     expect_head_like_get("/docs", "");
+    /* example:begin (the Todo example's routes: scripts/remove-example deletes this block) */
     expect_head_like_get("/api/nobody/tasks", ""); /* 401: a framework answer */
     char *u = api_user("head");
     char *tok = api_token(u, "HS256", TEST_SECRET, 3600, 0);
@@ -191,6 +192,7 @@ Test(hostile, head_is_get_without_body)
     snprintf(path, sizeof path, "/api/%s/tasks", u);
     expect_head_like_get(path, auth);
     free(tok), free(u);
+    /* example:end */
 }
 
 /* curl --head URL --next URL: pipelined, the HEAD's answer must not carry bytes the next
@@ -251,6 +253,7 @@ Test(hostile, accept_at_descriptor_limit_does_not_spin)
 }
 
 /* ---- query strings parsed as Starlette does, then validated ---- */
+/* example:begin (on the Todo example's list: scripts/remove-example deletes this block) */
 
 static raw_reply get_as(const char *user, const char *path_and_query)
 {
@@ -309,6 +312,7 @@ Test(hostile, query_key_without_value)
     reply_free(&rr);
     free(u);
 }
+/* example:end */
 
 /* ---- nothing leaked ---- */
 
