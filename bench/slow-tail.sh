@@ -8,7 +8,8 @@
 #   env: BUILD (build/release), SLOW_ROWS (300000: the slow user's tasks), SLOW_TERM ("zq": a
 #        two-letter search, which no trigram index can serve, so it reads all of the slow user's
 #        rows: the slow statement), SEARCHES (40: searches timed for the p50), EXTRA_ENV (more
-#        settings for the API, "NAME=value ...")
+#        settings for the API, "NAME=value ..."), SIDES (the rows to measure, default
+#        "api-pipelined api-unpipelined pgbench")
 #
 # Targets (issue 26): with the slow user, the fast GETs' p99 within 2x of their p99 without it,
 # and their throughput at least 0.9x; the big user's search under 50 ms (p50). Loopback only: a
@@ -158,9 +159,7 @@ echo "fast GETs of $USERS users ($CONNS connections, ${DURATION}s each) without 
 echo "?search=$SLOW_TERM over its $SLOW_ROWS tasks in a loop (pgbench: the same statement, psql loop)"
 printf "%-16s %9s %8s %9s %8s %9s %9s %6s %11s %4s\n" side "rps" "p99 ms" "rps+slow" "p99 ms" \
   "p99 x" "rps x" "non2xx" "slow stmt" "n"
-measure api-pipelined
-measure api-unpipelined
-measure pgbench
+for side in ${SIDES:-api-pipelined api-unpipelined pgbench}; do measure "$side"; done
 echo "target: p99 x <= 2, rps x >= 0.9 (non2xx: answers other than 2xx, both phases)"
 
 # The search of the big user, served by the GIN indexes: terms of 3+ characters.
