@@ -66,10 +66,9 @@ static void replace_page(struct evbuffer *buf, size_t start, int status)
 
 /* evhttp writes a response as a few additions: the status line, a header per addition, the blank
  * line, then the body in one. The body's addition is where a page is recognised. */
-static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+static void rewrite_page(struct evbuffer *buf, const struct evbuffer_cb_info *info)
 {
-    (void)arg;
-    if (rewriting || info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
+    if (info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
         info->orig_size < sizeof page_head)
         return;
     char text[HEAD_WINDOW];
@@ -94,6 +93,26 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
         memcmp(eol, page_head, sizeof page_head - 1))
         return;
     replace_page(buf, from + (size_t)at, status);
+}
+
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)arg;
+    if (rewriting || info->n_added == 0)
+        return;
+    /* a socket bufferevent keeps its output's start frozen (only its writes unfreeze it), and a
+     * frozen start refuses copies and removals: seen on a keep-alive connection's second request,
+     * whose error page then went out as HTML. Thawed for the rewrite, as libevent's own writes do.
+     */
+    char probe;
+    struct evbuffer_ptr p;
+    bool frozen = evbuffer_ptr_set(buf, &p, 0, EVBUFFER_PTR_SET) == 0 &&
+                  evbuffer_copyout_from(buf, &p, &probe, 1) < 0;
+    if (frozen)
+        evbuffer_unfreeze(buf, 1);
+    rewrite_page(buf, info);
+    if (frozen)
+        evbuffer_freeze(buf, 1);
 }
 
 /* ---- connections: counted, and a deadline for each request ---- */
