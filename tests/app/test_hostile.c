@@ -356,12 +356,11 @@ Test(hostile, ready_does_not_show_the_database_error)
  * into an absolute URL (a poisoned cache or a proxy that trusts Host would send users away). */
 Test(hostile, redirect_location_is_relative)
 {
-    raw_reply r = send_str("GET /api/someone/tasks/?limit=5 HTTP/1.1\r\n"
+    raw_reply r = send_str("GET /health/?limit=5 HTTP/1.1\r\n"
                            "Host: evil.example\r\nConnection: close\r\n\r\n");
     cr_assert_eq(r.status, 307, "%s", r.text);
     char *loc = header_of(&r, "Location");
-    cr_expect(loc && !strcmp(loc, "/api/someone/tasks?limit=5"), "Location: %s",
-              loc ? loc : "none");
+    cr_expect(loc && !strcmp(loc, "/health?limit=5"), "Location: %s", loc ? loc : "none");
     free(loc);
     reply_free(&r);
 }
@@ -494,10 +493,10 @@ Test(hostile, conflicting_content_length_is_400_and_closes)
                      "\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
     expect_json_error_and_close("Transfer-Encoding gzip, chunked", gz, strlen(gz), 501);
     /* the same value twice is one valid value (RFC 9110 8.6 allows either): the request goes on
-     * to the route (401 here, no token) */
+     * to the router (401 without a token; 404 in a copy without the example's routes) */
     raw_reply r = send_str("POST /api/u/tasks HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
                            "Content-Length: 2\r\nConnection: close\r\n\r\n{}");
-    cr_expect_eq(r.status, 401, "%s", r.text);
+    cr_expect(r.status == 401 || r.status == 404, "%s", r.text);
     reply_free(&r);
 }
 
@@ -684,6 +683,6 @@ Test(hostile, chunk_size_is_hex_digits_only)
                                 strlen(missing_crlf), 400);
     raw_reply r = send_str("POST /api/u/tasks HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                            "Connection: close\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n");
-    cr_expect_eq(r.status, 401, "a valid chunked body: %s", r.text);
+    cr_expect(r.status == 401 || r.status == 404, "a valid chunked body (routed): %s", r.text);
     reply_free(&r);
 }
