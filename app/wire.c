@@ -170,7 +170,7 @@ int wire_init(long max_connections, double request_timeout)
                     rl.rlim_max < (1L << 22)
                 ? (long)rl.rlim_max
                 : 1L << 20;
-    W.by_fd = calloc((size_t)W.nfd, sizeof *W.by_fd); /* untouched pages stay virtual */
+    W.by_fd = calloc((size_t)W.nfd, sizeof(wire_conn *)); /* untouched pages stay virtual */
     return W.by_fd ? 0 : -1;
 }
 
@@ -476,7 +476,7 @@ static void queue_adopt(struct event_base *base, struct bufferevent *bev)
         return;
     if (T.n == T.cap) {
         int cap = T.cap ? T.cap * 2 : 16;
-        struct bufferevent **more = realloc(T.fresh, (size_t)cap * sizeof *more);
+        struct bufferevent **more = realloc(T.fresh, (size_t)cap * sizeof(struct bufferevent *));
         bool *over = more ? realloc(T.over, (size_t)cap * sizeof *over) : NULL;
         if (more)
             T.fresh = more;
