@@ -68,9 +68,6 @@ static void replace_page(struct evbuffer *buf, size_t start, int status)
  * line, then the body in one. The body's addition is where a page is recognised. */
 static void rewrite_page(struct evbuffer *buf, const struct evbuffer_cb_info *info)
 {
-    if (info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
-        info->orig_size < sizeof page_head)
-        return;
     char text[HEAD_WINDOW];
     struct evbuffer_ptr p;
     if (evbuffer_ptr_set(buf, &p, info->orig_size, EVBUFFER_PTR_SET) < 0 ||
@@ -98,7 +95,10 @@ static void rewrite_page(struct evbuffer *buf, const struct evbuffer_cb_info *in
 static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)arg;
-    if (rewriting || info->n_added == 0)
+    /* only an addition the size of a page's body after a head can be one: the probe below stays
+     * off the path of every other write */
+    if (rewriting || info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
+        info->orig_size < sizeof page_head)
         return;
     /* a socket bufferevent keeps its output's start frozen (only its writes unfreeze it), and a
      * frozen start refuses copies and removals: seen on a keep-alive connection's second request,
