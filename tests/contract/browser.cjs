@@ -12,7 +12,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
-const { token, freePort, waitPort, check, user } = require('./lib.cjs');
+const { START_MS, token, freePort, waitPort, check, user } = require('./lib.cjs');
 
 const API = process.env.API_URL;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -27,7 +27,7 @@ async function withApi(env, fn) {
     stdio: 'ignore',
   });
   try {
-    await waitPort(port, 10000, () => c.exitCode === null);
+    await waitPort(port, START_MS, () => c.exitCode === null);
     return await fn(`http://127.0.0.1:${port}`);
   } finally {
     c.kill('SIGTERM');

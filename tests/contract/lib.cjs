@@ -24,7 +24,11 @@ function freePort() {
   });
 }
 
-/* Resolves once something accepts connections on 127.0.0.1:port, rejects after `ms`. */
+/* Resolves once something accepts connections on 127.0.0.1:port, rejects after `ms` or when
+ * alive() says the process meant to listen exited. `ms` guards against a hang, not a slow start:
+ * callers give START_MS, since a node server started beside stress-ng (make test-stress) was seen
+ * taking over 30 s to listen; the ctest TIMEOUT (300 s) bounds the whole run. */
+const START_MS = 120000;
 async function waitPort(port, ms, alive = () => true) {
   const until = Date.now() + ms;
   for (;;) {
@@ -47,4 +51,4 @@ function check(cond, what) {
 let n = 0;
 const user = (tag) => `contract-${process.pid}-${++n}-${tag}`;
 
-module.exports = { token, freePort, waitPort, check, user };
+module.exports = { START_MS, token, freePort, waitPort, check, user };

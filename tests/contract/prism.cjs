@@ -15,7 +15,7 @@ const { spawn } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
-const { token, freePort, waitPort, check, user } = require('./lib.cjs');
+const { START_MS, token, freePort, waitPort, check, user } = require('./lib.cjs');
 
 const prismBin = path.join(__dirname, 'node_modules', '.bin', 'prism');
 const children = [];
@@ -32,7 +32,7 @@ async function prism(name, specFile, upstream) {
   const port = await freePort();
   const c = start(name, prismBin, ['proxy', specFile, upstream, '--host', '127.0.0.1', '--port',
     String(port), '--errors', 'false']);
-  await waitPort(port, 30000, () => c.exitCode === null);
+  await waitPort(port, START_MS, () => c.exitCode === null);
   return { url: `http://127.0.0.1:${port}`, proc: c, log: `${name}.log` };
 }
 
@@ -381,7 +381,7 @@ async function main() {
   const fwd = await forwarder(process.env.API_URL, `http://127.0.0.1:${deadPort}`);
   const [live] = await Promise.all([
     prism('prism', 'openapi.json', fwd.url),
-    waitPort(deadPort, 10000, () => dead.exitCode === null),
+    waitPort(deadPort, START_MS, () => dead.exitCode === null),
   ]);
   let failure = null;
   try {
