@@ -216,6 +216,56 @@ static int load_docs_cdn(app_config *cfg, char *e)
     return 0;
 }
 
+/* METRICS_TOKEN: compared with the bearer token of GET /metrics (dispatch.c). */
+static int load_metrics_token(app_config *cfg, char e[ENV_ERR_LEN])
+{
+    const char *t = env_str("METRICS_TOKEN", "");
+    cfg->metrics_token = NULL;
+    if (!*t)
+        return 0;
+    size_t n = strlen(t);
+    bool ok = n >= 16 && n <= 512;
+    for (const char *c = t; ok && *c; c++)
+        ok = *c > ' ' && *c < 127;
+    if (!ok) {
+        snprintf(e, ENV_ERR_LEN,
+                 "METRICS_TOKEN must be 16 to 512 printable characters without spaces (got %zu); "
+                 "generate one with `openssl rand -hex 32`",
+                 n);
+        return -1;
+    }
+    cfg->metrics_token = t;
+    return 0;
+}
+
+/* RATE_LIMIT: "100/second", as slowapi writes limits; "100/minute", "/hour", "/day" too. */
+static int load_rate_limit(app_config *cfg, char e[ENV_ERR_LEN])
+{
+    static const struct {
+        const char *unit;
+        long seconds;
+    } units[] = {{"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
+    const char *v = env_str("RATE_LIMIT", "");
+    cfg->rate_limit = 0;
+    cfg->rate_window = 1;
+    if (!*v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v >= '0' && *v <= '9' && n >= 1 && n <= 1000000000 && *end == '/')
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+            if (!strcmp(end + 1, units[i].unit)) {
+                cfg->rate_limit = n;
+                cfg->rate_window = units[i].seconds;
+                return 0;
+            }
+    snprintf(e, ENV_ERR_LEN,
+             "RATE_LIMIT must be a count per second, minute, hour or day, like 100/second, got "
+             "\"%.64s\"",
+             v);
+    return -1;
+}
+
 /* LOOPS: "auto" (the default, 0 here: app_loops_auto() decides once the database settings are
  * known) or a count. */
 static int load_loops(long *loops, char e[ENV_ERR_LEN])
@@ -340,7 +390,8 @@ int app_config_load(app_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (load_auth(cfg, e) < 0 || load_secret(cfg, e) < 0 || load_origins(cfg, e) < 0 ||
-        load_docs_cdn(cfg, e) < 0 || settings_load(e, sizeof e) < 0) /* the resources' own */
+        load_docs_cdn(cfg, e) < 0 || load_metrics_token(cfg, e) < 0 ||
+        load_rate_limit(cfg, e) < 0 || settings_load(e, sizeof e) < 0) /* the resources' own */
         goto fail;
     return 0;
 fail:

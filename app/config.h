@@ -52,9 +52,16 @@ typedef struct {
     double idempotency_ttl; /* IDEMPOTENCY_KEY_TTL: seconds an Idempotency-Key replays its first
                                response, default 86400; expired keys are deleted in the
                                background; 0: kept forever */
-    const char *docs_cdn_url; /* DOCS_CDN_URL: base URL of an npm CDN /docs and /redoc load Swagger
-                                 UI and ReDoc from (https://cdn.jsdelivr.net/npm); NULL (unset,
-                                 the default): the files embedded in the binary, no network */
+    const char *metrics_token; /* METRICS_TOKEN: the bearer token GET /metrics asks for (16
+                                  printable characters at least); unset: /metrics is open in
+                                  development and answers 404 in production */
+    long rate_limit;           /* RATE_LIMIT "N/second" (or minute, hour, day): requests per token
+                                  subject in a window on authenticated routes, more get 429; 0
+                                  (unset, the default): no limit */
+    long rate_window;          /* its window, seconds */
+    const char *docs_cdn_url;  /* DOCS_CDN_URL: base URL of an npm CDN /docs and /redoc load Swagger
+                                  UI and ReDoc from (https://cdn.jsdelivr.net/npm); NULL (unset,
+                                  the default): the files embedded in the binary, no network */
 } app_config;
 
 /* CPUs this process may run on: its affinity mask, lowered to its cgroup's CPU limit (a

@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/queue.h>
 #include <sys/random.h>
@@ -20,7 +21,9 @@
 #include "app/jwks.h"
 #include "app/metrics.h"
 #include "app/openapi.h"
+#include "app/ratelimit.h"
 #include "app/server.h"
+#include "app/wire.h"
 #include "core/log.h"
 
 double now_seconds(void)
@@ -184,6 +187,26 @@ static exchange *redirect(exchange *x, const char *path, const char *query)
     return answer(x);
 }
 
+/* RATE_LIMIT (ratelimit.h): one more request of the token's user; 429 past the limit. */
+static bool within_rate_limit(exchange *x)
+{
+    ratelimit_verdict v;
+    ratelimit_take(x->user_id, &v);
+    if (v.allowed)
+        return true;
+    static const char *const units[] = {"second", "minute", "hour", "day"};
+    long w = app.cfg->rate_window;
+    char detail[96]; /* slowapi's words: "Rate limit exceeded: 100 per 1 second" */
+    snprintf(detail, sizeof detail, "Rate limit exceeded: %ld per 1 %s", v.limit,
+             units[(w >= 60) + (w >= 3600) + (w >= 86400)]);
+    http_reply_detail(&x->res, 429, detail);
+    http_header_add(&x->res, "Retry-After", "%ld", v.retry_after);
+    http_header_add(&x->res, "X-RateLimit-Limit", "%ld", v.limit);
+    http_header_add(&x->res, "X-RateLimit-Remaining", "%ld", v.remaining);
+    http_header_add(&x->res, "X-RateLimit-Reset", "%ld", v.reset);
+    return false;
+}
+
 /* Turns auth_verify's verdict into 401/503, or 403 when the path names another user. */
 static bool auth_verdict(exchange *x, int rc, const char *why, bool sent)
 {
@@ -210,6 +233,26 @@ static bool auth_verdict(exchange *x, int rc, const char *why, bool sent)
     return true;
 }
 
+/* METRICS_TOKEN (config.h), compared in constant time: a scraper's bearer token. */
+static bool metrics_allowed(exchange *x, struct evkeyvalq *in)
+{
+    const char *want = app.cfg->metrics_token;
+    if (!want) {
+        if (app.cfg->env == APP_ENV_DEVELOPMENT)
+            return true;
+        http_reply_detail(&x->res, 404, "Not Found");
+        return false;
+    }
+    const char *authz = evhttp_find_header(in, "Authorization");
+    size_t n = strlen(want);
+    if (authz && !evutil_ascii_strncasecmp(authz, "Bearer ", 7) && strlen(authz + 7) == n &&
+        !CRYPTO_memcmp(authz + 7, want, n))
+        return true;
+    http_reply_detail(&x->res, 401, authz ? "Could not validate credentials" : "Not authenticated");
+    http_header_add(&x->res, "WWW-Authenticate", "Bearer");
+    return false;
+}
+
 static bool authenticate(exchange *x, struct evkeyvalq *in)
 {
     const char *why;
@@ -219,7 +262,7 @@ static bool authenticate(exchange *x, struct evkeyvalq *in)
      * (the loop does not) and verifies again (auth_recheck). */
     if (rc == AUTH_REFRESHING && x->match.route->run != RUN_LOOP && (x->auth_retry = strdup(authz)))
         return true;
-    return auth_verdict(x, rc, why, authz != NULL);
+    return auth_verdict(x, rc, why, authz != NULL) && (!ratelimit_on() || within_rate_limit(x));
 }
 
 /* In the handler's coroutine: after the JWKS fetch an unknown kid caused, verify again. */
@@ -230,7 +273,8 @@ static bool auth_recheck(exchange *x)
     int rc = auth_verify(loop_auth_cache(x->loop), x->auth_retry, x->user_id, &why);
     free(x->auth_retry);
     x->auth_retry = NULL;
-    return auth_verdict(x, rc == AUTH_REFRESHING ? AUTH_INVALID : rc, why, true);
+    return auth_verdict(x, rc == AUTH_REFRESHING ? AUTH_INVALID : rc, why, true) &&
+           (!ratelimit_on() || within_rate_limit(x));
 }
 
 static int hexval(char c)
@@ -360,7 +404,8 @@ static exchange *route_request(exchange *x, const char *path, const char *query)
         break;
     }
     x->req.route = x->match.route;
-    if ((x->match.route->auth && !authenticate(x, in)) || !validate(x, query, in))
+    if ((x->match.route->auth && !authenticate(x, in)) ||
+        (x->match.route->metrics_token && !metrics_allowed(x, in)) || !validate(x, query, in))
         return answer(x);
     if (x->match.route->run == RUN_LOOP) {
         x->match.route->handler(&x->req, NULL, &x->res);
@@ -455,23 +500,37 @@ static void free_body(const void *data, size_t len, void *arg)
     free((void *)data);
 }
 
+typedef void add_header_fn(void *to, const char *name, const char *value);
+
+/* The response's headers and the cross-cutting ones, each given to add(). */
+static void response_headers(const exchange *x, add_header_fn *add, void *to)
+{
+    const http_response *res = &x->res;
+    if (res->body)
+        add(to, "Content-Type", res->content_type ? res->content_type : "application/json");
+    add(to, "X-Request-ID", x->request_id);
+    add(to, "X-Content-Type-Options", "nosniff");
+    if (x->cors) {
+        add(to, "Access-Control-Allow-Origin", x->origin);
+        add(to, "Vary", "Origin");
+        add(to, "Access-Control-Expose-Headers",
+            "X-Total-Count, X-Request-ID, Location, Retry-After, X-RateLimit-Limit, "
+            "X-RateLimit-Remaining, X-RateLimit-Reset");
+    }
+    for (int i = 0; i < res->nheaders; i++)
+        add(to, res->headers[i].name, res->headers[i].value);
+}
+
+static void add_evhttp_header(void *to, const char *name, const char *value)
+{
+    evhttp_add_header(to, name, value);
+}
+
 static void send_reply(exchange *x)
 {
     http_response *res = &x->res;
     struct evkeyvalq *out = evhttp_request_get_output_headers(x->ev);
-    if (res->body)
-        evhttp_add_header(out, "Content-Type",
-                          res->content_type ? res->content_type : "application/json");
-    evhttp_add_header(out, "X-Request-ID", x->request_id);
-    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
-    if (x->cors) {
-        evhttp_add_header(out, "Access-Control-Allow-Origin", x->origin);
-        evhttp_add_header(out, "Vary", "Origin");
-        evhttp_add_header(out, "Access-Control-Expose-Headers",
-                          "X-Total-Count, X-Request-ID, Location, Retry-After");
-    }
-    for (int i = 0; i < res->nheaders; i++)
-        evhttp_add_header(out, res->headers[i].name, res->headers[i].value);
+    response_headers(x, add_evhttp_header, out);
     if (server_draining()) /* keep-alive clients move to another instance */
         evhttp_add_header(out, "Connection", "close");
     struct evbuffer *buf = NULL;
@@ -490,6 +549,7 @@ static void send_reply(exchange *x)
         if (evbuffer_add_reference(buf, res->body, res->body_len, free_body, NULL) == 0)
             res->body = NULL;
     }
+    wire_request_answered(x->ev);
     evhttp_send_reply(x->ev, res->status, http_reason(res->status), buf);
 }
 
@@ -529,10 +589,9 @@ static void check_reply(exchange *x)
 #endif
 }
 
-void dispatch_finish(exchange *x)
+/* After the reply went out: the access log line, the metrics, and x emptied. */
+static void after_reply(exchange *x)
 {
-    check_reply(x);
-    send_reply(x);
     double seconds = now_seconds() - x->t0;
     if (app.cfg->access_log && log_enabled(LOG_LVL_INFO))
         access_log(x, seconds);
@@ -542,5 +601,63 @@ void dispatch_finish(exchange *x)
     free(x->query);
     router_match_free(&x->match);
     http_response_reset(&x->res);
+}
+
+void dispatch_finish(exchange *x)
+{
+    check_reply(x);
+    send_reply(x);
+    after_reply(x);
     loop_exchange_put(x->loop, x);
+}
+
+static void add_raw_header(void *to, const char *name, const char *value)
+{
+    fprintf(to, "%s: %s\r\n", name, value);
+}
+
+char *dispatch_head(void *owner, const wire_head *h, size_t *len)
+{
+    if (h->target[0] != '/') /* absolute-form and the like: dispatch_request decides */
+        return NULL;
+    exchange *x = loop_exchange_get(owner);
+    x->t0 = now_seconds();
+    x->loop = owner;
+    x->method = h->method;
+    char *path = strndup(h->target, strcspn(h->target, "?#"));
+    if (path)
+        router_match(h->method, path, &x->match);
+    free(path);
+    const char *why = NULL;
+    int rc = path && x->match.kind == MATCH_FOUND && x->match.route->auth
+                 ? auth_verify(loop_auth_cache(owner), h->authorization, x->user_id, &why)
+                 : AUTH_REFRESHING;
+    char *text = NULL;
+    if (rc != AUTH_REFRESHING) { /* a kid not known yet: judged after the body, as before */
+        set_request_id(x, h->request_id);
+        if (origin_allowed(h->origin) && strlen(h->origin) < sizeof x->origin) {
+            strcpy(x->origin, h->origin);
+            x->cors = true;
+        }
+        if (!auth_verdict(x, rc, why, h->authorization != NULL)) {
+            check_reply(x);
+            FILE *f = open_memstream(&text, len);
+            if (f) {
+                fprintf(f, "HTTP/1.1 %d %s\r\n", x->res.status, http_reason(x->res.status));
+                response_headers(x, add_raw_header, f);
+                fprintf(f, "Content-Length: %zu\r\nConnection: close\r\n\r\n", x->res.body_len);
+                fwrite(x->res.body, 1, x->res.body_len, f);
+                if (fclose(f) != 0) {
+                    free(text);
+                    text = NULL;
+                }
+            }
+        }
+    }
+    if (text)
+        after_reply(x);
+    else
+        router_match_free(&x->match), http_response_reset(&x->res);
+    loop_exchange_put(owner, x);
+    return text;
 }

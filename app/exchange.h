@@ -45,6 +45,13 @@ typedef struct exchange {
  * recycled), or the exchange whose handler must run (dispatch_run). */
 exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev);
 
+/* wire's head check (wire.h, wire_head_fn; `loop` is the connection's loop): a request to a route
+ * that needs a token, whose head has none that is valid (or whose token's user is not the path's),
+ * is answered here, 401 or 403 as dispatch_request would, before its body is read. Any other head,
+ * and a token signed with a key the JWKS has not shown yet, goes on: NULL. */
+struct wire_head;
+char *dispatch_head(void *loop, const struct wire_head *head, size_t *len);
+
 /* Runs the route's handler with its session (in a coroutine). Always leaves a response. */
 void dispatch_run(exchange *x);
 

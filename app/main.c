@@ -11,6 +11,7 @@
 #include "app/config.h"
 #include "app/healthcheck.h"
 #include "app/jwks.h"
+#include "app/ratelimit.h"
 #include "app/ops.h"
 #include "app/router.h"
 #include "app/server.h"
@@ -93,10 +94,12 @@ static int setup(app_config *cfg, db_config *dbc, char *err, size_t errlen)
                         .audience = cfg->auth_audience,
                         .algs = cfg->auth_algs,
                         .leeway = (int)cfg->auth_leeway};
-    if (auth_setup(&as) < 0) {
+    if (auth_setup(&as) < 0 || ratelimit_init(cfg->rate_limit, cfg->rate_window) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (!cfg->metrics_token && cfg->env == APP_ENV_PRODUCTION)
+        log_info("METRICS_TOKEN is not set: GET /metrics answers 404 (set it to scrape)");
     return router_init(err, errlen);
 }
 
@@ -183,6 +186,7 @@ int main(int argc, char **argv)
     jwks_stop();
     db_engine_close(app.engine);
     auth_configure("", 0);
+    ratelimit_free();
     log_info("stopped");
     return rc;
 }

@@ -276,9 +276,11 @@ static json_t *responses(const route *r)
     add_response(
         rs, 307, "The same path without its trailing slash (Location)", NULL, NULL,
         json_pack("{so}", "Location", header("Where to repeat the request", "string", true)));
-    if (r->auth)
+    if (r->auth || r->metrics_token)
         add_error(rs, 401, "Missing or invalid bearer token", "HTTPError",
                   json_pack("{so}", "WWW-Authenticate", header("Bearer", "string", true)));
+    if (r->metrics_token)
+        add_error(rs, 404, "METRICS_TOKEN is not set (production)", "HTTPError", NULL);
     int owner = router_owner_param(r);
     if (owner >= 0) {
         char d[160];
@@ -296,6 +298,16 @@ static json_t *responses(const route *r)
         add_error(rs, 422, "Validation Error", "HTTPValidationError", NULL);
     if (r->idempotency_key)
         add_error(rs, 422, "The Idempotency-Key was used with a different body", "HTTPError", NULL);
+    if (r->auth)
+        add_error(
+            rs, 429, "More requests than RATE_LIMIT allows this user in its window (when set)",
+            "HTTPError",
+            json_pack("{so so so so}", "Retry-After",
+                      header("Seconds until the window ends", "integer", true), "X-RateLimit-Limit",
+                      header("Requests allowed in a window", "integer", true),
+                      "X-RateLimit-Remaining",
+                      header("Requests left in this window", "integer", true), "X-RateLimit-Reset",
+                      header("Unix time the window ends", "integer", true)));
     add_error(rs, 431, "The headers are larger than MAX_HEADER_BYTES", "HTTPError", NULL);
     add_error(rs, 500, "Internal Server Error (the log has the details under request_id)",
               "InternalError", NULL);
@@ -321,7 +333,9 @@ static json_t *operation(const route *r)
         json_pack("{s[s] ss ss}", "tags", r->tag ? r->tag : "default", "summary",
                   r->summary ? r->summary : r->operation_id, "operationId", r->operation_id);
     json_object_set_new(op, "security",
-                        r->auth ? json_pack("[{s[]}]", "HTTPBearer") : json_array());
+                        r->auth            ? json_pack("[{s[]}]", "HTTPBearer")
+                        : r->metrics_token ? json_pack("[{s[]}]", "MetricsToken")
+                                           : json_array());
     json_t *params = parameters(r);
     if (json_array_size(params))
         json_object_set_new(op, "parameters", params);
@@ -417,17 +431,20 @@ json_t *openapi_document(void)
         lower(m, r->method, sizeof m);
         json_object_set_new(item, m, operation(r));
     }
-    return json_pack("{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss}}}}",
-                     "openapi", "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION,
-                     "description", APP_DESCRIPTION, "license", "name", "MIT", "identifier", "MIT",
-                     "servers", "url", "http://127.0.0.1:8000", "description",
-                     "local development server", "tags", tags(), "paths", paths, "components",
-                     "schemas", schemas(), "securitySchemes", "HTTPBearer", "type", "http",
-                     "scheme", "bearer", "bearerFormat", "JWT", "description",
-                     "A JWT with exp whose sub is the user id: HS256 signed with JWT_SECRET, or "
-                     "EdDSA (Ed25519), ES256, RS256 or PS256 signed by a key of the JWKS at "
-                     "AUTH_JWKS_URL (Better Auth's JWT plugin, Clerk, Auth0), chosen by kid. 401 "
-                     "when invalid; 503 with Retry-After while the JWKS was never fetched.");
+    return json_pack(
+        "{ss s{ss ss ss s{ss ss}} s[{ss ss}] so so s{so s{s{ss ss ss ss} s{ss ss ss}}}}", "openapi",
+        "3.1.0", "info", "title", APP_TITLE, "version", APP_VERSION, "description", APP_DESCRIPTION,
+        "license", "name", "MIT", "identifier", "MIT", "servers", "url", "http://127.0.0.1:8000",
+        "description", "local development server", "tags", tags(), "paths", paths, "components",
+        "schemas", schemas(), "securitySchemes", "HTTPBearer", "type", "http", "scheme", "bearer",
+        "bearerFormat", "JWT", "description",
+        "A JWT with exp whose sub is the user id: HS256 signed with JWT_SECRET, or "
+        "EdDSA (Ed25519), ES256, RS256 or PS256 signed by a key of the JWKS at "
+        "AUTH_JWKS_URL (Better Auth's JWT plugin, Clerk, Auth0), chosen by kid. 401 "
+        "when invalid; 503 with Retry-After while the JWKS was never fetched.",
+        "MetricsToken", "type", "http", "scheme", "bearer", "description",
+        "The value of METRICS_TOKEN, for Prometheus (bearer_token / a ServiceMonitor's "
+        "bearerTokenSecret).");
 }
 
 /* ---- the reply check (openapi.h) ---- */

@@ -111,6 +111,8 @@ typedef struct route {
     const header_spec *headers; /* other success headers, may be NULL */
     const route_error *errors;  /* the handler's own error statuses, may be NULL */
     bool hidden;                /* left out of /openapi.json (/docs, /openapi.json itself) */
+    bool metrics_token;         /* guarded by METRICS_TOKEN (app/config.h): a bearer token equal
+                                   to it, else 401; 404 in production when it is unset */
 } route;
 
 /* At most this many routes: router_init fails beyond it (the matcher's and the metrics' tables

@@ -158,7 +158,7 @@ const route app_routes[] = {
      .summary = "Readiness: database round trip and schema version", .tag = "ops", .status = 200,
      .response = &health, .description = "Ready to serve", .errors = errs_ready},
     {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics",
-     .summary = "Prometheus metrics", .tag = "ops", .status = 200,
+     .summary = "Prometheus metrics", .tag = "ops", .status = 200, .metrics_token = true,
      .description = "Prometheus text format"},
     {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
     {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},

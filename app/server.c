@@ -209,7 +209,7 @@ static struct bufferevent *on_accept(struct event_base *base, void *arg)
         event_active(S.loops[(lp->index + 1) % S.nloops].turn, EV_READ, 1);
     }
     /* libevent's own error pages become JSON on it (wire.h); NULL: libevent makes one */
-    return wire_bufferevent(base);
+    return wire_bufferevent(base, lp);
 }
 
 static void on_turn(evutil_socket_t fd, short what, void *arg)
@@ -445,7 +445,7 @@ int server_run(void)
         log_error("HOST must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", cfg->host);
         return 1;
     }
-    if (wire_init(cfg->max_connections, cfg->read_timeout) < 0) {
+    if (wire_init(cfg->max_connections, cfg->read_timeout, dispatch_head) < 0) {
         log_error("out of memory");
         return 1;
     }

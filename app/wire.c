@@ -3,6 +3,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app/http.h"
 #include "core/log.h"
@@ -128,24 +130,38 @@ typedef enum {
     F_TRAILER,  /* trailer lines after the last chunk */
     F_OFF,      /* framing evhttp or dispatch.c reject and close on: not followed further */
     F_BAD,      /* a violation: the connection is answered 400 and closed */
+    F_ANSWERED, /* the head check answered: the connection is closed, the body never read */
 } framing_state;
+
+/* The head lines kept for the head check (wire_head). */
+enum { GOT_LINE, GOT_AUTHORIZATION, GOT_ORIGIN, GOT_REQUEST_ID, GOT_N };
+
+/* A head line longer than this is not kept whole (only its start, for the framing headers). */
+#define LINE_MAX_KEPT 16384
 
 typedef struct wire_conn {
     struct evhttp_connection *evcon;
     struct bufferevent *bev;
     struct evbuffer_cb_entry *tap;
     struct event *deadline; /* armed from a request's first byte until evhttp has read it */
+    void *owner;            /* wire_bufferevent's, for the head check */
     evutil_socket_t fd;
     bool reading;
     framing_state st;
     bool chunked, has_length, long_line;
+    int inflight; /* requests begun (request line seen) and not yet answered */
     long long left, length;
-    size_t nline;
-    char line[96]; /* the current line's start; what framing needs is in it */
+    size_t nline, cap;
+    char *line;       /* the current line: `start`, or malloc'd for a long head line */
+    char *got[GOT_N]; /* the head's lines for the check, malloc'd (only with a check) */
+    char *answer;     /* F_ANSWERED: the check's response, malloc'd */
+    size_t answer_len;
+    char start[96]; /* what framing needs is in a line's start */
 } wire_conn;
 
 static struct {
     long max;
+    wire_head_fn head_check;
     struct timeval timeout;
     atomic_long open;
     wire_conn **by_fd; /* a descriptor is one connection's at a time: no lock needed */
@@ -153,16 +169,29 @@ static struct {
 } W;
 
 /* Per loop thread: connections evhttp set up since the loop last ran the adopt event. */
+typedef struct fresh_conn {
+    struct bufferevent *bev;
+    void *owner;
+    bool over; /* counted past MAX_CONNECTIONS when accepted */
+} fresh_conn;
+
+typedef struct lingering {
+    struct event *ev;
+    double until;
+    struct lingering *next, **prev;
+} lingering;
+
 static _Thread_local struct {
-    struct bufferevent **fresh;
-    bool *over; /* counted past MAX_CONNECTIONS when accepted */
+    fresh_conn *fresh;
     int n, cap;
     struct event *adopt;
+    lingering *lingering; /* closing sockets of this loop (linger) */
 } T;
 
-int wire_init(long max_connections, double request_timeout)
+int wire_init(long max_connections, double request_timeout, wire_head_fn head_check)
 {
     W.max = max_connections;
+    W.head_check = head_check;
     W.timeout.tv_sec = (time_t)request_timeout;
     W.timeout.tv_usec = (suseconds_t)((request_timeout - (double)W.timeout.tv_sec) * 1e6);
     struct rlimit rl;
@@ -208,8 +237,87 @@ static void on_closed(struct evhttp_connection *evcon, void *arg)
         W.by_fd[c->fd] = NULL;
     evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->tap);
     event_free(c->deadline);
+    for (int i = 0; i < GOT_N; i++)
+        free(c->got[i]);
+    if (c->line != c->start)
+        free(c->line);
+    free(c->answer);
     free(c);
     atomic_fetch_sub(&W.open, 1);
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define LINGER_SECONDS 3.0
+
+static void linger_end(lingering *l)
+{
+    evutil_socket_t fd = event_get_fd(l->ev);
+    *l->prev = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    event_free(l->ev);
+    close(fd);
+    free(l);
+    atomic_fetch_sub(&W.open, 1);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    lingering *l = arg;
+    char sink[16384];
+    ssize_t got = 0;
+    if (what & EV_READ)
+        while ((got = recv(fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
+            ;
+    if (!(what & EV_READ) || got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+        mono_seconds() >= l->until)
+        linger_end(l);
+}
+
+/* RFC 9112 9.6: a server that closes while the client is still sending (a body we refused) must
+ * not just close: the kernel would answer the unread bytes with a reset, which can destroy the
+ * answer before the client reads it. The sending side is shut (the client sees the end of the
+ * answer), and what arrives is read and dropped until the client closes, for LINGER_SECONDS at
+ * most (nginx's lingering_close). Takes a duplicate of the socket: evhttp closes its own. Counted
+ * as a connection meanwhile. */
+static void linger(struct event_base *base, evutil_socket_t fd)
+{
+    shutdown(fd, SHUT_WR);
+    lingering *l = calloc(1, sizeof *l);
+    evutil_socket_t dup_fd = l ? dup(fd) : -1;
+    if (dup_fd >= 0)
+        l->ev = event_new(base, dup_fd, EV_READ | EV_PERSIST, on_linger, l);
+    struct timeval tick = {0, 500000};
+    if (!l || !l->ev || event_add(l->ev, &tick) < 0) {
+        if (l && l->ev)
+            event_free(l->ev);
+        if (dup_fd >= 0)
+            close(dup_fd);
+        free(l);
+        return;
+    }
+    l->until = mono_seconds() + LINGER_SECONDS;
+    l->next = T.lingering;
+    l->prev = &T.lingering;
+    if (T.lingering)
+        T.lingering->prev = &l->next;
+    T.lingering = l;
+    atomic_fetch_add(&W.open, 1);
+}
+
+/* Sends `text` (when nothing else waits to be written before it) and closes as linger() does. */
+static void answer_and_close(wire_conn *c, const char *text, size_t len)
+{
+    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+        (void)!send(c->fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    linger(bufferevent_get_base(c->bev), c->fd);
+    evhttp_connection_free(c->evcon); /* calls on_closed */
 }
 
 /* READ_TIMEOUT counts from a request's first byte, not between bytes (evhttp's own timeout is an
@@ -224,10 +332,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                                   "Content-Length: 37\r\nConnection: close\r\n\r\n"
                                   "{\"detail\":\"Invalid chunked encoding\"}";
         _Static_assert(sizeof "{\"detail\":\"Invalid chunked encoding\"}" - 1 == 37, "length");
-        if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
-            (void)!send(c->fd, bad, sizeof bad - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        shutdown(c->fd, SHUT_WR);
-        evhttp_connection_free(c->evcon);
+        answer_and_close(c, bad, sizeof bad - 1);
+        return;
+    }
+    if (c->st == F_ANSWERED) {
+        answer_and_close(c, c->answer, c->answer_len);
         return;
     }
     char *addr = NULL;
@@ -261,6 +370,21 @@ static void header_line(wire_conn *c)
         return; /* evhttp answers 400 */
     const char *v = colon + 1 + strspn(colon + 1, " \t");
     size_t name = (size_t)(colon - c->line);
+    if (W.head_check && !c->long_line) {
+        static const struct {
+            const char *name;
+            size_t len;
+        } kept[GOT_N] = {[GOT_AUTHORIZATION] = {"Authorization", 13},
+                         [GOT_ORIGIN] = {"Origin", 6},
+                         [GOT_REQUEST_ID] = {"X-Request-ID", 12}};
+        for (int i = GOT_AUTHORIZATION; i < GOT_N; i++)
+            if (name == kept[i].len && !strncasecmp(c->line, kept[i].name, name) && !c->got[i]) {
+                size_t n = strlen(v);
+                while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                    n--;
+                c->got[i] = strndup(v, n);
+            }
+    }
     if (name == 14 && !strncasecmp(c->line, "Content-Length", 14)) {
         char *end;
         long long n = strtoll(v, &end, 10);
@@ -278,6 +402,42 @@ static void header_line(wire_conn *c)
     }
 }
 
+static void forget_head(wire_conn *c)
+{
+    for (int i = 0; i < GOT_N; i++) {
+        free(c->got[i]);
+        c->got[i] = NULL;
+    }
+}
+
+/* A head whose body follows, the only request in flight and nothing waiting to be written: the
+ * check may answer it instead (F_ANSWERED). Earlier requests were all answered, so evhttp has
+ * taken their bytes; what is left in the input is this request's, which is never parsed. */
+static void check_head(wire_conn *c)
+{
+    char *line = c->got[GOT_LINE];
+    if (!line || c->inflight != 1 || evbuffer_get_length(bufferevent_get_output(c->bev)))
+        return;
+    char *sp = strchr(line, ' ');
+    if (!sp)
+        return;
+    *sp = '\0';
+    char *target = sp + 1;
+    target[strcspn(target, " ")] = '\0';
+    wire_head h = {.method = line,
+                   .target = target,
+                   .authorization = c->got[GOT_AUTHORIZATION],
+                   .origin = c->got[GOT_ORIGIN],
+                   .request_id = c->got[GOT_REQUEST_ID]};
+    size_t len = 0;
+    char *answer = W.head_check(c->owner, &h, &len);
+    if (answer) {
+        c->answer = answer;
+        c->answer_len = len;
+        c->st = F_ANSWERED;
+    }
+}
+
 /* One whole line (CR LF or LF stripped) in the state it ends. */
 static void framing_line(wire_conn *c)
 {
@@ -287,6 +447,9 @@ static void framing_line(wire_conn *c)
         if (!empty) {
             c->st = F_HEAD;
             c->chunked = c->has_length = false;
+            c->inflight++;
+            if (W.head_check && !c->long_line)
+                c->got[GOT_LINE] = strdup(c->line);
         }
         break;
     case F_HEAD:
@@ -297,6 +460,9 @@ static void framing_line(wire_conn *c)
         } else {
             c->st = c->chunked ? F_SIZE : c->length > 0 ? F_BODY : F_LINE;
             c->left = c->length;
+            if (W.head_check && c->st != F_LINE)
+                check_head(c);
+            forget_head(c);
         }
         break;
     case F_SIZE:
@@ -318,9 +484,28 @@ static void framing_line(wire_conn *c)
 /* Follows the request framing over `n` new bytes, as evhttp will read them (it has not yet):
  * RFC 9112 6.3 for where a body ends, 7.1 for the chunked coding, which libevent 2.1.12 reads
  * with strtoll (0x13, +13, " 13" and a missing CRLF after the data all pass there). */
+/* Room for one more byte of the current line: a head line grows to LINE_MAX_KEPT when the head
+ * check needs it whole; otherwise its start is enough. */
+static bool line_room(wire_conn *c)
+{
+    if (c->nline < c->cap - 1)
+        return true;
+    if (!W.head_check || (c->st != F_LINE && c->st != F_HEAD) || c->cap >= LINE_MAX_KEPT)
+        return false;
+    size_t cap = c->cap * 4 < LINE_MAX_KEPT ? c->cap * 4 : LINE_MAX_KEPT;
+    char *bigger = c->line == c->start ? malloc(cap) : realloc(c->line, cap);
+    if (!bigger)
+        return false;
+    if (c->line == c->start)
+        memcpy(bigger, c->start, c->nline);
+    c->line = bigger;
+    c->cap = cap;
+    return true;
+}
+
 static void framing_scan(wire_conn *c, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n && c->st != F_OFF && c->st != F_BAD;) {
+    for (size_t i = 0; i < n && c->st < F_OFF;) {
         if (c->st == F_BODY || c->st == F_DATA) {
             size_t take = (unsigned long long)c->left < n - i ? (size_t)c->left : n - i;
             c->left -= (long long)take;
@@ -339,7 +524,7 @@ static void framing_scan(wire_conn *c, const char *p, size_t n)
             c->long_line = false;
         } else if (c->nline && c->line[c->nline - 1] == '\r') {
             c->st = c->st == F_SIZE || c->st == F_DATA_END ? F_BAD : F_OFF; /* a bare CR */
-        } else if (c->nline < sizeof c->line - 1) {
+        } else if (line_room(c)) {
             c->line[c->nline++] = ch;
         } else {
             c->long_line = true;
@@ -357,14 +542,14 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
         c->reading = true;
         evtimer_add(c->deadline, &W.timeout);
     }
-    if (c->st == F_OFF || c->st == F_BAD)
+    if (c->st >= F_OFF)
         return;
     struct evbuffer_ptr at;
     struct evbuffer_iovec v[8];
     if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) < 0)
         return;
     size_t todo = info->n_added;
-    while (todo && c->st != F_BAD) {
+    while (todo && c->st < F_OFF) {
         int nv = evbuffer_peek(buf, (ev_ssize_t)todo, &at, v, 8);
         size_t done = 0;
         for (int i = 0; i < nv && i < 8 && done < todo; i++) {
@@ -376,7 +561,7 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
             break;
         todo -= done;
     }
-    if (c->st == F_BAD) {
+    if (c->st == F_BAD || c->st == F_ANSWERED) {
         /* evhttp must not parse what follows: it is thrown away, and the connection answered
          * and closed from the loop (not here, inside the bufferevent's own read) */
         evbuffer_drain(buf, evbuffer_get_length(buf));
@@ -385,16 +570,29 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     }
 }
 
-void wire_request_read(struct evhttp_request *req)
+static wire_conn *conn_of(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     wire_conn *c = fd >= 0 && fd < W.nfd ? W.by_fd[fd] : NULL;
-    if (c && c->evcon == evcon) {
+    return c && c->evcon == evcon ? c : NULL;
+}
+
+void wire_request_read(struct evhttp_request *req)
+{
+    wire_conn *c = conn_of(req);
+    if (c) {
         c->reading = false;
         evtimer_del(c->deadline);
     }
+}
+
+void wire_request_answered(struct evhttp_request *req)
+{
+    wire_conn *c = conn_of(req);
+    if (c && c->inflight > 0)
+        c->inflight--;
 }
 
 /* Past MAX_CONNECTIONS: a short answer written straight to the socket (nothing to parse, nothing
@@ -424,7 +622,7 @@ static void refuse(struct evhttp_connection *evcon, evutil_socket_t fd)
 /* evhttp has made the connection around the bufferevent (its callbacks' argument is the
  * evhttp_connection, as evhttp_connection_base_bufferevent_new sets them) and nothing has been
  * read yet: the loop ran this before its next wait for events. */
-static void adopt(struct bufferevent *bev, bool over)
+static void adopt(struct bufferevent *bev, void *owner, bool over)
 {
     void *arg = NULL;
     bufferevent_getcb(bev, NULL, NULL, NULL, &arg);
@@ -454,6 +652,9 @@ static void adopt(struct bufferevent *bev, bool over)
     c->evcon = evcon;
     c->bev = bev;
     c->fd = fd;
+    c->owner = owner;
+    c->line = c->start;
+    c->cap = sizeof c->start;
     W.by_fd[fd] = c;
     evhttp_connection_set_closecb(evcon, on_closed, c);
 }
@@ -462,7 +663,7 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     for (int i = 0; i < T.n; i++)
-        adopt(T.fresh[i], T.over[i]);
+        adopt(T.fresh[i].bev, T.fresh[i].owner, T.fresh[i].over);
     T.n = 0;
 }
 
@@ -470,36 +671,34 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
  * could both see room for one), and queues bev for adopt(), run by an event made active now:
  * libevent runs the active events before it waits again, so before evhttp can have read from (or
  * freed) the connection. */
-static void queue_adopt(struct event_base *base, struct bufferevent *bev)
+static void queue_adopt(struct event_base *base, struct bufferevent *bev, void *owner)
 {
     if (!T.adopt && !(T.adopt = event_new(base, -1, 0, on_adopt, NULL)))
         return;
     if (T.n == T.cap) {
         int cap = T.cap ? T.cap * 2 : 16;
-        struct bufferevent **more = realloc(T.fresh, (size_t)cap * sizeof(struct bufferevent *));
-        bool *over = more ? realloc(T.over, (size_t)cap * sizeof *over) : NULL;
-        if (more)
-            T.fresh = more;
-        if (!over)
+        fresh_conn *more = realloc(T.fresh, (size_t)cap * sizeof *more);
+        if (!more)
             return;
-        T.over = over;
+        T.fresh = more;
         T.cap = cap;
     }
-    T.over[T.n] = atomic_fetch_add(&W.open, 1) >= W.max;
-    T.fresh[T.n++] = bev;
+    T.fresh[T.n++] =
+        (fresh_conn){.bev = bev, .owner = owner, .over = atomic_fetch_add(&W.open, 1) >= W.max};
     event_active(T.adopt, EV_READ, 1);
 }
 
 void wire_thread_free(void)
 {
+    while (T.lingering)
+        linger_end(T.lingering);
     if (T.adopt)
         event_free(T.adopt);
     free(T.fresh);
-    free(T.over);
     memset(&T, 0, sizeof T);
 }
 
-struct bufferevent *wire_bufferevent(struct event_base *base)
+struct bufferevent *wire_bufferevent(struct event_base *base, void *owner)
 {
     /* what evhttp makes itself when the bevcb returns NULL (evhttp_get_request_connection) */
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -508,6 +707,6 @@ struct bufferevent *wire_bufferevent(struct event_base *base)
         return NULL;
     }
     if (bev && W.by_fd)
-        queue_adopt(base, bev);
+        queue_adopt(base, bev, owner);
     return bev;
 }

@@ -38,6 +38,7 @@ ROWS=10000
 DEL_LO=100001
 DEL_HI=300000
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
+METRICS_TOKEN=bench-metrics-token-0123456789
 MIX="get=50 list=25 create=10 toggle=10 delete=5"
 
 for tool in pgbench wrk python3 psql curl; do
@@ -185,7 +186,7 @@ start_api() { # dburl
   rm -f "$tmp/writes-warm"
   checks=$(grep -c 'schema' "$tmp/api.log" 2>/dev/null || true)
   port=$(free_port)
-  read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" \
+  read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" METRICS_TOKEN="$METRICS_TOKEN" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
       python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
@@ -206,7 +207,7 @@ warm_up() { # kind
 }
 stop_api() { kill -TERM "$api_pid"; wait_pid "$api_pid"; api_pid=""; }
 held() { # the API's open database connections, from /metrics
-  curl -s "http://127.0.0.1:$api_port/metrics" | awk '/^db_pool_connections\{state="open"\}/ {print $2}'
+  curl -s -H "Authorization: Bearer $METRICS_TOKEN" "http://127.0.0.1:$api_port/metrics" | awk '/^db_pool_connections\{state="open"\}/ {print $2}'
 }
 
 wrk_api() { # kind -> "rps p50 p99 cpu_us non2xx conns busy"

@@ -58,9 +58,10 @@ void api_start_bin(api_server *s, const char *bin, const char *db_url, const cha
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "cd /tmp && exec env -i PATH=/usr/bin:/bin LOG_FORMAT=json APP_ENV=production "
-             "JWT_SECRET=%s DATABASE_URL='%s' PORT=%d DB_ACQUIRE_TIMEOUT=2 DB_CONNECT_TIMEOUT=2 "
-             "%s %s >%s 2>&1",
-             TEST_SECRET, db_url, s->port, extra_env ? extra_env : "", pgtest_bin(bin), s->log);
+             "JWT_SECRET=%s METRICS_TOKEN=%s DATABASE_URL='%s' PORT=%d DB_ACQUIRE_TIMEOUT=2 "
+             "DB_CONNECT_TIMEOUT=2 %s %s >%s 2>&1",
+             TEST_SECRET, TEST_METRICS_TOKEN, db_url, s->port, extra_env ? extra_env : "",
+             pgtest_bin(bin), s->log);
     s->pid = fork();
     cr_assert(s->pid >= 0);
     if (s->pid == 0) {

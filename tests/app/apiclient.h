@@ -9,6 +9,9 @@
 #include <sys/types.h>
 
 #define TEST_SECRET "test-secret-0123456789abcdef0123456789abcdef"
+/* api_start's METRICS_TOKEN, and the header GET /metrics needs with it */
+#define TEST_METRICS_TOKEN "test-metrics-token-0123456789"
+#define TEST_METRICS_AUTH "Authorization: Bearer " TEST_METRICS_TOKEN "\r\n"
 
 typedef struct api_server {
     pid_t pid;
@@ -20,7 +23,8 @@ typedef struct api_server {
  * Idempotent. */
 void api_migrate(const char *url);
 
-/* Starts bin/api with DATABASE_URL=db_url, JWT_SECRET=TEST_SECRET, a free port and `extra_env`
+/* Starts bin/api with DATABASE_URL=db_url, JWT_SECRET=TEST_SECRET,
+ * METRICS_TOKEN=TEST_METRICS_TOKEN, a free port and `extra_env`
  * ("NAME=value NAME2=value", may be NULL); waits until /health answers (5 s at most). */
 void api_start(api_server *s, const char *db_url, const char *extra_env);
 

@@ -335,6 +335,8 @@ static api_response *call(int port, const char *as, const char *method, const ch
                           const char *extra, const char *body, int want)
 {
     char hdr[1024] = "";
+    if (!as && extra)
+        snprintf(hdr, sizeof hdr, "%s", extra);
     if (as) {
         char *tok = api_token(as, "HS256", TEST_SECRET, 3600, 0);
         snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n%s", tok, extra ? extra : "");
@@ -398,7 +400,10 @@ Test(openapi, every_todo_reply_matches_its_model, .timeout = 60)
     DO(p, u, "DELETE", item, NULL, NULL, 404);
     DO(p, NULL, "GET", "/health", NULL, NULL, 200);
     DO(p, NULL, "GET", "/ready", NULL, NULL, 200);
-    DO(p, NULL, "GET", "/metrics", NULL, NULL, 200);
+    DO(p, NULL, "GET", "/metrics", TEST_METRICS_AUTH, NULL, 200);
+    DO(p, NULL, "GET", "/metrics", NULL, NULL, 401);
+    DO(p, NULL, "GET", "/metrics", "Authorization: Bearer test-metrics-token-012345678X\r\n", NULL,
+       401);
 
     char *log = api_log(&srv);
     cr_assert_null(strstr(log, "does not match /openapi.json"), "%s", log);

@@ -52,7 +52,7 @@ static void *get_run(void *arg)
 
 static char *metrics(void)
 {
-    api_response *r = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    api_response *r = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     cr_assert_eq(r->status, 200);
     char *m = strdup(r->body);
     api_response_free(r);

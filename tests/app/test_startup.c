@@ -123,6 +123,15 @@ Test(startup, auth_settings_are_checked)
     static const config_case cases[] = {
         {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=ftp://auth.example.com/jwks",
          "AUTH_JWKS_URL must be an http(s) URL"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=development METRICS_TOKEN=short",
+         "METRICS_TOKEN must be 16 to 512 printable characters"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=development RATE_LIMIT=100",
+         "RATE_LIMIT must be a count per second, minute, hour or day, like 100/second, got "
+         "\"100\""},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=development RATE_LIMIT=0/second",
+         "RATE_LIMIT must be"},
+        {"DATABASE_URL=postgresql://u:hunter2@h/db APP_ENV=development RATE_LIMIT=10/week",
+         "RATE_LIMIT must be"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=auth.example.com/jwks",
          "AUTH_JWKS_URL must be an http(s) URL"},
         {"DATABASE_URL=postgresql://u:hunter2@h/db AUTH_JWKS_URL=http://auth.example.com/jwks",

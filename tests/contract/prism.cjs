@@ -296,7 +296,8 @@ async function traffic(P) {
   const u = user('prism');
   await send(P, 'health', 200, 'GET', '/health');
   await send(P, 'ready', 200, 'GET', '/ready');
-  await send(P, 'metrics', 200, 'GET', '/metrics');
+  await send(P, 'metrics', 200, 'GET', '/metrics', { auth: `Bearer ${process.env.METRICS_TOKEN}` });
+  await send(P, 'metrics', 401, 'GET', '/metrics');
   await derived(P);
 
   // example:begin (the Todo example's traffic: scripts/remove-example deletes it with the example)
@@ -347,14 +348,23 @@ async function traffic(P) {
   }
 }
 
-/* Every operation on an api whose database is down: 503 with Retry-After where documented. */
+/* Every operation on an api whose database is down: 503 with Retry-After where documented. That
+ * api has RATE_LIMIT=1/day, so a user's second request is 429 (it is counted before the database
+ * is needed), and no METRICS_TOKEN, so its /metrics is 404. */
 async function outage(P) {
-  const u = user('down');
   for (const [op, at] of ops) {
-    if (!documentedOn(at, 503)) continue;
-    const r = await send(P, op, 503, at.method.toUpperCase(), concretePath(at, u, 1), { sub: isAuth(at) ? u : undefined, down: true, json: validBody(at) });
-    check(r.headers.get('retry-after'), `503 from ${op} has Retry-After`);
+    const u = user(`down-${op}`), method = at.method.toUpperCase(), url = concretePath(at, u, 1);
+    if (documentedOn(at, 503)) {
+      const r = await send(P, op, 503, method, url, { sub: isAuth(at) ? u : undefined, down: true, json: validBody(at) });
+      check(r.headers.get('retry-after'), `503 from ${op} has Retry-After`);
+    }
+    if (documentedOn(at, 429)) {
+      if (!documentedOn(at, 503)) await send(P, op, 0, method, url, { sub: u, down: true, json: validBody(at), quiet: true });
+      const r = await send(P, op, 429, method, url, { sub: u, down: true, json: validBody(at) });
+      for (const h of ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) check(r.headers.get(h), `429 from ${op} has ${h}`);
+    }
   }
+  await send(P, 'metrics', 404, 'GET', '/metrics', { down: true });
 }
 
 /* Statuses the document may list that no request can provoke on purpose. */
@@ -376,7 +386,7 @@ async function main() {
     PATH: '/usr/bin:/bin', APP_ENV: 'production', LOG_FORMAT: 'json', HOST: '127.0.0.1',
     PORT: String(deadPort), JWT_SECRET: process.env.JWT_SECRET, ACCESS_LOG: 'false',
     DATABASE_URL: `postgresql://nobody:x@127.0.0.1:${await freePort()}/down`,
-    DB_CONNECT_TIMEOUT: '0.2', DB_ACQUIRE_TIMEOUT: '0.2',
+    DB_CONNECT_TIMEOUT: '0.2', DB_ACQUIRE_TIMEOUT: '0.2', RATE_LIMIT: '1/day', METRICS_TOKEN: '',
   });
   const fwd = await forwarder(process.env.API_URL, `http://127.0.0.1:${deadPort}`);
   const [live] = await Promise.all([

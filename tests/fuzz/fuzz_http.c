@@ -70,7 +70,8 @@ static int dial(void)
 static void dump_metrics(void)
 {
     int fd = dial();
-    static const char get[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    static const char get[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                              "fuzz-metrics-token-0123456789\r\nConnection: close\r\n\r\n";
     if (fd < 0 || send(fd, get, sizeof get - 1, MSG_NOSIGNAL) < 0)
         return;
     char buf[65536];
@@ -90,6 +91,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     setenv("PORT", port, 1);
     setenv("HOST", "127.0.0.1", 1);
     setenv("JWT_SECRET", "fuzz-secret-fuzz-secret-fuzz-secret-0123", 1);
+    setenv("METRICS_TOKEN", "fuzz-metrics-token-0123456789", 1);
     setenv("CORS_ORIGINS", "http://localhost:3000", 1);
     setenv("MAX_BODY_BYTES", "4096", 1);
     setenv("MAX_HEADER_BYTES", "2048", 1);

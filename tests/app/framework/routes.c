@@ -198,7 +198,7 @@ const route app_routes[] = {
      .tag = "ops", .status = 200, .response = &health, .description = "Ready to serve",
      .errors = errs_ready},
     {"GET", "/metrics", ops_metrics, RUN_LOOP, .operation_id = "metrics", .summary = "Metrics",
-     .tag = "ops", .status = 200, .description = "Prometheus text format"},
+     .metrics_token = true, .tag = "ops", .status = 200, .description = "Prometheus text format"},
     {"GET", "/openapi.json", ops_openapi, RUN_LOOP, .operation_id = "openapi", .hidden = true},
     {"GET", "/docs", ops_docs, RUN_LOOP, .operation_id = "docs", .hidden = true},
     {"GET", "/api/{user_id}/items", items_list, RUN_READ, .auth = true, .params = user_params,

@@ -242,7 +242,7 @@ static void await_status(EVP_PKEY *k, const char *alg, const char *kid, const ch
 
 static long metric(const char *name)
 {
-    api_response *r = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    api_response *r = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     cr_assert_eq(r->status, 200);
     char *p = strstr(r->body, name);
     while (p && p > r->body && p[-1] != '\n')
@@ -517,7 +517,7 @@ Test(jwks, hs256_alone)
     cr_expect_eq(r->status, 200);
     api_response_free(r);
     cr_expect_eq(status_of(jwktest_sign("EdDSA", ed1, NULL, 0, "ed-1", claims_for(u)), u), 401);
-    r = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    r = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     cr_expect_null(strstr(r->body, "auth_jwks_"), "no JWKS metrics without a JWKS");
     api_response_free(r);
     free(u);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/app/framework/fw.h"
@@ -238,7 +239,7 @@ Test(framework, openapi_docs_ready_metrics)
     EXPECT(r, 200);
     api_response_free(r);
 
-    r = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    r = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     EXPECT(r, 200);
     cr_assert(
         strstr(r->body, "http_requests_total{method=\"GET\",route=\"/ready\",status=\"200\"} 1") &&
@@ -250,4 +251,81 @@ Test(framework, openapi_docs_ready_metrics)
                      pgtest_via_pooler() ? "\ndb_pool_preparing 0\n" : "\ndb_pool_preparing 1\n"),
               "%s", r->body);
     api_response_free(r);
+}
+
+/* METRICS_TOKEN guards /metrics: the token as a bearer token, compared whole; without it 401
+ * with WWW-Authenticate. Unset, /metrics answers 404 in production and is open in development. */
+Test(framework, metrics_behind_its_token)
+{
+    static const char *const wrong[] = {NULL, "Authorization: Bearer test-metrics-token\r\n",
+                                        "Authorization: Bearer " TEST_METRICS_TOKEN "x\r\n",
+                                        "Authorization: Basic " TEST_METRICS_TOKEN "\r\n"};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        api_response *r = api_call(srv.port, "GET", "/metrics", wrong[i], NULL);
+        EXPECT(r, 401);
+        expect_header(r, "WWW-Authenticate", "Bearer");
+        cr_assert(!strstr(r->body, "http_requests_total"), "%s", r->body);
+        api_response_free(r);
+    }
+    api_response *r = api_call(srv.port, "GET", "/metrics",
+                               "Authorization: bearer " TEST_METRICS_TOKEN "\r\n", NULL);
+    EXPECT(r, 200); /* the scheme is case-insensitive (RFC 9110 11.1) */
+    api_response_free(r);
+
+    api_server other;
+    fw_serve(&other, "METRICS_TOKEN=");
+    r = api_call(other.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
+    EXPECT(r, 404);
+    api_response_free(r);
+    cr_assert_eq(api_stop(&other), 0);
+    fw_serve(&other, "METRICS_TOKEN= APP_ENV=development");
+    r = api_call(other.port, "GET", "/metrics", NULL, NULL);
+    EXPECT(r, 200);
+    api_response_free(r);
+    cr_assert_eq(api_stop(&other), 0);
+}
+
+/* RATE_LIMIT per token subject (slowapi's fixed window): the limit's requests pass, the next one
+ * is 429 with Retry-After and the X-RateLimit-* headers; another user has a limit of their own;
+ * unauthenticated routes are not counted. */
+Test(framework, rate_limit_per_user)
+{
+    api_server limited;
+    fw_serve(&limited, "RATE_LIMIT=3/day");
+    char *a = api_user("rl-a"), *b = api_user("rl-b");
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "/api/%s/items", a);
+    snprintf(pb, sizeof pb, "/api/%s/items", b);
+    for (int i = 0; i < 3; i++) {
+        api_response *r = api_as(limited.port, a, "GET", pa, NULL);
+        EXPECT(r, 200);
+        api_response_free(r);
+    }
+    api_response *r = api_as(limited.port, a, "GET", pa, NULL);
+    EXPECT(r, 429);
+    cr_assert_str_eq(r->body, "{\"detail\":\"Rate limit exceeded: 3 per 1 day\"}");
+    expect_header(r, "X-RateLimit-Limit", "3");
+    expect_header(r, "X-RateLimit-Remaining", "0");
+    char *retry = api_header(r, "Retry-After"), *reset = api_header(r, "X-RateLimit-Reset");
+    long now = (long)time(NULL);
+    cr_assert(retry && atol(retry) >= 1 && atol(retry) <= 86400, "Retry-After %s", retry);
+    cr_assert(reset && atol(reset) % 86400 == 0 && atol(reset) > now && atol(reset) <= now + 86400,
+              "X-RateLimit-Reset %s", reset);
+    free(retry);
+    free(reset);
+    api_response_free(r);
+    r = api_as(limited.port, a, "POST", pa, "{\"name\":\"over\"}");
+    EXPECT(r, 429);
+    api_response_free(r);
+    r = api_as(limited.port, b, "GET", pb, NULL);
+    EXPECT(r, 200);
+    api_response_free(r);
+    for (int i = 0; i < 5; i++) {
+        r = api_call(limited.port, "GET", "/health", NULL, NULL);
+        EXPECT(r, 200);
+        api_response_free(r);
+    }
+    free(a);
+    free(b);
+    cr_assert_eq(api_stop(&limited), 0);
 }

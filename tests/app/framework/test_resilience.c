@@ -219,7 +219,7 @@ Test(resilience, concurrent_reads_of_many_users_each_get_their_own_item)
     }
     /* they really shared connections: without the pipeline every read borrows one (24 writes
      * above + 480 reads); batches of the readers' statements borrow once per batch or less */
-    api_response *m = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    api_response *m = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     EXPECT(m, 200);
     const char *a = strstr(m->body, "\ndb_pool_acquires_total ");
     cr_assert(a, "%s", m->body);
@@ -242,7 +242,7 @@ static long accepted_by(const char *metrics, int loop)
 /* Connections accepted by each of 3 loops, from /metrics (whose own connection counts). */
 static void accepted_now(int port, long a[3])
 {
-    api_response *m = api_call(port, "GET", "/metrics", NULL, NULL);
+    api_response *m = api_call(port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     EXPECT(m, 200);
     for (int i = 0; i < 3; i++) {
         a[i] = accepted_by(m->body, i);
@@ -324,7 +324,7 @@ Test(resilience, workers_bounds_handlers_in_progress)
     cr_assert_eq(put.status, 204);
     cr_assert_eq(get.status, 200);
     cr_assert_geq(get.done_at, committed, "the GET was answered before the handler was free");
-    api_response *m = api_call(srv.port, "GET", "/metrics", NULL, NULL);
+    api_response *m = api_call(srv.port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
     EXPECT(m, 200);
     const char *c = strstr(m->body, "\nhttp_handler_wait_seconds_count ");
     cr_assert(c, "%s", m->body);

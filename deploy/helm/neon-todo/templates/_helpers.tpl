@@ -95,3 +95,12 @@ hostNetwork: true
 {{ include "neon-todo.selectorLabels" . }}
 app.kubernetes.io/component: api
 {{- end -}}
+
+{{/* The Secret holding METRICS_TOKEN, or "" when none is set. */}}
+{{- define "neon-todo.metricsSecret" -}}
+{{- if .Values.metrics.existingSecret -}}
+{{- .Values.metrics.existingSecret -}}
+{{- else if .Values.metrics.token -}}
+{{- printf "%s-metrics" (include "neon-todo.fullname" .) -}}
+{{- end -}}
+{{- end -}}
