@@ -211,9 +211,17 @@ static bool within_rate_limit(exchange *x)
 static bool auth_verdict(exchange *x, int rc, const char *why, bool sent)
 {
     if (rc < 0) {
-        log_set_request_id(x->request_id);
-        log_info("authentication failed: %s", why);
-        log_set_request_id(NULL);
+        static _Thread_local log_rate lines; /* a flood of bad tokens: a few lines a second */
+        long dropped;
+        if (log_rate_pass(&lines, 5, &dropped)) {
+            log_set_request_id(x->request_id);
+            if (dropped)
+                log_info("authentication failed: %s (and %ld more since the last line, not logged)",
+                         why, dropped);
+            else
+                log_info("authentication failed: %s", why);
+            log_set_request_id(NULL);
+        }
         if (rc == AUTH_UNAVAILABLE) { /* cannot judge the token before the JWKS arrived */
             http_reply_detail(&x->res, 503, "Authentication keys are not available yet");
             http_header_add(&x->res, "Retry-After", "%d", jwks_retry_after());

@@ -2,6 +2,8 @@
 # api.sh: the API's throughput against the database's own limit, on one machine, in one go.
 #
 #   bench/api.sh [RUNS=3] [DURATION=8] [CONNECTIONS=32]      (env: BUILD, WORKERS, DB_POOL_MAX, LOOPS, DB_PIPELINE)
+#   env BASE_API=path/to/api: also measures that binary (DB_PIPELINE=true) in each run, as the row
+#   "base": a before/after comparison in one run; VARIANTS="true" leaves DB_PIPELINE=false out
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users, then per run:
@@ -91,12 +93,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # One measured run of the API with the given DB_PIPELINE; prints one line of figures:
 # rps share cpu_us p50 p99 rss_mb start_ms health_ms puts share_of_prepared
 measure_api() {
-  local pipeline=$1 port
+  local pipeline=$1 port bin=$API
+  if [ "$pipeline" = base ]; then pipeline=true bin=$BASE_API; fi
   port=$(free_port)
   read -r start_ms api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="$pipeline" DB_POOL_MAX="${DB_POOL_MAX:-4}" \
-      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
+      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$bin")
   # warm the pool, then measure
   timeout 20 wrk -t2 -c"$CONNS" -d1s -s "$tmp/get.lua" "http://127.0.0.1:$port" >/dev/null
   c0=$(cpu_ticks "$api_pid")
@@ -132,8 +135,12 @@ report() { # label line
   printf '  %-22s %6s req/s (%5s%% of pgbench) | cpu %5s us/req | p50 %s p99 %s | RSS %s MB | start->200 %s ms | slowest /health %s ms while 2 PUTs waited (then %s) | %s%% of -M prepared\n' "$@"
 }
 
-variants=(true false)
-declare -A results=([true]="" [false]="")
+read -r -a variants <<< "${VARIANTS:-true false}"
+declare -A results=([true]="" [false]="" [base]="")
+if [ -n "${BASE_API:-}" ]; then
+  BASE_API=$(realpath "$BASE_API")
+  variants+=(base)
+fi
 pgs="" pgps=""
 for run in $(seq 1 "$RUNS"); do
   pg=$(timeout $((DURATION + 30)) pgbench -n -M extended -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |

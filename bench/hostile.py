@@ -115,6 +115,12 @@ def rss_mb():
     return 0.0
 
 
+def cpu_seconds():
+    with open("/proc/%d/stat" % PID) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def log_lines():
     n = 0
     with open(LOG, errors="replace") as f:
@@ -139,7 +145,7 @@ def side(attacked):
         proc.start()
         ready.wait(30)
         time.sleep(1.0)  # the connections are open and the first bodies under way
-    lines0, t0 = log_lines(), time.monotonic()
+    lines0, cpu0, t0 = log_lines(), cpu_seconds(), time.monotonic()
     health, tasks = [], []
     for _ in range(100):
         health.append(get("/health", False))
@@ -149,18 +155,20 @@ def side(attacked):
         if left > 0:
             time.sleep(left)
     secs = time.monotonic() - t0
-    lines = log_lines() - lines0
+    lines, cpu = log_lines() - lines0, cpu_seconds() - cpu0
     if proc:
         proc.join(DURATION + 30)
     stop.set()
     pct = lambda v, p: sorted(v)[min(len(v) - 1, int(len(v) * p))]
-    return [pct(health, 0.5), pct(health, 0.99), pct(tasks, 0.5), pct(tasks, 0.99), peak[0], lines / secs]
+    return [pct(health, 0.5), pct(health, 0.99), pct(tasks, 0.5), pct(tasks, 0.99), peak[0], lines / secs,
+            100 * cpu / secs]
 
 
 if __name__ == "__main__":
     rows = [("alone", side(False)), ("attacked", side(True))]
-    print("%-9s %10s %10s %10s %10s %8s %12s" % ("", "health p50", "health p99", "GET p50", "GET p99", "RSS MB", "log lines/s"))
+    print("%-9s %10s %10s %10s %10s %8s %12s %8s" % ("", "health p50", "health p99", "GET p50", "GET p99", "RSS MB",
+                                                   "log lines/s", "API CPU%"))
     for name, r in rows:
-        print("%-9s %10.1f %10.1f %10.1f %10.1f %8.1f %12.1f" % (name, *r))
+        print("%-9s %10.1f %10.1f %10.1f %10.1f %8.1f %12.1f %8.0f" % (name, *r))
     print("(attacked: %d slowloris connections and %d unauthenticated 4 MiB uploads, over and over, for %.0f s; "
           "targets: p99 < 100 ms, RSS < 64 MB, a few log lines/s)" % (SLOWLORIS, UPLOADERS, DURATION))

@@ -78,6 +78,24 @@ static _Thread_local size_t batch_len;
 static _Thread_local time_t batch_sec;       /* second of the oldest line held back */
 static _Thread_local time_t cached_sec = -1; /* second of this thread's latest line */
 
+bool log_rate_pass(log_rate *rate, int per_second, long *dropped)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (ts.tv_sec != rate->second) {
+        rate->second = ts.tv_sec;
+        rate->used = 0;
+    }
+    if (rate->used >= per_second) {
+        rate->dropped++;
+        return false;
+    }
+    rate->used++;
+    *dropped = rate->dropped;
+    rate->dropped = 0;
+    return true;
+}
+
 void log_flush(void)
 {
     if (batch && batch_len) {

@@ -49,6 +49,17 @@ void log_buffer_lines(bool on);
 /* Writes the lines this thread holds back, if any. */
 void log_flush(void);
 
+/* For a line any client can cause once per request (a failed authentication): at most
+ * `per_second` such lines a second pass; the others are counted, and the count is given with the
+ * next one that passes (*dropped), so that a flood writes a few lines a second, not one per
+ * request. `rate` is the caller's, zeroed at first, used by one thread. */
+typedef struct log_rate {
+    long second;
+    int used;
+    long dropped;
+} log_rate;
+bool log_rate_pass(log_rate *rate, int per_second, long *dropped);
+
 /* A typed field for log_kv: no JSON object to build, for lines written once per request. */
 typedef struct log_kv_field {
     const char *key;

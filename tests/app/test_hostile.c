@@ -644,6 +644,39 @@ Test(hostile, unauthenticated_body_is_not_read)
     reply_free(&r);
 }
 
+/* A flood of bad tokens writes a few log lines a second, not one per request: 5 a second per loop
+ * pass, the next one that passes says how many were not logged. */
+Test(hostile, bad_token_flood_logs_a_few_lines)
+{
+    char *app = pgtest_app_url();
+    api_server one;
+    api_start_bin(&one, hostile_bin(), app, "LOOPS=1 ACCESS_LOG=false");
+    free(app);
+    char *before = api_log(&one);
+    int lines0 = count_lines(before, "authentication failed");
+    free(before);
+    double t0 = pgtest_now_ms();
+    for (int i = 0; i < 40; i++) {
+        api_response *r = api_call(one.port, "GET", "/api/u/tasks", NULL, NULL);
+        cr_assert_eq(r->status, 401, "%s", r->body);
+        api_response_free(r);
+    }
+    int seconds = (int)((pgtest_now_ms() - t0) / 1000) + 2; /* the clock seconds the flood spans */
+    struct timespec later = {1, 100000000};
+    nanosleep(&later, NULL);
+    api_response *r = api_call(one.port, "GET", "/api/u/tasks", NULL, NULL);
+    cr_assert_eq(r->status, 401);
+    api_response_free(r);
+    char *log = api_log(&one);
+    int lines = count_lines(log, "authentication failed") - lines0;
+    cr_expect(lines <= 5 * seconds + 1, "%d lines for 41 bad tokens over %d s:\n%s", lines, seconds,
+              log);
+    cr_expect(lines < 41 && strstr(log, "more since the last line, not logged"),
+              "no count of the lines not logged:\n%s", log);
+    free(log);
+    cr_assert_eq(api_stop(&one), 0);
+}
+
 /* RFC 9112 9.6: a client that sends its body anyway, after the early 401, still reads the 401,
  * and its upload ends normally: the server shuts its sending side and reads what comes (for a few
  * seconds at most) instead of closing at once. A close with unread data resets the connection:
