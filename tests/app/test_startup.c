@@ -77,7 +77,7 @@ static int serve_once(const char *url, const char *prefix, const char *env, char
     snprintf(cmd, sizeof cmd,
              "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development %s DATABASE_URL='%s' "
              "PORT=%d %s %s 2>&1 & pid=$!; "
-             "for i in $(seq 1 100); do curl -fsS http://127.0.0.1:%d/health && break; sleep 0.05; "
+             "for i in $(seq 1 600); do curl -fsS http://127.0.0.1:%d/health && break; sleep 0.05; "
              "done; echo; kill -TERM $pid; wait $pid; echo exit=$?)",
              env, url, port, prefix, pgtest_bin("api"), port);
     return pgtest_run(cmd, out);
@@ -169,7 +169,7 @@ Test(startup, development_prints_a_working_token)
         cmd, sizeof cmd,
         "cd /tmp && (env -i PATH=/usr/bin:/bin LOG_FORMAT=text APP_ENV=development "
         "DATABASE_URL='%s' PORT=%d %s > /tmp/devtoken-%d.out 2>&1 & pid=$!; "
-        "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
+        "for i in $(seq 1 600); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
         "sleep 0.05; done; "
         "line=$(grep -o \"curl -H 'Authorization: Bearer [A-Za-z0-9._-]*' http://[^ ]*\" "
         "/tmp/devtoken-%d.out | head -1); "
@@ -203,7 +203,7 @@ Test(startup, healthcheck_mode_answers_for_docker)
         cmd, sizeof cmd,
         "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development HOST=0.0.0.0 "
         "DATABASE_URL='%s' PORT=%d %s >/dev/null 2>&1 & pid=$!; "
-        "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
+        "for i in $(seq 1 600); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
         "sleep 0.05; done; "
         "env -i HOST=0.0.0.0 PORT=%d %s --healthcheck; echo live=$?; "
         "env -i PORT=%d %s --healthcheck; echo dead=$?; "
@@ -282,7 +282,7 @@ Test(startup, second_instance_on_the_same_port_fails)
         cmd, sizeof cmd,
         "cd /tmp && (env -i PATH=/usr/bin:/bin APP_ENV=development LOOPS=2 LOG_FORMAT=text "
         "DATABASE_URL='%s' PORT=%d %s >/dev/null 2>&1 & pid=$!; "
-        "for i in $(seq 1 100); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
+        "for i in $(seq 1 600); do curl -fsS -o /dev/null http://127.0.0.1:%d/health && break; "
         "sleep 0.05; done; "
         "for i in 1 2 3 4 5 6; do curl -fsS http://127.0.0.1:%d/health; done; echo; "
         "env -i PATH=/usr/bin:/bin APP_ENV=development LOG_FORMAT=text DATABASE_URL='%s' "

@@ -223,10 +223,12 @@ static void job_done_at(void *arg)
 
 enum { Q = 5 };
 
-/* The slow read and Q fast ones spawned in one loop iteration, the slow one first. */
-static void slow_then_fast(db_engine *e, job *jobs)
+/* The slow read (pg_sleep of `seconds`) and Q fast ones spawned in one loop iteration, the slow
+ * one first. */
+static void slow_then_fast(db_engine *e, job *jobs, double seconds)
 {
-    const char *slow_sql = "select pg_sleep(0.8) from (select $1::int) p";
+    static char slow_sql[96];
+    snprintf(slow_sql, sizeof slow_sql, "select pg_sleep(%.3f) from (select $1::int) p", seconds);
     jobs[0] = (job){.e = e, .access = DB_READ_ONLY, .sql = slow_sql, .param = "0"};
     for (int i = 1; i <= Q; i++) {
         jobs[i] = (job){.e = e, .access = DB_READ_ONLY, .sql = "select $1::int"};
@@ -245,12 +247,16 @@ Test(deadline, a_read_observed_slow_is_sent_alone)
 {
     char *url = pgtest_app_url(), app[64];
     db_config cfg;
-    config(&cfg, url, app, "dlsolo", 0.05);
-    cfg.statement_timeout = 10;
+    /* scaled by the run's slack: the slow read must outlast a fresh connection's connect and
+     * round trip by 400 ms, and a fast read must not pass for slow on a loaded machine */
+    double slack = pgtest_slack_ms() / 1000.0;
+    config(&cfg, url, app, "dlsolo", slack / 2);
+    cfg.statement_timeout = 10 + 2 * slack;
+    cfg.acquire_timeout = 1 + slack;
     db_engine *e = open_engine(&cfg);
     job jobs[1 + Q];
-    slow_then_fast(e, jobs); /* one batch: the fast reads wait for the slow one, once */
-    slow_then_fast(e, jobs);
+    slow_then_fast(e, jobs, 0.4 + slack); /* one batch: the fast reads wait for the slow one */
+    slow_then_fast(e, jobs, 0.4 + slack);
     for (int i = 1; i <= Q; i++)
         cr_assert_lt(ended_ms[i], ended_ms[0] - 400,
                      "fast read %d ended %.0f ms before the slow one (batched with it?)", i,

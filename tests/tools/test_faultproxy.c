@@ -49,10 +49,12 @@ static long stat_of(const char *name)
 /* A connection to the suite's database through the proxy (same host name, the proxy's port). */
 static PGconn *via_proxy(void)
 {
-    char port[16];
+    char port[16], timeout[16];
     snprintf(port, sizeof port, "%d", proxy.port);
+    /* a hang guard above the slack-long conndelay of conndelay_holds_new_connections */
+    snprintf(timeout, sizeof timeout, "%d", 5 + 2 * (int)(pgtest_slack_ms() / 1000));
     const char *keys[] = {"dbname", "port", "connect_timeout", NULL};
-    const char *vals[] = {pgtest_url(), port, "5", NULL};
+    const char *vals[] = {pgtest_url(), port, timeout, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 

@@ -350,10 +350,14 @@ Test(resilience, sigterm_finishes_in_flight_request)
     wait_for_lock_waiters(watch, 1);
     PQfinish(watch);
     cr_assert_eq(kill(srv.pid, SIGTERM), 0);
-    usleep(300000);
-    api_response *r = api_call(srv.port, "GET", "/health", NULL, NULL);
-    cr_assert_eq(r->status, 0, "still accepting after SIGTERM: %s", r->head);
-    api_response_free(r);
+    int status = -1; /* 0: refused; polled for up to the run's slack (a wait, not a measure) */
+    for (double t0 = pgtest_now_ms(); status != 0 && pgtest_now_ms() - t0 < pgtest_slack_ms();) {
+        usleep(50000);
+        api_response *r = api_call(srv.port, "GET", "/health", NULL, NULL);
+        status = r->status;
+        api_response_free(r);
+    }
+    cr_assert_eq(status, 0, "still accepting after SIGTERM (%d)", status);
     cr_assert_eq(call.status, 0, "the DELETE finished before the lock was released");
     free(pgtest_query(holder, "commit"));
     PQfinish(holder);
@@ -401,21 +405,18 @@ Test(resilience, schema_behind_then_database_down_and_back)
     migrate_to(c.url, "0002");
     fw_create_items(c.url);
     api_server srv;
-    api_start_bin(&srv, "framework-api", c.url, "DB_CONNECT_TIMEOUT=1 DB_ACQUIRE_TIMEOUT=1");
+    char env[96]; /* fail fast while the cluster is down, but not before a loaded connect */
+    snprintf(env, sizeof env, "DB_CONNECT_TIMEOUT=%.1f DB_ACQUIRE_TIMEOUT=%.1f",
+             1 + pgtest_slack_ms() / 1000, 1 + pgtest_slack_ms() / 1000);
+    api_start_bin(&srv, "framework-api", c.url, env);
     api_response *r = api_call(srv.port, "GET", "/ready", NULL, NULL);
     EXPECT(r, 503);
     cr_assert(strstr(r->body, "schema behind"), "%s", r->body);
     api_response_free(r);
     /* the startup check runs beside the server (a cold Neon compute must not delay listening):
      * its warning may come a moment after the first /ready */
-    char *log = NULL;
-    for (int i = 0; i < 100; i++) {
-        free(log);
-        log = api_log(&srv);
-        if (strstr(log, "schema is behind"))
-            break;
-        usleep(20 * 1000);
-    }
+    api_wait_startup(&srv);
+    char *log = api_log(&srv);
     cr_assert(strstr(log, "schema is behind"), "no startup warning: %s", log);
     free(log);
     migrate_to(c.url, NULL);
