@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 """The API under a hostile load beside the same API left alone, in one run (issue 25's target).
 
-Usage: hostile.py PORT PID LOGFILE TOKEN USER [DURATION=10] [SLOWLORIS=200] [UPLOADERS=50]
+Usage: hostile.py PORT PID LOGFILE TOKEN GET_PATH POST_PATH [DURATION=10] [SLOWLORIS=200] [UPLOADERS=50]
 
-Each side sends 100 GET /health and 100 authenticated GET /api/USER/tasks, one at a time, and
+Each side sends 100 GET /health and 100 authenticated GET GET_PATH, one at a time, and
 reports their p50/p99. The attacked side does so while a separate process holds SLOWLORIS
 connections trickling a header line a second (reopened when closed) and UPLOADERS connections each
-sending an unauthenticated POST with a 4 MiB body, over and over. Also reported: the API's largest
+sending an unauthenticated POST POST_PATH with a 4 MiB body, over and over. Also reported: the API's largest
 RSS during the side, and its log lines per second other than the access log's. Targets: p99 under
 100 ms, RSS under 64 MB, a few log lines per second."""
 import json, multiprocessing, os, selectors, socket, sys, threading, time
 
-PORT, PID, LOG, TOKEN, USER = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-DURATION = float(sys.argv[6]) if len(sys.argv) > 6 else 10.0
-SLOWLORIS = int(sys.argv[7]) if len(sys.argv) > 7 else 200
-UPLOADERS = int(sys.argv[8]) if len(sys.argv) > 8 else 50
+PORT, PID, LOG, TOKEN = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+GET_PATH, POST_PATH = sys.argv[5], sys.argv[6]
+DURATION = float(sys.argv[7]) if len(sys.argv) > 7 else 10.0
+SLOWLORIS = int(sys.argv[8]) if len(sys.argv) > 8 else 200
+UPLOADERS = int(sys.argv[9]) if len(sys.argv) > 9 else 50
 BODY = 4 << 20
 
 
@@ -32,7 +33,8 @@ def attack(stop_at, ready):
     """SLOWLORIS trickling heads and UPLOADERS unauthenticated 4 MiB bodies until stop_at."""
     sel = selectors.DefaultSelector()
     chunk = b"a" * 65536
-    head = b"POST /api/u/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % BODY
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+        POST_PATH.encode(), BODY)
 
     def open_slow():
         s = dial()
@@ -149,7 +151,7 @@ def side(attacked):
     health, tasks = [], []
     for _ in range(100):
         health.append(get("/health", False))
-        tasks.append(get("/api/%s/tasks?limit=10" % USER, True))
+        tasks.append(get(GET_PATH, True))
     if proc:
         left = DURATION - (time.monotonic() - t0) - 1.0
         if left > 0:

@@ -43,8 +43,10 @@ trap cleanup EXIT
 
 url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
 "$BUILD/bin/migrate" -q up --url "$url" --dir migrations
+# example:begin (the Todo example's rows: scripts/remove-example deletes this block)
 psql "$url" -qX -v ON_ERROR_STOP=1 -c \
   "insert into tasks (user_id, title) select 'bench', 'task ' || i from generate_series(1, 50) i"
+# example:end
 token=$(python3 - "$SECRET" <<'PY'
 import base64, hashlib, hmac, json, sys, time
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -58,5 +60,13 @@ read -r -a extra <<< "${EXTRA_ENV:-}"
 read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$url" JWT_SECRET="$SECRET" PORT="$port" \
     APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true ${extra[@]+"${extra[@]}"} \
     python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
-timeout $((DURATION * 3 + 120)) python3 bench/hostile.py "$port" "$api_pid" "$tmp/api.log" "$token" bench \
-  "$DURATION" "$SLOWLORIS" "$UPLOADERS"
+# the first GET and the first POST /openapi.json lists with only {user_id} in their path
+read -r get_path post_path < <(curl -s "http://127.0.0.1:$port/openapi.json" | python3 -c '
+import json, re, sys
+paths = json.load(sys.stdin)["paths"]
+own = [p for p in paths if re.findall(r"{[^}]*}", p) == ["{user_id}"]]
+pick = lambda m: next((p.replace("{user_id}", "bench") for p in own if m in paths[p]), "")
+print(pick("get") or "-", pick("post") or "-")')
+[ "$get_path" != - ] && [ "$post_path" != - ] || { echo "hostile.sh: /openapi.json has no GET and POST route with only {user_id}" >&2; exit 1; }
+timeout $((DURATION * 3 + 120)) python3 bench/hostile.py "$port" "$api_pid" "$tmp/api.log" "$token" \
+  "$get_path" "$post_path" "$DURATION" "$SLOWLORIS" "$UPLOADERS"
