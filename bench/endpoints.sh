@@ -10,7 +10,8 @@
 #        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, DB_PREPARE,
 #        WORKERS, LOOPS (auto, the server's default: a loop per CPU, at most DB_PIPELINE_CONNS),
 #        PGB_PREPARED (1: pgbench -M prepared too, the baseline of statements prepared as the API
-#        prepares them; 0 skips it)
+#        prepares them; 0 skips it), BASE_API (another api binary, measured right after the API in
+#        each local run, kinds in the same order: a before/after in one run, medians side by side)
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
@@ -189,7 +190,7 @@ start_api() { # dburl
   read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" METRICS_TOKEN="$METRICS_TOKEN" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
-      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "$API")
+      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "${2:-$API}")
   api_port=$port
   # the startup schema check borrows a pooled connection; measured before it returned it, the
   # lanes would open connections of their own beside it and "db conns" would count that one too
@@ -302,6 +303,19 @@ for run in $(seq 1 "$RUNS"); do
     report "$line"
   done
   stop_api
+  if [ -n "${BASE_API:-}" ]; then # the same kinds on the other binary, right after
+    start_api "$url" "$(realpath "$BASE_API")"
+    warm_up get
+    for kind in $KINDS; do
+      if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then warm_up "$kind"; fi
+      read -r -a f <<< "$(wrk_api "$kind")"
+      deletes "$kind" && restore
+      writes "$kind" && restore
+      echo "$kind ${f[0]} ${f[3]}" >> "$tmp/base"
+      printf '  %-7s BASE_API %6s req/s cpu %5s us/req\n' "$kind" "${f[0]}" "${f[3]}"
+    done
+    stop_api
+  fi
 done
 
 for d in ${PROXY:+$DELAYS}; do
@@ -328,6 +342,17 @@ done
 
 echo
 medians "$tmp/local" "median of $RUNS runs, local (connections $CONNS, ${DURATION}s each, fsync=$FSYNC):"
+if [ -n "${BASE_API:-}" ]; then
+  echo "the API against BASE_API, medians of $RUNS runs (req/s, CPU us per request):"
+  for k in $KINDS; do
+    a=$(awk -v k="$k" '$1 == k {print $6}' "$tmp/local" | median)
+    ac=$(awk -v k="$k" '$1 == k {print $9}' "$tmp/local" | median)
+    b=$(awk -v k="$k" '$1 == k {print $2}' "$tmp/base" | median)
+    bc=$(awk -v k="$k" '$1 == k {print $3}' "$tmp/base" | median)
+    awk -v k="$k" -v a="$a" -v b="$b" -v ac="$ac" -v bc="$bc" \
+      'BEGIN { printf "  %-7s api %6s  base %6s  %.3fx | cpu %5s  base %5s\n", k, a, b, a / b, ac, bc }'
+  done
+fi
 for d in ${PROXY:+$DELAYS}; do
   KINDS=$DELAY_KINDS medians "$tmp/delay$d" "median of $RUNS runs, every database round trip + $d ms (tests/tools/faultproxy):"
 done
