@@ -180,7 +180,7 @@ typedef struct fresh_conn {
 typedef struct lingering {
     struct event *ev;
     double until;
-    struct lingering *next, **prev;
+    struct lingering *next, *prev;
 } lingering;
 
 static _Thread_local struct {
@@ -257,16 +257,24 @@ static double mono_seconds(void)
 
 #define LINGER_SECONDS 3.0
 
-static void linger_end(lingering *l)
+static void linger_close(lingering *l)
 {
     evutil_socket_t fd = event_get_fd(l->ev);
-    *l->prev = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
     event_free(l->ev);
     close(fd);
     free(l);
     atomic_fetch_sub(&W.open, 1);
+}
+
+static void linger_end(lingering *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        T.lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    linger_close(l);
 }
 
 static void on_linger(evutil_socket_t fd, short what, void *arg)
@@ -307,9 +315,8 @@ static void linger(struct event_base *base, evutil_socket_t fd)
     }
     l->until = mono_seconds() + LINGER_SECONDS;
     l->next = T.lingering;
-    l->prev = &T.lingering;
     if (T.lingering)
-        T.lingering->prev = &l->next;
+        T.lingering->prev = l;
     T.lingering = l;
     atomic_fetch_add(&W.open, 1);
 }
@@ -708,8 +715,11 @@ static void queue_adopt(struct event_base *base, struct bufferevent *bev, void *
 
 void wire_thread_free(void)
 {
-    while (T.lingering)
-        linger_end(T.lingering);
+    for (lingering *l = T.lingering, *next; l; l = next) {
+        next = l->next;
+        linger_close(l);
+    }
+    T.lingering = NULL;
     if (T.adopt)
         event_free(T.adopt);
     free(T.fresh);
