@@ -104,8 +104,10 @@ Test(slow, gets_behind_a_table_lock_answer_503_within_the_deadline)
         char *ra = api_header(r, "Retry-After");
         cr_assert(ra, "GET %d: 503 without Retry-After", i);
         free(ra);
-        cr_assert_lt(r->ms, BOUND_MS, "GET %d answered after %.0f ms (deadline %.0f ms)", i, r->ms,
-                     BOUND_MS);
+        char what[64]; /* the bound plus the run's slack: on a loaded machine the client's own
+                          threads are late too (3035 ms once under stress-ng) */
+        snprintf(what, sizeof what, "GET %d behind the lock", i);
+        pgtest_assert_within(r->ms, BOUND_MS, what);
     }
     /* the slow tail is in the route's histogram: the 30 requests, none under 0.5 s */
     char *m = metrics();
@@ -113,7 +115,9 @@ Test(slow, gets_behind_a_table_lock_answer_503_within_the_deadline)
     double all = metric(m, BUCKET("+Inf")) - (all0 < 0 ? 0 : all0);
     cr_assert_eq(all, N, "%s", m);
     cr_assert_eq(fast, 0, "none answered within 0.5 s: %s", m);
-    cr_assert_geq(metric(m, BUCKET("5")), N, "buckets past 2.5 s: %s", m);
+    /* and within the bound plus slack: the bucket at or above it */
+    cr_assert_geq(metric(m, BOUND_MS + pgtest_slack_ms() <= 5000 ? BUCKET("5") : BUCKET("10")), N,
+                  "buckets past the deadline and its slack: %s", m);
     free(m);
     api_response_free_all(N, (api_response *const[]){g[0].r,  g[1].r,  g[2].r,  g[3].r,  g[4].r,
                                                      g[5].r,  g[6].r,  g[7].r,  g[8].r,  g[9].r,

@@ -63,8 +63,11 @@ const seen = new Map(); // operationId -> Set of statuses reached
 const steps = [];
 const mismatches = []; // this driver's own check of each response against the document
 
-/* HTTP/1.1 with any method and body (fetch refuses a body on GET, which 413 needs). */
-function request(base, method, url, headers, body) {
+/* HTTP/1.1 with any method and body (fetch refuses a body on GET, which 413 needs). Connections
+ * are kept alive; a request sent on a kept connection that the server closed meanwhile (its idle
+ * timeout, a slow machine) is sent again once on a new one, as Node's documentation advises
+ * (req.reusedSocket). */
+function request(base, method, url, headers, body, retried = false) {
   return new Promise((resolve, reject) => {
     const to = new URL(base + url);
     const h = { ...headers };
@@ -74,7 +77,10 @@ function request(base, method, url, headers, body) {
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
     });
-    req.on('error', reject);
+    req.on('error', (e) => {
+      if (req.reusedSocket && e.code === 'ECONNRESET' && !retried) resolve(request(base, method, url, headers, body, true));
+      else reject(e);
+    });
     req.end(body);
   });
 }
