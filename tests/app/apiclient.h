@@ -37,9 +37,9 @@ int api_stop(api_server *s);
 /* The server's log so far (malloc'd). */
 char *api_log(const api_server *s);
 
-/* Waits (30 s at most: a hang guard) until the server's start-up schema check has logged its outcome: it runs
- * beside the loops after /health answers and borrows a pooled connection, so a test counting
- * database round trips or connections must not start before it is done. */
+/* Waits (30 s at most: a hang guard) until the server's start-up schema check has logged its
+ * outcome: it runs beside the loops after /health answers and borrows a pooled connection, so a
+ * test counting database round trips or connections must not start before it is done. */
 void api_wait_startup(const api_server *s);
 
 typedef struct api_response {
