@@ -100,12 +100,15 @@ static size_t headers_size(struct evhttp_request *ev)
     return n;
 }
 
-static bool origin_allowed(const char *origin)
+/* CORS: an Origin of CORS_ORIGINS is echoed in the reply. */
+static void set_origin(exchange *x, const char *origin)
 {
     for (int i = 0; origin && i < app.cfg->norigins; i++)
-        if (!strcmp(app.cfg->origins[i], origin))
-            return true;
-    return false;
+        if (!strcmp(app.cfg->origins[i], origin) && strlen(origin) < sizeof x->origin) {
+            strcpy(x->origin, origin);
+            x->cors = true;
+            return;
+        }
 }
 
 /* The framing headers libevent 2.1.12 read the body by, checked after the fact (it has no hook
@@ -435,11 +438,7 @@ exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
     struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
     set_request_id(x, evhttp_find_header(in, "X-Request-ID"));
     x->req.request_id = x->request_id;
-    const char *origin = evhttp_find_header(in, "Origin");
-    if (origin_allowed(origin) && strlen(origin) < sizeof x->origin) {
-        strcpy(x->origin, origin);
-        x->cors = true;
-    }
+    set_origin(x, evhttp_find_header(in, "Origin"));
     const char *why;
     int bad = framing_error(in, &why);
     if (bad) {
@@ -635,18 +634,16 @@ char *dispatch_head(void *owner, const wire_head *h, size_t *len)
     char *path = strndup(h->target, strcspn(h->target, "?#"));
     if (path)
         router_match(h->method, path, &x->match);
+    bool routed = path && x->match.kind == MATCH_FOUND;
     free(path);
     const char *why = NULL;
-    int rc = path && x->match.kind == MATCH_FOUND && x->match.route->auth
+    int rc = routed && x->match.route->auth
                  ? auth_verify(loop_auth_cache(owner), h->authorization, x->user_id, &why)
                  : AUTH_REFRESHING;
     char *text = NULL;
     if (rc != AUTH_REFRESHING) { /* a kid not known yet: judged after the body, as before */
         set_request_id(x, h->request_id);
-        if (origin_allowed(h->origin) && strlen(h->origin) < sizeof x->origin) {
-            strcpy(x->origin, h->origin);
-            x->cors = true;
-        }
+        set_origin(x, h->origin);
         if (!auth_verdict(x, rc, why, h->authorization != NULL)) {
             check_reply(x);
             FILE *f = open_memstream(&text, len);

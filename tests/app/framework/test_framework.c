@@ -178,6 +178,14 @@ Test(framework, cors)
     EXPECT(r, 404);
     api_response_free(r);
 
+    /* a 401 answered from the head, its body never sent (wire.c's check), is CORS-readable too */
+    r = api_call(srv.port, "POST", "/api/x/items",
+                 "Origin: https://app.example.com\r\nContent-Length: 1000\r\n", NULL);
+    EXPECT(r, 401);
+    expect_header(r, "Access-Control-Allow-Origin", "https://app.example.com");
+    expect_header(r, "WWW-Authenticate", "Bearer");
+    api_response_free(r);
+
     r = api_call(srv.port, "GET", "/health", "Origin: https://app.example.com\r\n", NULL);
     EXPECT(r, 200);
     expect_header(r, "Access-Control-Allow-Origin", "https://app.example.com");
