@@ -28,14 +28,20 @@ static const char *hostile_bin(void)
     return bin && *bin ? bin : "api";
 }
 
+/* A server of the binary under test on the suite's database, with `env` ("NAME=value ..."). */
+static void start(api_server *s, const char *env)
+{
+    char *app = pgtest_app_url();
+    api_start_bin(s, hostile_bin(), app, env);
+    free(app);
+}
+
 static void up(void)
 {
     char *url = pgtest_url();
     api_migrate(url);
     free(url);
-    char *app = pgtest_app_url();
-    api_start_bin(&srv, hostile_bin(), app, "MAX_BODY_BYTES=4096 READ_TIMEOUT=30");
-    free(app);
+    start(&srv, "MAX_BODY_BYTES=4096 READ_TIMEOUT=30");
 }
 
 static void down(void)
@@ -52,13 +58,18 @@ typedef struct raw_reply {
     int status;  /* of the first response, 0 if none */
 } raw_reply;
 
-static int dial(void)
+static int dial_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
     return fd;
+}
+
+static int dial(void)
+{
+    return dial_port(srv.port);
 }
 
 /* Reads until the server closes or `ms` pass without it closing. */
@@ -556,11 +567,9 @@ static long rss_kib(pid_t pid)
  * client sees the answer). The old cap buffered 20 x 3.5 MiB = 70 MiB. */
 Test(hostile, oversized_bodies_are_not_buffered)
 {
-    char *app = pgtest_app_url();
     api_server big;
     /* freed memory reused at once, as without ASan (its quarantine keeps it resident) */
-    api_start_bin(&big, hostile_bin(), app, "ASAN_OPTIONS=quarantine_size_mb=0");
-    free(app);
+    start(&big, "ASAN_OPTIONS=quarantine_size_mb=0");
     enum { CONNS = 20, LEN = 3670016 };
     char *body = calloc(1, LEN);
     cr_assert(body);
@@ -676,10 +685,8 @@ Test(hostile, unauthenticated_body_is_not_read)
  * pass, the next one that passes says how many were not logged. */
 Test(hostile, bad_token_flood_logs_a_few_lines)
 {
-    char *app = pgtest_app_url();
     api_server one;
-    api_start_bin(&one, hostile_bin(), app, "LOOPS=1 ACCESS_LOG=false");
-    free(app);
+    start(&one, "LOOPS=1 ACCESS_LOG=false");
     char *before = api_log(&one);
     int lines0 = count_lines(before, "authentication failed");
     free(before);
@@ -738,25 +745,14 @@ Test(hostile, early_answer_survives_a_body_sent_anyway)
 
 /* ---- bounded connections ---- */
 
-static int dial_port(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    return fd;
-}
-
 /* MAX_CONNECTIONS open, the next one gets a 503 (RFC 9110 15.6.4, with Retry-After) written at
  * once, and is closed; once they are gone, connections are served again (the count went back
  * down). Five idle connections to a cap of four: which one is over is the kernel's accept order
  * (on loopback not always the order of connect()), so the test looks for exactly one answer. */
 Test(hostile, max_connections_refuses_past_the_cap)
 {
-    char *app = pgtest_app_url();
     api_server cap;
-    api_start_bin(&cap, hostile_bin(), app, "MAX_CONNECTIONS=4");
-    free(app);
+    start(&cap, "MAX_CONNECTIONS=4");
     int fds[5], refused = -1;
     for (int i = 0; i < 5; i++)
         fds[i] = dial_port(cap.port);
@@ -805,10 +801,8 @@ Test(hostile, max_connections_refuses_past_the_cap)
  * request does not complete); libevent's own timeout, reset by every byte, never fired. */
 Test(hostile, slow_head_closed_at_read_timeout)
 {
-    char *app = pgtest_app_url();
     api_server slow;
-    api_start_bin(&slow, hostile_bin(), app, "READ_TIMEOUT=2");
-    free(app);
+    start(&slow, "READ_TIMEOUT=2");
     int fd = dial_port(slow.port);
     double limit = 2000 + pgtest_slack_ms(), t0 = pgtest_now_ms();
     const char *first = "GET /health HTTP/1.1\r\nHost: t\r\n";
