@@ -42,7 +42,7 @@ int ratelimit_init(long limit, long window)
         shard *s = &R.shards[i];
         pthread_mutex_init(&s->mu, NULL);
         s->nbuckets = 64;
-        if (!(s->buckets = calloc(s->nbuckets, sizeof *s->buckets)))
+        if (!(s->buckets = calloc(s->nbuckets, sizeof(entry *))))
             return -1;
     }
     return 0;
@@ -70,7 +70,7 @@ static void sweep(shard *s, long now)
     if (s->n < s->nbuckets)
         return;
     size_t nb = s->nbuckets * 2;
-    entry **more = calloc(nb, sizeof *more);
+    entry **more = calloc(nb, sizeof(entry *));
     if (!more)
         return;
     for (size_t b = 0; b < s->nbuckets; b++)
