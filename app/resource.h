@@ -47,15 +47,31 @@ int resource_reply(const http_request *req, http_response *res, PGresult *r, con
 /* A failed statement's answer: the route's matching error, else http_reply_db_error. Returns 0. */
 int resource_reply_error(const http_request *req, http_response *res, const db_error *err);
 
-/* Writes row `row` of r as `model`'s JSON object. cols: each field's column (resource_columns).
- * Exposed for handlers that build a larger body. */
-void resource_write_row(jsonw *w, const body_spec *model, const PGresult *r, int row,
-                        const int *cols);
-
-/* Fills cols[i] with the column of model field i. Returns 0, or -1 naming the missing column in
- * the log. cols has room for every field (at most RESOURCE_MAX_FIELDS). */
+/* How the rows of one result become `model`'s JSON objects, worked out once per result
+ * (resource_layout_of) rather than per row: each field's column, how its value is written (from
+ * the field's type and format and the column's type and wire format), and its key as JSON text.
+ * Lives on the caller's stack (about 2.5 KB); owns nothing. */
 #define RESOURCE_MAX_FIELDS 32
-int resource_columns(const body_spec *model, const PGresult *r, int *cols);
+#define RESOURCE_NAME_MAX 63 /* a field is a column: PostgreSQL's longest identifier */
+typedef struct resource_field {
+    int col;
+    int kind;                        /* resource.c */
+    int key_len;                     /* of key */
+    char key[RESOURCE_NAME_MAX + 5]; /* {"name": for the first field, ,"name": after */
+} resource_field;
+typedef struct resource_layout {
+    int n;
+    resource_field f[RESOURCE_MAX_FIELDS];
+} resource_layout;
+
+/* Fills l for `model` and the columns of r. Returns 0, or -1 (logged, naming the field) when r has
+ * no column for a field or a field's name is longer than RESOURCE_NAME_MAX (router_check refuses
+ * both a name that long and more than RESOURCE_MAX_FIELDS fields at start-up). */
+int resource_layout_of(resource_layout *l, const body_spec *model, const PGresult *r);
+
+/* Writes row `row` of r as the model's JSON object. Exposed for handlers that build a larger
+ * body. */
+void resource_write_row(jsonw *w, const resource_layout *l, const PGresult *r, int row);
 
 /* The request's path: the route's template with its path parameters' values, percent-encoded
  * (malloc'd; NULL when out of memory). */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/resource.h"
+
 #define MAX_SEGMENTS 8
 
 typedef struct {
@@ -114,6 +116,31 @@ static int check_models(const route *table, const route *r, char *err, size_t er
     return 0;
 }
 
+/* A response model's fields are columns found by name and written as JSON keys without escaping
+ * (app/resource.h): identifiers, and no more of them than a layout holds. */
+static int check_response(const route *r, char *err, size_t errlen)
+{
+    int n = 0;
+    for (const field_spec *f = r->response ? r->response->fields : NULL; f && f->name; f++, n++) {
+        size_t len =
+            strspn(f->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789");
+        if (!len || f->name[len] || (f->name[0] >= '0' && f->name[0] <= '9') ||
+            len > RESOURCE_NAME_MAX) {
+            snprintf(err, errlen,
+                     "route %s %s: response field \"%s\" is not an identifier of at most %d "
+                     "characters (a column name)",
+                     r->method, r->path, f->name, RESOURCE_NAME_MAX);
+            return -1;
+        }
+    }
+    if (n > RESOURCE_MAX_FIELDS) {
+        snprintf(err, errlen, "route %s %s: model %s has more than %d fields (RESOURCE_MAX_FIELDS)",
+                 r->method, r->path, r->response->schema, RESOURCE_MAX_FIELDS);
+        return -1;
+    }
+    return 0;
+}
+
 int router_check(const route *table, int n, char *err, size_t errlen)
 {
     if (n > ROUTER_MAX_ROUTES) {
@@ -146,7 +173,8 @@ int router_check(const route *table, int n, char *err, size_t errlen)
             return -1;
         }
         template t;
-        if (check_models(table, r, err, errlen) < 0 || split_template(r, &t, err, errlen) < 0)
+        if (check_models(table, r, err, errlen) < 0 || check_response(r, err, errlen) < 0 ||
+            split_template(r, &t, err, errlen) < 0)
             return -1;
     }
     return 0;

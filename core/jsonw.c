@@ -31,12 +31,25 @@ static bool reserve(jsonw *w, size_t n)
     return true;
 }
 
-void jsonw_raw(jsonw *w, const char *s, size_t n)
+void jsonw_raw_grow(jsonw *w, const char *s, size_t n)
 {
     if (!reserve(w, n))
         return;
     memcpy(w->buf + w->len, s, n);
     w->len += n;
+}
+
+void jsonw_int(jsonw *w, long long v)
+{
+    char digits[24], *o = digits + sizeof digits;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--o = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--o = '-';
+    jsonw_raw(w, o, (size_t)(digits + sizeof digits - o));
 }
 
 void jsonw_lit(jsonw *w, const char *s)

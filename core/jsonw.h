@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct jsonw {
     char *buf;
@@ -23,8 +24,21 @@ typedef struct jsonw {
 /* Starts w on `storage` (cap bytes, caller-owned; NULL/0 for none). */
 void jsonw_init(jsonw *w, char *storage, size_t cap);
 
-/* Appends n bytes as they are (JSON punctuation, numbers, literals). */
-void jsonw_raw(jsonw *w, const char *s, size_t n);
+/* Appends n bytes as they are (JSON punctuation, numbers, literals). Inline: a page of tasks makes
+ * a few hundred of these calls, nearly all of them into room the buffer already has. */
+void jsonw_raw_grow(jsonw *w, const char *s, size_t n);
+static inline void jsonw_raw(jsonw *w, const char *s, size_t n)
+{
+    if (w->len + n < w->cap && !w->failed) {
+        memcpy(w->buf + w->len, s, n);
+        w->len += n;
+    } else {
+        jsonw_raw_grow(w, s, n);
+    }
+}
+
+/* Appends an integer as JSON text. */
+void jsonw_int(jsonw *w, long long v);
 
 /* Appends a NUL-terminated literal as it is. */
 void jsonw_lit(jsonw *w, const char *s);

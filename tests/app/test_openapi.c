@@ -18,6 +18,7 @@
 
 #include "app/openapi.h"
 #include "app/project.h"
+#include "app/resource.h"
 #include "app/router.h"
 #include "tests/app/apiclient.h"
 #include "tests/support/pgtest.h"
@@ -233,6 +234,14 @@ static const param_spec org_params[] = {
 static const field_spec one_field[] = {{.name = "id", .type = TYPE_INT, .required = true}, {0}};
 static const body_spec model_a = {"Thing", one_field}, model_b = {"Thing", one_field},
                        reserved = {"HTTPError", one_field};
+/* a response field is a column found by name and a JSON key written as it is (resource.h) */
+static const field_spec quoted_field[] = {{.name = "a\"b", .type = TYPE_INT}, {0}};
+static const field_spec digit_field[] = {{.name = "1st", .type = TYPE_INT}, {0}};
+static const field_spec long_field[] = {
+    {.name = "a_name_of_sixty_four_characters_which_no_postgresql_column_has_x", .type = TYPE_INT},
+    {0}};
+static const body_spec quoted_model = {"Quoted", quoted_field},
+                       digit_model = {"Digit", digit_field}, long_model = {"Long", long_field};
 
 static int handler(const http_request *req, db_session *s, http_response *res)
 {
@@ -278,6 +287,15 @@ Test(router, a_broken_table_is_refused_with_a_message)
          "the framework's"},
         {{"GET", "/t/{nope}", handler, RUN_LOOP, .operation_id = "b", .status = 204},
          "not declared"},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "b", .status = 200,
+          .response = &quoted_model},
+         "response field \"a\"b\" is not an identifier"},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "b", .status = 200,
+          .response = &digit_model},
+         "response field \"1st\""},
+        {{"GET", "/t", handler, RUN_LOOP, .operation_id = "b", .status = 200,
+          .response = &long_model},
+         "at most 63 characters"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         route table[2] = {ok, bad[i].r};
@@ -305,6 +323,26 @@ Test(router, a_broken_table_is_refused_with_a_message)
     cr_assert_eq(router_check(many, n - 1, err, sizeof err), 0, "%s", err);
     free(many);
     free(ids);
+
+    /* the fields a response layout holds: RESOURCE_MAX_FIELDS, and one more is refused */
+    field_spec wide[RESOURCE_MAX_FIELDS + 2] = {0};
+    char names[RESOURCE_MAX_FIELDS + 1][8];
+    for (int i = 0; i <= RESOURCE_MAX_FIELDS; i++) {
+        snprintf(names[i], sizeof names[i], "f%d", i);
+        wide[i] = (field_spec){.name = names[i], .type = TYPE_INT};
+    }
+    body_spec wide_model = {"Wide", wide};
+    route one = {"GET",
+                 "/w",
+                 handler,
+                 RUN_LOOP,
+                 .operation_id = "w",
+                 .status = 200,
+                 .response = &wide_model};
+    cr_assert_eq(router_check(&one, 1, err, sizeof err), -1);
+    cr_assert(strstr(err, "RESOURCE_MAX_FIELDS"), "%s", err);
+    wide[RESOURCE_MAX_FIELDS] = (field_spec){0};
+    cr_assert_eq(router_check(&one, 1, err, sizeof err), 0, "%s", err);
 }
 
 /* ---- reply helpers ---- */

@@ -77,3 +77,30 @@ Test(jsonw, caller_storage_then_heap)
     cr_assert_str_eq(taken, "{}");
     free(taken);
 }
+
+Test(jsonw, integers_are_written_like_jansson)
+{
+    const long long cases[] = {0,
+                               7,
+                               -1,
+                               10,
+                               -10,
+                               2147483647,
+                               -2147483648LL,
+                               1000000000000LL,
+                               9223372036854775807LL,
+                               -9223372036854775807LL - 1};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char storage[4]; /* grows past the caller's storage on the way */
+        jsonw w;
+        jsonw_init(&w, storage, sizeof storage);
+        jsonw_int(&w, cases[i]);
+        size_t len;
+        char *mine = jsonw_take(&w, &len);
+        json_t *j = json_integer(cases[i]);
+        char *theirs = json_dumps(j, JSON_ENCODE_ANY);
+        cr_assert_str_eq(mine, theirs);
+        cr_assert_eq(len, strlen(theirs));
+        free(mine), free(theirs), json_decref(j);
+    }
+}
