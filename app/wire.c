@@ -528,6 +528,24 @@ static bool line_room(wire_conn *c)
     return true;
 }
 
+/* Appends len bytes to the current line, as far as line_room allows; the rest only marks it long.
+ */
+static void line_add(wire_conn *c, const char *s, size_t len)
+{
+    while (len) {
+        if (!line_room(c)) {
+            c->long_line = true;
+            return;
+        }
+        size_t room = c->cap - 1 - c->nline, k = len < room ? len : room;
+        memcpy(c->line + c->nline, s, k);
+        c->nline += k;
+        s += k;
+        len -= k;
+    }
+}
+
+/* A line at a time (memchr), not a byte at a time: this sees every byte of every request. */
 static void framing_scan(wire_conn *c, const char *p, size_t n)
 {
     for (size_t i = 0; i < n && c->st < F_OFF;) {
@@ -539,21 +557,25 @@ static void framing_scan(wire_conn *c, const char *p, size_t n)
                 c->st = c->st == F_BODY ? F_LINE : F_DATA_END;
             continue;
         }
-        char ch = p[i++];
-        if (ch == '\n') {
-            if (c->nline && c->line[c->nline - 1] == '\r')
-                c->nline--;
-            c->line[c->nline] = '\0';
-            framing_line(c);
-            c->nline = 0;
-            c->long_line = false;
-        } else if (c->nline && c->line[c->nline - 1] == '\r') {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t seg = nl ? (size_t)(nl - (p + i)) : n - i;
+        /* a CR is allowed only right before the LF (or as the last byte so far) */
+        const char *cr = memchr(p + i, '\r', seg);
+        if ((seg && c->nline && c->line[c->nline - 1] == '\r') || (cr && cr != p + i + seg - 1)) {
             c->st = c->st == F_SIZE || c->st == F_DATA_END ? F_BAD : F_OFF; /* a bare CR */
-        } else if (line_room(c)) {
-            c->line[c->nline++] = ch;
-        } else {
-            c->long_line = true;
+            return;
         }
+        line_add(c, p + i, seg);
+        i += seg;
+        if (!nl)
+            return;
+        i++;
+        if (c->nline && c->line[c->nline - 1] == '\r')
+            c->nline--;
+        c->line[c->nline] = '\0';
+        framing_line(c);
+        c->nline = 0;
+        c->long_line = false;
     }
 }
 

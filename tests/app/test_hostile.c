@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +543,50 @@ Test(hostile, conflicting_content_length_is_400_and_closes)
                            "Content-Length: 2\r\nConnection: close\r\n\r\n{}");
     cr_expect_eq(r.status, 404, "%s", r.text);
     reply_free(&r);
+}
+
+/* The framing is followed a line at a time over whatever each read brings: the same requests sent
+ * one byte per segment (TCP_NODELAY, a pause after each) are framed exactly as when sent whole. */
+static raw_reply exchange_dribbled(const char *req)
+{
+    int fd = dial(), one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timespec pause = {0, 1000000};
+    for (const char *p = req; *p; p++) {
+        if (send(fd, p, 1, MSG_NOSIGNAL) != 1)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    raw_reply r = read_until_close(fd, 10000);
+    close(fd);
+    return r;
+}
+
+Test(hostile, framing_is_followed_across_reads)
+{
+    /* a chunked body, then a second request: both answered, in order */
+    raw_reply two =
+        exchange_dribbled("POST /api/u/things HTTP/1.1\r\nHost: t\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                          "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    const char *second = strstr(two.text + 1, "HTTP/1.1 ");
+    cr_expect_eq(two.status, 404, "%s", two.text);
+    cr_expect(second && !strncmp(second, "HTTP/1.1 200", 12), "second request: %s", two.text);
+    reply_free(&two);
+    /* a chunk size libevent's strtoll would take, and a CR alone split from what follows it */
+    raw_reply hex = exchange_dribbled("POST /api/u/things HTTP/1.1\r\nHost: t\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n");
+    cr_expect_eq(hex.status, 400, "chunk size 0x3: %s", hex.text);
+    cr_expect(hex.closed, "chunk size 0x3: the connection stayed open");
+    reply_free(&hex);
+    raw_reply data = exchange_dribbled("POST /api/u/things HTTP/1.1\r\nHost: t\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY\r\n0\r\n\r\n");
+    cr_expect_eq(data.status, 400, "chunk data without its CRLF: %s", data.text);
+    reply_free(&data);
+    raw_reply cr = exchange_dribbled("GET /health HTTP/1.1\r\nHost: t\rX-Evil: 1\r\n\r\n");
+    cr_expect_eq(cr.status, 400, "bare CR: %s", cr.text);
+    cr_expect(cr.closed, "bare CR: the connection stayed open");
+    reply_free(&cr);
 }
 
 /* ---- bounded memory: no more than MAX_BODY_BYTES buffered for one request ---- */
