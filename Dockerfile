@@ -13,7 +13,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
-      libpq-dev libevent-dev libjansson-dev libjwt-dev libssl-dev libpcl1-dev libpg-query-dev \
+      libpq-dev libevent-dev libjansson-dev libjwt-dev libssl-dev libpg-query-dev \
       libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 # COPY . . brings third_party/ too: the api embeds Swagger UI and ReDoc from it at compile time, so

@@ -1,18 +1,26 @@
-/* coro: see coro.h. Stack switching is PCL's (libpcl, Debian's Portable Coroutine Library, on
- * glibc's ucontext); scheduling is libevent's: a suspended coroutine is an event (socket, timer,
+/* coro: see coro.h. A coroutine's stack is started once with glibc's makecontext/swapcontext and
+ * after that switched with sigsetjmp/siglongjmp without the signal mask (savemask 0), as QEMU's
+ * coroutine-ucontext does: swapcontext (and libpcl, which switched with it) saves and restores
+ * the signal mask with a system call on every switch, 4.5 of them per request, about 1.3 us each
+ * on a virtual machine (docs/benchmarks.md); a jump that leaves the mask alone makes none.
+ * Scheduling is libevent's: a suspended coroutine is an event (socket, timer,
  * or activated by another thread) whose callback switches back into it. Coroutines are always
  * resumed from the loop's own stack, never from another coroutine. */
+/* glibc's fortified longjmp refuses a jump to another stack (it takes it for a corrupted frame);
+ * jumping between stacks is what this file is for. Before any header includes <setjmp.h>. */
+#undef _FORTIFY_SOURCE
 #include "core/coro.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <math.h>
-#include <pcl.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -49,8 +57,8 @@
 #define OFFLOAD_MAX 8
 
 struct coro {
-    coroutine_t pcl;
-    char *map; /* mmap'd: a guard page, then the stack */
+    sigjmp_buf env; /* where it resumes: inside switch_to_loop, on its own stack */
+    char *map;      /* mmap'd: a guard page, then the stack */
     size_t map_size;
     struct event *ev; /* what the coroutine is waiting for */
     short woke;       /* the event's flags when it fired */
@@ -64,12 +72,15 @@ struct coro {
 
 typedef struct sched {
     struct event_base *base;
+    sigjmp_buf loop_env; /* where the loop resumes: inside switch_in */
+    coro *starting;      /* the coroutine coro_new is starting (trampoline's argument) */
     coro *current;
     coro *free;
     int nfree;
     const void *main_bottom; /* the thread's own stack, for AddressSanitizer */
     size_t main_size;
-    void *main_fiber; /* the loop's, for ThreadSanitizer */
+    void *main_fiber;      /* the loop's, for ThreadSanitizer */
+    void *loop_fake_stack; /* AddressSanitizer's bookkeeping of the loop's stack, switched out */
 } sched;
 
 static _Thread_local sched *T;
@@ -100,37 +111,48 @@ static struct timeval until(double deadline)
     return tv;
 }
 
-/* Loop stack -> coroutine, until it waits again or finishes. */
-static void switch_in(coro *co)
+/* Loop stack -> coroutine, until it waits again or finishes. `first`: the context coro_new made,
+ * entered once so that the coroutine records co->env (it comes straight back). Not inlined: the
+ * sigsetjmp stays in a frame of its own, and no caller's locals live across it. The sanitizers
+ * are told of the switch after the sigsetjmp: ThreadSanitizer files a jump buffer under the fiber
+ * current at sigsetjmp, and looks for it under the fiber current at siglongjmp. */
+static __attribute__((noinline)) void switch_in(coro *co, ucontext_t *first)
 {
+    ucontext_t from;
+    if (!sigsetjmp(T->loop_env, 0)) {
 #ifdef CORO_TSAN
-    if (!T->main_fiber)
-        T->main_fiber = __tsan_get_current_fiber();
-    __tsan_switch_to_fiber(co->tsan_fiber, 0);
+        if (!T->main_fiber)
+            T->main_fiber = __tsan_get_current_fiber();
+        __tsan_switch_to_fiber(co->tsan_fiber, 0);
 #endif
 #ifdef CORO_ASAN
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(&fake, co->map + getpagesize(),
-                                   co->map_size - (size_t)getpagesize());
-    co_call(co->pcl);
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#else
-    co_call(co->pcl);
+        __sanitizer_start_switch_fiber(&T->loop_fake_stack, co->map + getpagesize(),
+                                       co->map_size - (size_t)getpagesize());
+#endif
+        if (first)
+            swapcontext(&from, first); /* never returns here: the coroutine jumps to loop_env */
+        else
+            siglongjmp(co->env, 1);
+    }
+#ifdef CORO_ASAN
+    __sanitizer_finish_switch_fiber(T->loop_fake_stack, NULL, NULL);
 #endif
 }
 
-/* Coroutine -> loop stack. Returns when resumed. */
-static void switch_to_loop(coro *co)
+/* Coroutine -> loop stack. Returns when resumed. Not inlined, as switch_in. */
+static __attribute__((noinline)) void switch_to_loop(coro *co)
 {
+    if (!sigsetjmp(co->env, 0)) {
 #ifdef CORO_TSAN
-    __tsan_switch_to_fiber(T->main_fiber, 0);
+        __tsan_switch_to_fiber(T->main_fiber, 0);
 #endif
 #ifdef CORO_ASAN
-    __sanitizer_start_switch_fiber(&co->fake_stack, T->main_bottom, T->main_size);
-    co_resume();
+        __sanitizer_start_switch_fiber(&co->fake_stack, T->main_bottom, T->main_size);
+#endif
+        siglongjmp(T->loop_env, 1);
+    }
+#ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(co->fake_stack, &T->main_bottom, &T->main_size);
-#else
-    co_resume();
 #endif
 }
 
@@ -143,13 +165,14 @@ static void switch_out(coro *co)
     log_set_request_id(rid);
 }
 
-static void trampoline(void *arg)
+static void trampoline(void)
 {
-    coro *co = arg;
+    coro *co = T->starting;
 #ifdef CORO_ASAN
     __sanitizer_finish_switch_fiber(NULL, &T->main_bottom, &T->main_size);
 #endif
-    for (;;) { /* a coroutine never returns: it runs one function after another */
+    switch_to_loop(co); /* co->env is set: back to coro_new; the first resume comes back here */
+    for (;;) {          /* a coroutine never returns: it runs one function after another */
         /* the analyzer cannot see that switch_to_loop comes back only once coro_spawn set fn */
         co->fn(co->arg); // NOLINT(clang-analyzer-core.CallAndMessage)
         co->fn = NULL;
@@ -165,8 +188,6 @@ static void coro_free(coro *co)
 {
     if (co->ev)
         event_free(co->ev);
-    if (co->pcl)
-        co_delete(co->pcl);
     if (co->map)
         munmap(co->map, co->map_size);
 #ifdef CORO_TSAN
@@ -174,6 +195,27 @@ static void coro_free(coro *co)
         __tsan_destroy_fiber(co->tsan_fiber);
 #endif
     free(co);
+}
+
+/* Starts co's stack: trampoline runs on it until its first switch_to_loop, which records co->env.
+ * Apart from coro_new: getcontext returns twice, and coro_new's locals must not live across it.
+ * Returns 0 or -1. */
+static __attribute__((noinline)) int start(coro *co)
+{
+    ucontext_t uc;
+    if (getcontext(&uc) < 0)
+        return -1;
+#ifdef CORO_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    size_t page = (size_t)getpagesize();
+    uc.uc_stack.ss_sp = co->map + page;
+    uc.uc_stack.ss_size = co->map_size - page;
+    uc.uc_link = NULL; /* trampoline never returns */
+    makecontext(&uc, trampoline, 0);
+    T->starting = co;
+    switch_in(co, &uc);
+    return 0;
 }
 
 static coro *coro_new(void)
@@ -192,11 +234,7 @@ static coro *coro_new(void)
     }
     mprotect(co->map, page, PROT_NONE); /* overflow faults instead of corrupting a neighbour */
     co->ev = event_new(T->base, -1, 0, on_wake, co);
-    co->pcl = co->ev ? co_create(trampoline, co, co->map + page, STACK_SIZE) : NULL;
-#ifdef CORO_TSAN
-    co->tsan_fiber = __tsan_create_fiber(0);
-#endif
-    if (!co->pcl) {
+    if (!co->ev || start(co) < 0) {
         coro_free(co);
         return NULL;
     }
@@ -208,11 +246,8 @@ int coro_thread_init(struct event_base *base)
     if (T)
         return 0;
     T = calloc(1, sizeof *T);
-    if (!T || co_thread_init() < 0) {
-        free(T);
-        T = NULL;
+    if (!T)
         return -1;
-    }
     T->base = base;
     return 0;
 }
@@ -225,7 +260,6 @@ void coro_thread_free(void)
         next = co->next;
         coro_free(co);
     }
-    co_thread_cleanup();
     free(T);
     T = NULL;
 }
@@ -234,7 +268,7 @@ void coro_thread_free(void)
 static void resume(coro *co)
 {
     T->current = co;
-    switch_in(co);
+    switch_in(co, NULL);
     T->current = NULL;
     log_set_request_id(NULL);
     if (co->fn)

@@ -6,8 +6,9 @@
  * The same functions called outside a coroutine (the migrate CLI, tests, the engine's reaper
  * thread) simply block the calling thread, so db/ has one code path for both.
  *
- * Stacks are switched by libpcl (Debian's Portable Coroutine Library) and scheduled by libevent:
- * a suspended coroutine is an event whose callback switches back into it. Stacks are 256 KB with a
+ * Stacks are switched by sigsetjmp/siglongjmp (started once by makecontext; no system call per
+ * switch) and scheduled by libevent: a suspended coroutine is an event whose callback switches
+ * back into it. Stacks are 256 KB with a
  * guard page, recycled per thread, and announced to AddressSanitizer and ThreadSanitizer.
  *
  * Threads: coro_thread_init/coro_spawn/coro_thread_free on the loop's own thread only, and
