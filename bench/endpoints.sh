@@ -10,8 +10,9 @@
 #        for the disk), DB_POOL_MAX (10, the engine's default), DB_PIPELINE, DB_PIPELINE_WRITES, DB_PREPARE,
 #        WORKERS, LOOPS (auto, the server's default: a loop per CPU, at most DB_PIPELINE_CONNS),
 #        PGB_PREPARED (1: pgbench -M prepared too, the baseline of statements prepared as the API
-#        prepares them; 0 skips it), BASE_API (another api binary, measured right after the API in
-#        each local run, kinds in the same order: a before/after in one run, medians side by side)
+#        prepares them; 0 skips it), BASE_API (another api binary, running beside the API in the
+#        local runs and measured next to it for each kind, before it in every other run: a
+#        before/after in one run, with each run's ratio and their median)
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users (read, updated, toggled, listed) and 200,000 more of 100 other users to be deleted (restored after each
@@ -62,10 +63,11 @@ fi
 
 tmp=$(mktemp -d /tmp/bench-endpoints.XXXXXX)
 chmod 755 "$tmp"
-api_pid="" proxy_pid=""
+api_pid="" proxy_pid="" base_pid=""
 wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
 cleanup() {
   [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
+  [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait_pid "$base_pid"
   [ -n "$proxy_pid" ] && kill -TERM "$proxy_pid" 2>/dev/null && wait_pid "$proxy_pid"
   scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -182,19 +184,32 @@ pgb() { # kind dburl [protocol: extended | prepared] -> "tps p50 p99 busy"
   echo "$tps $(pgb_pcts "$tmp/pgl") $busy"
 }
 
-start_api() { # dburl
-  local port checks
+start_api() { # dburl [binary [log name]]
+  local port checks log="$tmp/${3:-api}.log"
   rm -f "$tmp/writes-warm"
-  checks=$(grep -c 'schema' "$tmp/api.log" 2>/dev/null || true)
+  checks=$(grep -c 'schema' "$log" 2>/dev/null || true)
   port=$(free_port)
   read -r _ api_pid < <(cd "$tmp" && env DATABASE_URL="$1" JWT_SECRET="$SECRET" PORT="$port" METRICS_TOKEN="$METRICS_TOKEN" \
       APP_ENV=production LOG_FORMAT=json ACCESS_LOG=true WORKERS="${WORKERS:-64}" LOOPS="${LOOPS:-auto}" \
       DB_PIPELINE="${DB_PIPELINE:-true}" DB_POOL_MAX="$POOL" DB_POOL_IDLE_TIMEOUT=600 DB_APPLICATION_NAME=neon-todo \
-      python3 "$OLDPWD/bench/api_start.py" "$port" "$tmp/api.log" "${2:-$API}")
+      python3 "$OLDPWD/bench/api_start.py" "$port" "$log" "${2:-$API}")
   api_port=$port
   # the startup schema check borrows a pooled connection; measured before it returned it, the
   # lanes would open connections of their own beside it and "db conns" would count that one too
-  for _ in $(seq 1 100); do (($(grep -c 'schema' "$tmp/api.log") > checks)) && break; sleep 0.05; done
+  for _ in $(seq 1 100); do (($(grep -c 'schema' "$log") > checks)) && break; sleep 0.05; done
+}
+# BASE_API runs beside the API (idle while the API is measured, and the other way round);
+# on_base runs a command with api_pid/api_port pointing at it.
+start_base() {
+  local pid=$api_pid port=$api_port
+  start_api "$url" "$(realpath "$BASE_API")" base
+  base_pid=$api_pid base_port=$api_port api_pid=$pid api_port=$port
+}
+on_base() {
+  local pid=$api_pid port=$api_port
+  api_pid=$base_pid api_port=$base_port
+  "$@"
+  api_pid=$pid api_port=$port
 }
 # One second of load before measuring, so the lanes have their pooled connections open, as
 # pgbench's connections are open before its clock starts: GETs when the API starts (the read
@@ -251,20 +266,39 @@ pgb_prepared() { # kind dburl -> tps, or "-"
 #   pgp_tps share_of_pgp
 measure() { # kind run dburl
   local kind=$1 run=$2 dburl=$3 pgl apil pgp
-  if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then warm_up "$kind"; fi
+  if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then
+    warm_up "$kind"
+    [ -z "$base_pid" ] || on_base warm_up "$kind"
+  fi
   if ((run % 2)); then
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
     pgp=$(pgb_prepared "$kind" "$dburl")
     apil=$(wrk_api "$kind"); deletes "$kind" && restore
+    measure_base "$kind" "$apil"
   else
+    measure_base "$kind" ""
     apil=$(wrk_api "$kind"); deletes "$kind" && restore
     pgp=$(pgb_prepared "$kind" "$dburl")
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
   fi
+  [ -z "$base_pid" ] || awk -v k="$kind" -v a="$apil" '$1 == k && $4 == "" {split(a, f, " "); $4 = f[1]} 1' \
+    "$tmp/base" > "$tmp/base.new" && mv "$tmp/base.new" "$tmp/base"
   writes "$kind" && restore # created rows go, every kind starts from the same table
   set -- $pgl $apil
   awk -v k="$kind" -v a="$*" -v p="$pgp" 'BEGIN { split(a, f, " ")
     printf "%s %s %.2f %s %s\n", k, a, f[5] / f[1], p, p == "-" ? "-" : sprintf("%.2f", f[5] / p) }'
+}
+
+# BASE_API's side of one kind, next to the API's: "kind rps cpu_us [api_rps]" in $tmp/base (the
+# API's rate is filled in when it was measured after). Prints to stderr, as the run goes.
+measure_base() { # kind api_line_or_empty
+  [ -n "$base_pid" ] || return 0
+  local f
+  read -r -a f <<< "$(PERF="" on_base wrk_api "$1")"
+  deletes "$1" && restore
+  writes "$1" && restore
+  echo "$1 ${f[0]} ${f[3]} $(echo "$2" | awk '{print $1}')" >> "$tmp/base"
+  printf '  %-7s BASE_API %6s req/s cpu %5s us/req\n' "$1" "${f[0]}" "${f[3]}" >&2
 }
 
 FMT='  %-7s pgbench %6.0f tps p50 %5sms p99 %5sms busy %-2s | api %6s req/s p50 %5sms p99 %5sms cpu %5s us/req non-2xx %-5s db conns %-2s busy %-2s | %sx pgbench | -M prepared %6s tps: %sx'
@@ -297,25 +331,14 @@ for run in $(seq 1 "$RUNS"); do
   start_api "$url"
   ((run > 1)) || grep -o '[0-9]* loop(s), up to [0-9]* handler(s) in all' "$tmp/api.log" | sed "s/^/  the API (LOOPS=${LOOPS:-auto}): /" || true
   warm_up get
+  if [ -n "${BASE_API:-}" ]; then start_base; on_base warm_up get; fi
   for kind in $KINDS; do
     line=$(measure "$kind" "$run" "$url")
     echo "$line" >> "$tmp/local"
     report "$line"
   done
   stop_api
-  if [ -n "${BASE_API:-}" ]; then # the same kinds on the other binary, right after
-    start_api "$url" "$(realpath "$BASE_API")"
-    warm_up get
-    for kind in $KINDS; do
-      if writes "$kind" && [ ! -e "$tmp/writes-warm" ]; then warm_up "$kind"; fi
-      read -r -a f <<< "$(wrk_api "$kind")"
-      deletes "$kind" && restore
-      writes "$kind" && restore
-      echo "$kind ${f[0]} ${f[3]}" >> "$tmp/base"
-      printf '  %-7s BASE_API %6s req/s cpu %5s us/req\n' "$kind" "${f[0]}" "${f[3]}"
-    done
-    stop_api
-  fi
+  if [ -n "$base_pid" ]; then on_base stop_api; base_pid=""; fi
 done
 
 for d in ${PROXY:+$DELAYS}; do
@@ -343,14 +366,17 @@ done
 echo
 medians "$tmp/local" "median of $RUNS runs, local (connections $CONNS, ${DURATION}s each, fsync=$FSYNC):"
 if [ -n "${BASE_API:-}" ]; then
-  echo "the API against BASE_API, medians of $RUNS runs (req/s, CPU us per request):"
+  echo "the API against BASE_API, medians of $RUNS runs (req/s, CPU us per request; the ratio is"
+  echo "the median of each run's, measured side by side):"
   for k in $KINDS; do
     a=$(awk -v k="$k" '$1 == k {print $6}' "$tmp/local" | median)
     ac=$(awk -v k="$k" '$1 == k {print $9}' "$tmp/local" | median)
     b=$(awk -v k="$k" '$1 == k {print $2}' "$tmp/base" | median)
     bc=$(awk -v k="$k" '$1 == k {print $3}' "$tmp/base" | median)
-    awk -v k="$k" -v a="$a" -v b="$b" -v ac="$ac" -v bc="$bc" \
-      'BEGIN { printf "  %-7s api %6s  base %6s  %.3fx | cpu %5s  base %5s\n", k, a, b, a / b, ac, bc }'
+    runs=$(awk -v k="$k" '$1 == k {printf "%.2f ", $4 / $2}' "$tmp/base")
+    r=$(awk -v k="$k" '$1 == k {print $4 / $2}' "$tmp/base" | median)
+    awk -v k="$k" -v a="$a" -v b="$b" -v ac="$ac" -v bc="$bc" -v r="$r" -v runs="$runs" \
+      'BEGIN { printf "  %-7s api %6s  base %6s  %.3fx (runs: %s) | cpu %5s  base %5s\n", k, a, b, r, runs, ac, bc }'
   done
 fi
 for d in ${PROXY:+$DELAYS}; do
