@@ -66,7 +66,7 @@ typedef struct log_kv_field {
     enum { LOG_KV_STR, LOG_KV_INT, LOG_KV_REAL } type;
     const char *str; /* LOG_KV_STR (NULL writes null) */
     long long num;   /* LOG_KV_INT */
-    double real;     /* LOG_KV_REAL, written with 3 decimals */
+    double real;     /* LOG_KV_REAL, written with 3 decimals (%.17g from 1e15 on) */
 } log_kv_field;
 
 /* Like log_fields with `n` typed fields (the caller keeps them). Writes the same line shape. */
