@@ -34,12 +34,15 @@ test: deps
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
 	@tests/harness/cluster ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(CTEST_JOBS) $(CTEST_ARGS)
 
+# labels test-neonlike leaves out (a regular expression): the suites with a private cluster of
+# their own never reach the Neon-shaped server
+NEONLIKE_SKIP ?= private-cluster
 test-neonlike: deps
 	@cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null
 	@cmake --build $(TEST_BUILD) -j $(JOBS) -- --no-print-directory
 	@tests/harness/selftest
 	@tests/harness/cluster --neonlike --scan $(TEST_BUILD)/Testing/Temporary/LastTest.log \
-	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(CTEST_JOBS) -LE private-cluster $(CTEST_ARGS)
+	  ctest --test-dir $(TEST_BUILD) --output-on-failure -j $(CTEST_JOBS) -LE '$(NEONLIKE_SKIP)' $(CTEST_ARGS)
 
 .PHONY: test-stress
 test-stress: deps
