@@ -123,9 +123,10 @@ compose-test:
 ci-builds: deps
 	@scripts/ci-builds
 
-# clang-tidy with the committed .clang-tidy; any finding fails (scripts/tidy)
+# clang-tidy with the committed .clang-tidy; any finding fails (scripts/tidy); TIDY_BUILD=dir reads
+# another clang build's compile commands
 tidy: deps
-	@scripts/tidy
+	@scripts/tidy $(TIDY_BUILD)
 
 # the whole suite built with clang instead of gcc (ASan+UBSan as in make test)
 test-clang: deps
