@@ -3,7 +3,8 @@
 #
 #   bench/api.sh [RUNS=3] [DURATION=8] [CONNECTIONS=32]      (env: BUILD, WORKERS, DB_POOL_MAX, LOOPS, DB_PIPELINE)
 #   env BASE_API=path/to/api: also measures that binary (DB_PIPELINE=true) in each run, as the row
-#   "base": a before/after comparison in one run; VARIANTS="true" leaves DB_PIPELINE=false out
+#   "base": a before/after comparison in one run (the variants in reverse order every other run);
+#   VARIANTS="true" leaves DB_PIPELINE=false out
 #
 # Starts a private PostgreSQL (scripts/pg-cluster, temp dir), migrates it, seeds 10,000 tasks owned
 # by 100 users, then per run:
@@ -148,7 +149,9 @@ for run in $(seq 1 "$RUNS"); do
   pgp=$(timeout $((DURATION + 30)) pgbench -n -M prepared -c "$CONNS" -j 2 -T "$DURATION" -f "$tmp/select.sql" "$url" 2>&1 |
        awk '/^tps = / {print $3}')
   echo "run $run: pgbench $(printf '%.0f' "$pg") tps (-M prepared $(printf '%.0f' "$pgp") tps)"
-  for v in "${variants[@]}"; do
+  order=("${variants[@]}") # every other run in reverse: no variant is always measured first
+  if ((run % 2 == 0)); then for ((i = ${#variants[@]} - 1, k = 0; i >= 0; i--, k++)); do order[k]=${variants[i]}; done; fi
+  for v in "${order[@]}"; do
     measure_api "$v" > "$tmp/line" # not in a subshell: api_pid stays visible to the cleanup trap
     line=$(cat "$tmp/line")
     results[$v]+="$line"$'\n'
