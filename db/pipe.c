@@ -23,6 +23,9 @@ typedef struct item {
     PGresult *res;
     db_error err; /* when res is NULL */
     bool done, timed_out;
+    bool ghost;   /* left in a batch by rescue() in place of a read re-sent elsewhere: its results
+                   * are dropped; heap-allocated, freed with them */
+    bool rescued; /* re-sent elsewhere by rescue() once: it is not moved again */
     int lost; /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
                */
     int stmt; /* sent as the connection's prepared statement stmts->s[stmt], or -1: unnamed */
@@ -49,12 +52,13 @@ typedef struct chan {
     db_pool *pool;
     double timeout, grace;
     db_conn *conn;
-    item *qhead, *qtail; /* waiting for the next batch */
-    item *batch;         /* sent, in order, results pending */
-    double sent_at;      /* when the last batch left */
-    double answered_at;  /* when the last batch was answered (its Sync), or the lane started */
-    double head_since;   /* when the batch the server is running now started to run */
-    double last_answer;  /* when the last result arrived (a statement's own time, answered) */
+    item *qhead, *qtail;  /* waiting for the next batch */
+    item *batch;          /* sent, in order, results pending */
+    double sent_at;       /* when the last batch left */
+    double answered_at;   /* when the last batch was answered (its Sync), or the lane started */
+    double head_since;    /* when the batch the server is running now started to run */
+    double last_answer;   /* when the last result arrived (a statement's own time, answered) */
+    double rescued_since; /* head_since of the batch whose reads behind it rescue() moved */
     coro *driver;
     int syncs;   /* batches in flight (each ends with a Sync) */
     bool writes; /* a write lane: one implicit transaction per batch, results at its Sync */
@@ -389,6 +393,11 @@ static chan *chan_for(db_pool *p, bool writes, bool solo)
 
 static void finish(item *it)
 {
+    if (it->ghost) { /* nobody waits for it: its read was answered on another lane */
+        PQclear(it->res);
+        free(it);
+        return;
+    }
     it->done = true;
     coro_wake(it->co);
 }
@@ -684,6 +693,118 @@ static int wait_answers(chan *ch, bool write, bool hold, double deadline)
     return ready == 0 && expires_first ? 2 : ready;
 }
 
+/* Queues `it` on lane ch, behind what ch has queued, and starts ch's driver or wakes it. Returns
+ * 0, or -1 when out of memory (`it` is then not queued). */
+static void drive(void *arg);
+static int lane_enqueue(chan *ch, item *it)
+{
+    if (!ch->driving) {
+        /* started at the loop's next iteration: the requests already read join this batch */
+        if (coro_spawn_later(drive, NULL, ch) < 0)
+            return -1;
+        ch->driving = ch->gathering = true;
+    }
+    it->next = NULL;
+    if (ch->qtail)
+        ch->qtail->next = it;
+    else
+        ch->qhead = it;
+    ch->qtail = it;
+    if (ch->waiting) { /* leaves now, behind the batches in flight */
+        ch->waiting = false;
+        coro_wake(ch->driver);
+    }
+    return 0;
+}
+
+/* ---- reads behind a slow statement (DB_PIPELINE_SLOW_AFTER) ----
+ * The server runs a connection's statements in order, so reads sent behind one that turns out
+ * slow (the first run of a slow search, a lock, a backend starved of CPU by the server's other
+ * work) wait for it however fast they are: a loop's worth of requests stalled as long as the slow
+ * one runs. Once the lane is slow, they are re-sent on a lane that can run them now, and a copy
+ * of each (a ghost) stays in its place to take its results and drop them. A read has no effects,
+ * so running it twice costs only the server's time, as the re-send of a read whose connection was
+ * lost does. A write lane's batch is one transaction: its writes stay. */
+
+/* Whether `it` (sent: in flight behind a slow statement) may move to another lane: not a ghost,
+ * not moved before if sent, not a statement observed slow (it would only slow another lane). */
+static bool movable(const item *it, bool sent)
+{
+    const stmt_class *c = &classes[it->hash % CLASSES];
+    return !it->ghost && !(sent && it->rescued) &&
+           !(it->hash && c->hash == it->hash && c->slow > 0.5);
+}
+
+/* When the reads behind ch's running statement are due to move (its batch slow), or 0: nothing
+ * to move, or moved already for this batch. */
+static double rescue_at(const chan *ch)
+{
+    double after = ch->pool->cfg->pipeline_slow_after;
+    if (ch->writes || after <= 0 || !ch->batch || ch->rescued_since == ch->head_since)
+        return 0;
+    bool behind = false;
+    for (const item *it = ch->qhead; it && !behind; it = it->next)
+        behind = movable(it, false);
+    for (const item *it = ch->batch->next; it && !behind; it = it->next)
+        behind = movable(it, true);
+    return behind ? ch->head_since + after : 0;
+}
+
+/* A lane that can run reads moved off ch now: not slow, not waiting for a pool connection, with
+ * a connection or one the pool lends at once; else NULL (they stay behind the slow one). */
+static chan *rescue_lane(chan *ch, double now)
+{
+    chan *to = chan_for(ch->pool, false, false);
+    if (!to || to == ch || to->acquiring || lane_slow(to, now) ||
+        (!to->conn && !db_pool_can_lend(ch->pool)))
+        return NULL;
+    to->timeout = ch->timeout;
+    to->grace = ch->grace;
+    return to;
+}
+
+/* Moves the reads behind ch's running statement, sent (a ghost left in place) or queued, to lanes
+ * that can run them now. */
+static void rescue(chan *ch, double now)
+{
+    ch->rescued_since = ch->head_since;
+    for (item **pp = &ch->batch->next; *pp; pp = &(*pp)->next) {
+        if (!movable(*pp, true))
+            continue;
+        chan *to = rescue_lane(ch, now);
+        item *it = *pp, *g = to ? malloc(sizeof *g) : NULL;
+        if (!g)
+            return;
+        *g = *it;
+        g->ghost = true;
+        g->hash = 0; /* its time is the slow one's, not its own */
+        g->co = NULL;
+        it->rescued = true;
+        if (lane_enqueue(to, it) < 0) {
+            it->rescued = false;
+            it->next = g->next;
+            free(g);
+            return;
+        }
+        *pp = g;
+    }
+    item *stay = NULL, *last = NULL; /* queued, and staying */
+    for (item *it = ch->qhead, *next; it; it = next) {
+        next = it->next;
+        chan *to = movable(it, false) ? rescue_lane(ch, now) : NULL;
+        if (to && lane_enqueue(to, it) == 0)
+            continue;
+        it->next = NULL;
+        if (last)
+            last->next = it;
+        else
+            stay = it;
+        last = it;
+    }
+    ch->qhead = stay;
+    ch->qtail = last;
+}
+
 /* ---- reading a lane's batches (read_batch) ---- */
 
 /* read_batch's state: the batches in flight on one lane, read in order. */
@@ -722,7 +843,10 @@ static void requeue(reader *rd, item *it)
 {
     PQclear(it->res);
     it->res = NULL;
-    append(&rd->rtail, it);
+    if (it->ghost)
+        finish(it); /* its read is in the hands of another lane */
+    else
+        append(&rd->rtail, it);
 }
 
 /* The result r of the Parse sent just before `it`, or the NULL that ends it. When r says
@@ -873,16 +997,25 @@ static int deadline_passed(reader *rd)
 static int send_and_wait(reader *rd)
 {
     chan *ch = rd->ch;
+    double now = coro_now();
+    /* not after a cancel: what it skips is re-sent anyway */
+    double rescue_by = rd->cancelled ? 0 : rescue_at(ch);
+    if (rescue_by > 0 && now >= rescue_by && lane_slow(ch, now)) {
+        rescue(ch, now);
+        rescue_by = 0;
+    }
     /* not after a cancel: what it skips would be re-sent behind it anyway; not behind a slow
      * batch: held back, they wait for it at most until their time to be sent passes */
-    bool hold = rd->cancelled || lane_slow(ch, coro_now());
+    bool hold = rd->cancelled || lane_slow(ch, now);
     if (ch->qhead && !hold && send_batch(ch) < 0)
         return -1;
     int unsent = PQflush(rd->pg);
     if (unsent < 0)
         return -1;
-    int ready = wait_answers(ch, unsent == 1, hold, rd->deadline);
-    if (ready == 2) /* queued statements expired: wait on */
+    /* waking for the rescue a little after the lane turns slow (lane_slow's "longer than") */
+    bool for_rescue = rescue_by > 0 && (rd->deadline == 0 || rescue_by < rd->deadline);
+    int ready = wait_answers(ch, unsent == 1, hold, for_rescue ? rescue_by + 0.001 : rd->deadline);
+    if (ready == 2 || (ready == 0 && for_rescue)) /* queued statements expired, or a rescue */
         return 0;
     if (ready == 0)
         return deadline_passed(rd);
@@ -993,7 +1126,7 @@ static void lane_lost(chan *ch)
         it->next = NULL;
         PQclear(it->res);
         it->res = NULL;
-        if (ch->writes || ++it->lost >= LOST_MAX) {
+        if (it->ghost || ch->writes || ++it->lost >= LOST_MAX) {
             fail_all(it, &lost);
         } else {
             *rtail = it;
@@ -1062,22 +1195,9 @@ PGresult *db_pipe_query(db_pool *p, bool write, double timeout, double grace, co
                .queued_at = coro_now(),
                .hash = hash,
                .co = coro_self()};
-    if (ch->qtail)
-        ch->qtail->next = &it;
-    else
-        ch->qhead = &it;
-    ch->qtail = &it;
-    if (ch->waiting) { /* leaves now, behind the batches in flight */
-        ch->waiting = false;
-        coro_wake(ch->driver);
-    } else if (!ch->driving) {
-        /* started at the loop's next iteration: the requests already read join this batch */
-        if (coro_spawn_later(drive, NULL, ch) < 0) {
-            ch->qhead = ch->qtail = NULL; /* only `it` can be queued when no driver runs */
-            db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
-            return NULL;
-        }
-        ch->driving = ch->gathering = true;
+    if (lane_enqueue(ch, &it) < 0) {
+        db_error_set(err, DB_ERR_TRANSIENT, NULL, "out of memory");
+        return NULL;
     }
     while (!it.done)
         coro_suspend();

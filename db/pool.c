@@ -375,6 +375,15 @@ int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err)
     }
 }
 
+bool db_pool_can_lend(db_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool can =
+        !p->closing && !p->whead && (p->idle || (p->open < p->cfg->pool_max && p->down_since == 0));
+    pthread_mutex_unlock(&p->mu);
+    return can;
+}
+
 void db_pool_release(db_pool *p, db_conn *c, bool broken)
 {
     if (!c)

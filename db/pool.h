@@ -69,6 +69,10 @@ int db_pool_acquire(db_pool *p, double deadline, db_conn **out, db_error *err);
  * new connection. */
 bool db_pool_failing_fast(db_pool *p, db_error *err);
 
+/* True when db_pool_acquire would not wait now: a connection is idle, or a slot is free while the
+ * server is not known unreachable. A hint (another thread may take it first). */
+bool db_pool_can_lend(db_pool *p);
+
 /* Gives c back; broken (or expired, or per_request mode) connections are closed and their slot
  * handed on. */
 void db_pool_release(db_pool *p, db_conn *c, bool broken);

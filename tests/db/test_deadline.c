@@ -210,8 +210,9 @@ Test(deadline, writes_behind_a_lock_answer_in_time_and_are_never_sent_late)
 }
 
 /* A read observed slow once (its statement's text) is sent alone from then on: the fast reads that
- * arrive with it in one loop iteration (before, one batch, answered at one Sync) are answered long
- * before it. The first time, they shared its batch: its own time named it, not theirs. */
+ * arrive with it in one loop iteration are answered long before it. The first time, they shared
+ * its batch, behind it: once the lane was slow they were re-sent on another lane (rescue), and
+ * their first copies' results, behind the slow one, were dropped. */
 static double ended_ms[8];
 
 static void job_done_at(void *arg)
@@ -243,7 +244,7 @@ static void slow_then_fast(db_engine *e, job *jobs, double seconds)
         cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
 }
 
-Test(deadline, a_read_observed_slow_is_sent_alone)
+Test(deadline, fast_reads_never_wait_for_a_slow_one)
 {
     char *url = pgtest_app_url(), app[64];
     db_config cfg;
@@ -255,12 +256,13 @@ Test(deadline, a_read_observed_slow_is_sent_alone)
     cfg.acquire_timeout = 1 + slack;
     db_engine *e = open_engine(&cfg);
     job jobs[1 + Q];
-    slow_then_fast(e, jobs, 0.4 + slack); /* one batch: the fast reads wait for the slow one */
-    slow_then_fast(e, jobs, 0.4 + slack);
-    for (int i = 1; i <= Q; i++)
-        cr_assert_lt(ended_ms[i], ended_ms[0] - 400,
-                     "fast read %d ended %.0f ms before the slow one (batched with it?)", i,
-                     ended_ms[0] - ended_ms[i]);
+    for (int run = 0; run < 2; run++) { /* batched with it, then sent alone */
+        slow_then_fast(e, jobs, 0.4 + slack);
+        for (int i = 1; i <= Q; i++)
+            cr_assert_lt(ended_ms[i], ended_ms[0] - 400,
+                         "run %d: fast read %d ended %.0f ms before the slow one (behind it?)", run,
+                         i, ended_ms[0] - ended_ms[i]);
+    }
     /* and the fast statement was not blamed for the batch it shared: it still shares batches
      * (one connection for all Q), where a statement marked slow would take a lane each */
     db_stats before = stats(e);
@@ -275,4 +277,79 @@ Test(deadline, a_read_observed_slow_is_sent_alone)
                  (unsigned long)(after.connects - before.connects));
     finish(e);
     free(url);
+}
+
+/* Reads sent behind one that blocks (here at a gate: an advisory lock the test holds) are re-sent
+ * on another lane once the lane is slow, and answered while it still blocks: the gate opens only
+ * when all of them finished (by its fallback, and the test fails, were they still behind it). Their
+ * first copies' results, behind the blocked one, are dropped (no leak: the suite runs under ASan).
+ * When `kill`, the blocked read's connection is terminated once they finished, with those copies
+ * still in flight on it: the blocked read is re-sent on a fresh connection (a read is, after a
+ * loss), the copies are not, and it is answered once the gate opens. */
+static gate rescue_gate;
+static int rescue_left;
+static const char *rescue_app;
+
+static void fast_done(void *arg)
+{
+    job_done(arg);
+    if (--rescue_left > 0)
+        return;
+    if (!rescue_app) {
+        gate_open(&rescue_gate);
+        return;
+    }
+    PGconn *admin = pgtest_connect();
+    const char *p[1] = {rescue_app};
+    PGresult *r = PQexecParams(admin,
+                               "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                               "where application_name = $1 and wait_event_type = 'Lock'",
+                               1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(admin));
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "1", "the blocked read's backend was terminated");
+    PQclear(r);
+    PQfinish(admin);
+    when_locked(1, NULL, &rescue_gate); /* the gate opens once the re-sent read waits at it */
+}
+
+static void reads_behind_a_blocked_one(bool kill)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    config(&cfg, url, app, kill ? "dlrekill" : "dlrescue", 0.05);
+    double slack = pgtest_slack_ms() / 1000.0;
+    cfg.statement_timeout = 20 + 2 * slack; /* longer than the gate's fallback */
+    cfg.acquire_timeout = 5 + slack;
+    db_engine *e = open_engine(&cfg);
+    gate_shut(&rescue_gate, 0, 0, 10 + slack);
+    rescue_left = Q;
+    rescue_app = kill ? app : NULL;
+    job jobs[1 + Q];
+    jobs[0] = (job){.e = e, .access = DB_READ_ONLY, .sql = rescue_gate.sql};
+    for (int i = 1; i <= Q; i++) {
+        jobs[i] = (job){.e = e, .access = DB_READ_ONLY, .sql = "select $1::int"};
+        snprintf(jobs[i].param, sizeof jobs[i].param, "%d", i);
+    }
+    for (int i = 0; i <= Q; i++) { /* one loop iteration: one batch, the blocked read first */
+        L->pending++;
+        cr_assert_eq(coro_spawn(job_run, i ? fast_done : job_done, &jobs[i]), 0);
+    }
+    run_settled(30 + 2 * slack);
+    assert_gate_opened_by_jobs(&rescue_gate, "reads behind a blocked one");
+    for (int i = 0; i <= Q; i++) {
+        cr_assert(jobs[i].finished, "job %d never finished", i);
+        cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+    }
+    finish(e);
+    free(url);
+}
+
+Test(deadline, reads_behind_a_blocked_one_are_answered_on_another_lane)
+{
+    reads_behind_a_blocked_one(false);
+}
+
+Test(deadline, a_lost_connection_with_dropped_copies_in_flight_re_sends_only_the_read)
+{
+    reads_behind_a_blocked_one(true);
 }
