@@ -84,7 +84,7 @@ SLOW_SQL="select c.total, t.* from (select count(*) from (select from tasks wher
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 to_ms() { awk '/us$/ {printf "%.2f", $1 / 1000; next} /ms$/ {printf "%.2f", $1 + 0; next} /s$/ {printf "%.2f", $1 * 1000; next} {print "-"}'; }
-pcts() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f %.2f %d", a[int(NR*0.5)+1], a[int(NR*0.99)+1], NR; else print "- - 0"}'; }
+pcts() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f %.2f %d\n", a[int(NR*0.5)+1], a[int(NR*0.99)+1], NR; else print "- - 0"}'; }
 
 start_api() { # pipeline (true|false)
   local port
