@@ -9,7 +9,9 @@
 #        two-letter search, which no trigram index can serve, so it reads all of the slow user's
 #        rows: the slow statement), SEARCHES (40: searches timed for the p50), EXTRA_ENV (more
 #        settings for the API, "NAME=value ..."), SIDES (the rows to measure, default
-#        "api-pipelined api-unpipelined pgbench")
+#        "api-pipelined api-unpipelined pgbench"), PARALLEL (PostgreSQL's
+#        max_parallel_workers_per_gather: unset keeps its default of 2, which gives the slow
+#        statement three processes; 0: one)
 #
 # Targets (issue 26): with the slow user, the fast GETs' p99 within 2x of their p99 without it,
 # and their throughput at least 0.9x; the big user's search under 50 ms (p50). Loopback only: a
@@ -50,6 +52,10 @@ cleanup() {
 trap cleanup EXIT
 
 url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
+if [ -n "${PARALLEL:-}" ]; then
+  psql "$url" -qAtX -c "alter system set max_parallel_workers_per_gather = $((PARALLEL))" \
+    -c "select pg_reload_conf()" >/dev/null
+fi
 "$BUILD/bin/migrate" -q up --url "$url" --dir migrations
 echo "seeding: $ROWS tasks of $USERS users, $SLOW_ROWS of user 'slow'" >&2
 timeout 600 psql "$url" -qX -v ON_ERROR_STOP=1 <<SQL
