@@ -71,18 +71,24 @@ static PGconn *hold_lock(const char *table)
     return admin;
 }
 
-/* The engine's backends still waiting on a lock: statements it left queued on the server. */
-static int waiting_on_lock(PGconn *admin, const char *appname)
+/* The count that `sql` returns, its $1 the engine's application_name. */
+static int app_count(PGconn *c, const char *sql, const char *appname)
 {
     const char *p[1] = {appname};
-    PGresult *r = PQexecParams(admin,
-                               "select count(*) from pg_stat_activity where application_name = $1 "
-                               "and wait_event_type = 'Lock'",
-                               1, NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(admin));
+    PGresult *r = PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
     int n = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     return n;
+}
+
+/* The engine's backends still waiting on a lock: statements it left queued on the server. */
+static int waiting_on_lock(PGconn *admin, const char *appname)
+{
+    return app_count(admin,
+                     "select count(*) from pg_stat_activity where application_name = $1 and "
+                     "wait_event_type = 'Lock'",
+                     appname);
 }
 
 /* The deadline under test: DB_ACQUIRE_TIMEOUT + DB_STATEMENT_TIMEOUT + 0.5 s (the issue's
@@ -300,14 +306,11 @@ static void fast_done(void *arg)
         return;
     }
     PGconn *admin = pgtest_connect();
-    const char *p[1] = {rescue_app};
-    PGresult *r = PQexecParams(admin,
-                               "select count(pg_terminate_backend(pid)) from pg_stat_activity "
-                               "where application_name = $1 and wait_event_type = 'Lock'",
-                               1, NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(admin));
-    cr_assert_str_eq(PQgetvalue(r, 0, 0), "1", "the blocked read's backend was terminated");
-    PQclear(r);
+    cr_assert_eq(app_count(admin,
+                           "select count(pg_terminate_backend(pid)) from pg_stat_activity where "
+                           "application_name = $1 and wait_event_type = 'Lock'",
+                           rescue_app),
+                 1, "the blocked read's backend was terminated");
     PQfinish(admin);
     when_locked(1, NULL, &rescue_gate); /* the gate opens once the re-sent read waits at it */
 }
