@@ -26,6 +26,8 @@ typedef struct item {
     bool ghost;   /* left in a batch by rescue() in place of a read re-sent elsewhere: its results
                    * are dropped; heap-allocated, freed with them */
     bool rescued; /* re-sent elsewhere by rescue() once: it is not moved again */
+    bool parked;  /* rescued, then its new connection was lost: it waits for its ghost's outcome */
+    struct item *twin; /* a rescued read's ghost, and a ghost's read, while both live; else NULL */
     int lost; /* connections lost while it waited for its result: a read is re-sent until LOST_MAX
                */
     int stmt; /* sent as the connection's prepared statement stmts->s[stmt], or -1: unnamed */
@@ -393,13 +395,42 @@ static chan *chan_for(db_pool *p, bool writes, bool solo)
 
 static void finish(item *it)
 {
-    if (it->ghost) { /* nobody waits for it: its read was answered on another lane */
+    item *t = it->twin;
+    if (it->ghost && t && t->parked) { /* its read lost its new lane: this outcome is the read's */
+        t->res = it->res;
+        t->err = it->err;
+        t->timed_out = it->timed_out;
+        t->parked = false;
+        t->twin = NULL;
+        free(it);
+        finish(t);
+        return;
+    }
+    if (t)
+        t->twin = NULL; /* a read answered elsewhere: its ghost drops what it gets */
+    if (it->ghost) {
         PQclear(it->res);
         free(it);
         return;
     }
     it->done = true;
     coro_wake(it->co);
+}
+
+/* A ghost that will get no outcome (skipped, or its connection lost) goes. Returns its read when
+ * that one waits for it (parked): to be re-sent in the ghost's place; else NULL. */
+static item *ghost_gone(item *g)
+{
+    item *t = g->twin;
+    PQclear(g->res);
+    free(g);
+    if (!t)
+        return NULL;
+    t->twin = NULL;
+    if (!t->parked)
+        return NULL;
+    t->parked = false;
+    return t;
 }
 
 /* ---- statements observed slow (DB_PIPELINE_SLOW_AFTER) ----
@@ -724,15 +755,17 @@ static int lane_enqueue(chan *ch, item *it)
  * one runs. Once the lane is slow, they are re-sent on a lane that can run them now, and a copy
  * of each (a ghost) stays in its place to take its results and drop them. A read has no effects,
  * so running it twice costs only the server's time, as the re-send of a read whose connection was
- * lost does. A write lane's batch is one transaction: its writes stay. */
+ * lost does. The moved copy answers the caller, unless its new connection is lost: then the read
+ * waits for its ghost's outcome (parked) instead of a third copy, which through a pooler failing
+ * its server logins may be lost again. A write lane's batch is one transaction: its writes
+ * stay. */
 
-/* Whether `it` (sent: in flight behind a slow statement) may move to another lane: not a ghost,
- * not moved before if sent, not a statement observed slow (it would only slow another lane). */
-static bool movable(const item *it, bool sent)
+/* Whether `it`, in flight behind a slow statement, may move to another lane: not a ghost, not
+ * moved before, not a statement observed slow (it would only slow another lane). */
+static bool movable(const item *it)
 {
     const stmt_class *c = &classes[it->hash % CLASSES];
-    return !it->ghost && !(sent && it->rescued) &&
-           !(it->hash && c->hash == it->hash && c->slow > 0.5);
+    return !it->ghost && !it->rescued && !(it->hash && c->hash == it->hash && c->slow > 0.5);
 }
 
 /* When the reads behind ch's running statement are due to move (its batch slow), or 0: nothing
@@ -743,10 +776,8 @@ static double rescue_at(const chan *ch)
     if (ch->writes || after <= 0 || !ch->batch || ch->rescued_since == ch->head_since)
         return 0;
     bool behind = false;
-    for (const item *it = ch->qhead; it && !behind; it = it->next)
-        behind = movable(it, false);
     for (const item *it = ch->batch->next; it && !behind; it = it->next)
-        behind = movable(it, true);
+        behind = movable(it);
     return behind ? ch->head_since + after : 0;
 }
 
@@ -763,13 +794,14 @@ static chan *rescue_lane(chan *ch, double now)
     return to;
 }
 
-/* Moves the reads behind ch's running statement, sent (a ghost left in place) or queued, to lanes
- * that can run them now. */
+/* Moves the reads in flight behind ch's running statement to lanes that can run them now, each
+ * leaving a ghost in its place. Queued reads stay: they have no copy to fall back on, and a lane
+ * takes new ones only when no other lane can. */
 static void rescue(chan *ch, double now)
 {
     ch->rescued_since = ch->head_since;
     for (item **pp = &ch->batch->next; *pp; pp = &(*pp)->next) {
-        if (!movable(*pp, true))
+        if (!movable(*pp))
             continue;
         chan *to = rescue_lane(ch, now);
         item *it = *pp, *g = to ? malloc(sizeof *g) : NULL;
@@ -779,30 +811,18 @@ static void rescue(chan *ch, double now)
         g->ghost = true;
         g->hash = 0; /* its time is the slow one's, not its own */
         g->co = NULL;
+        g->twin = it;
+        it->twin = g;
         it->rescued = true;
         if (lane_enqueue(to, it) < 0) {
             it->rescued = false;
+            it->twin = NULL;
             it->next = g->next;
             free(g);
             return;
         }
         *pp = g;
     }
-    item *stay = NULL, *last = NULL; /* queued, and staying */
-    for (item *it = ch->qhead, *next; it; it = next) {
-        next = it->next;
-        chan *to = movable(it, false) ? rescue_lane(ch, now) : NULL;
-        if (to && lane_enqueue(to, it) == 0)
-            continue;
-        it->next = NULL;
-        if (last)
-            last->next = it;
-        else
-            stay = it;
-        last = it;
-    }
-    ch->qhead = stay;
-    ch->qtail = last;
 }
 
 /* ---- reading a lane's batches (read_batch) ---- */
@@ -844,8 +864,8 @@ static void requeue(reader *rd, item *it)
     PQclear(it->res);
     it->res = NULL;
     if (it->ghost)
-        finish(it); /* its read is in the hands of another lane */
-    else
+        it = ghost_gone(it); /* its read is another lane's, unless it waits for this copy */
+    if (it)
         append(&rd->rtail, it);
 }
 
@@ -1126,7 +1146,16 @@ static void lane_lost(chan *ch)
         it->next = NULL;
         PQclear(it->res);
         it->res = NULL;
-        if (it->ghost || ch->writes || ++it->lost >= LOST_MAX) {
+        if (it->ghost && !(it = ghost_gone(it)))
+            continue;
+        if (it->twin) {
+            /* a rescued read whose first copy, behind the slow statement, still runs: it waits
+             * for that one, as it would have without the rescue (through a pooler that is
+             * failing its logins, a fresh connection would only be lost again) */
+            it->parked = true;
+            continue;
+        }
+        if (ch->writes || ++it->lost >= LOST_MAX) {
             fail_all(it, &lost);
         } else {
             *rtail = it;

@@ -26,7 +26,7 @@
  * alone from its next run, on an idle or a new lane that takes nothing else while it runs, so
  * that fast reads are not batched with it. Reads already sent behind a slow one (its first run,
  * a lock) are sent again, once, on a lane that can run them at once, and the results of their
- * first copies are dropped.
+ * first copies are dropped; one whose new connection is lost gets its first copy's outcome.
  *
  * Connections. A lane borrows its connection from the pool while it has statements in flight and
  * gives it back as soon as it has none. Where the pool prepares (DB_PREPARE), a statement's first

@@ -20,6 +20,7 @@ typedef struct job {
     int rc; /* 0: the statement succeeded; -1: err says why */
     db_error err;
     char param[32];
+    char value[32]; /* its result's last column in the first row, if any */
     bool finished;
 } job;
 
@@ -34,6 +35,8 @@ static void job_run(void *arg)
         PGresult *r = db_query(s, j->sql, j->param[0] ? 1 : 0, j->param[0] ? p : NULL, &j->err);
         if (r)
             j->rc = 0;
+        if (r && PQntuples(r) > 0)
+            snprintf(j->value, sizeof j->value, "%s", PQgetvalue(r, 0, PQnfields(r) - 1));
         PQclear(r);
         db_session_close(s);
     }
@@ -355,4 +358,71 @@ Test(deadline, reads_behind_a_blocked_one_are_answered_on_another_lane)
 Test(deadline, a_lost_connection_with_dropped_copies_in_flight_re_sends_only_the_read)
 {
     reads_behind_a_blocked_one(true);
+}
+
+/* A rescued read whose new connection is lost waits for its first copy, behind the blocked read
+ * on the first lane, and gets that copy's outcome: it is not sent a third time (a fresh connection
+ * may meet the same fault, as through a pooler failing its server logins). The reads run at a
+ * second gate that returns the backend's pid: every one must come from the first lane's backend,
+ * the blocked read's. */
+static gate first_gate, second_gate;
+
+static void second_lane_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    const char *app = arg;
+    PGconn *admin = pgtest_connect();
+    int waiting = app_count(admin,
+                            "select count(*) from pg_stat_activity where application_name = $1 "
+                            "and wait_event_type = 'Lock'",
+                            app);
+    if (waiting < 2) { /* the blocked read, and the first moved read at the second gate */
+        PQfinish(admin);
+        struct timeval tv = {0, 10000};
+        event_base_once(L->base, -1, EV_TIMEOUT, second_lane_cb, arg, &tv);
+        return;
+    }
+    const char *p[2] = {app, second_gate.sql};
+    PGresult *r = PQexecParams(admin,
+                               "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                               "where application_name = $1 and query = $2",
+                               2, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(admin));
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "1", "the second lane's backend was terminated");
+    PQclear(r);
+    PQfinish(admin);
+    gate_open(&first_gate);
+    when_locked(1, NULL, &second_gate); /* the first copies now wait at the second gate */
+}
+
+Test(deadline, a_moved_read_that_loses_its_connection_waits_for_its_first_copy)
+{
+    char *url = pgtest_app_url(), app[64];
+    db_config cfg;
+    config(&cfg, url, app, "dlpark", 0.05);
+    double slack = pgtest_slack_ms() / 1000.0;
+    cfg.statement_timeout = 20 + 2 * slack;
+    cfg.acquire_timeout = 5 + slack;
+    db_engine *e = open_engine(&cfg);
+    gate_shut(&first_gate, 0, 0, 10 + slack);
+    gate_shut(&second_gate, 1, 0, 10 + slack);
+    job jobs[1 + Q];
+    jobs[0] = (job){.e = e, .access = DB_READ_ONLY, .sql = first_gate.sql};
+    for (int i = 1; i <= Q; i++)
+        jobs[i] = (job){.e = e, .access = DB_READ_ONLY, .sql = second_gate.sql};
+    spawn_all(jobs, 1 + Q); /* one loop iteration: one batch, the blocked read first */
+    struct timeval tv = {0, 10000};
+    cr_assert_eq(event_base_once(L->base, -1, EV_TIMEOUT, second_lane_cb, app, &tv), 0);
+    run_settled(30 + 2 * slack);
+    assert_gate_opened_by_jobs(&first_gate, "the moved reads' lane");
+    for (int i = 0; i <= Q; i++) {
+        cr_assert(jobs[i].finished, "job %d never finished", i);
+        cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+    }
+    for (int i = 1; i <= Q; i++)
+        cr_assert_str_eq(jobs[i].value, jobs[0].value,
+                         "read %d was answered by backend %s, not by its first copy's (%s)", i,
+                         jobs[i].value, jobs[0].value);
+    finish(e);
+    free(url);
 }
