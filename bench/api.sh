@@ -28,24 +28,19 @@ USERS=100
 ROWS=10000
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for tool in pgbench wrk python3 psql; do
-  command -v $tool >/dev/null || { echo "api.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
-done
-if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_need api.sh pgbench wrk python3 psql
+bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-tmp=$(mktemp -d /tmp/bench-api.XXXXXX)
-chmod 755 "$tmp"
+bench_tmp api
 api_pid=""
 cleanup() {
   [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
   scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
-wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
 trap cleanup EXIT
 
 url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
@@ -89,7 +84,6 @@ slow_check() {
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # One measured run of the API with the given DB_PIPELINE; prints one line of figures:
 # rps share cpu_us p50 p99 rss_mb start_ms health_ms puts share_of_prepared

@@ -43,13 +43,10 @@ SECRET=bench-secret-0123456789abcdef0123456789abcdef
 METRICS_TOKEN=bench-metrics-token-0123456789
 MIX="get=50 list=25 create=10 toggle=10 delete=5"
 
-for tool in pgbench wrk python3 psql curl; do
-  command -v $tool >/dev/null || { echo "endpoints.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
-done
-if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_need endpoints.sh pgbench wrk python3 psql curl
+bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 PROXY=""
 if [ -n "$DELAYS" ]; then
@@ -61,10 +58,8 @@ if [ -n "$DELAYS" ]; then
   fi
 fi
 
-tmp=$(mktemp -d /tmp/bench-endpoints.XXXXXX)
-chmod 755 "$tmp"
+bench_tmp endpoints
 api_pid="" proxy_pid="" base_pid=""
-wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
 cleanup() {
   [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
   [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait_pid "$base_pid"
@@ -152,7 +147,6 @@ deletes() { case "$1" in delete|mix) return 0 ;; esac; return 1; }
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wrk's "850.00us" / "1.23ms" / "1.20s" in milliseconds
 to_ms() { awk '/us$/ {printf "%.2f", $1 / 1000; next} /ms$/ {printf "%.2f", $1 + 0; next} /s$/ {printf "%.2f", $1 * 1000; next} {print "-"}'; }
 # percentiles (ms) of pgbench's per-transaction log (column 3: latency in us)

@@ -19,23 +19,16 @@ UPLOADERS=${3:-50}
 BUILD=${BUILD:-build/release}
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for tool in python3 psql; do
-  command -v $tool >/dev/null || { echo "hostile.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
-done
-if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" --target api migrate >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_need hostile.sh python3 psql
+bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-tmp=$(mktemp -d /tmp/bench-hostile.XXXXXX)
-chmod 755 "$tmp"
+bench_tmp hostile
 api_pid=""
 cleanup() {
-  if [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null; then
-    for _ in $(seq 1 200); do kill -0 "$api_pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$api_pid" 2>/dev/null || true
-  fi
+  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
   scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }

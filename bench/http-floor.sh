@@ -19,18 +19,13 @@ CONNS=${3:-32}
 BUILD=${BUILD:-build/release}
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for tool in wrk python3 psql; do
-  command -v $tool >/dev/null || { echo "http-floor.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
-done
-if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ] || [ ! -x "$BUILD/bin/http_floor" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" --target api migrate http_floor >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_need http-floor.sh wrk python3 psql
+bench_build "$BUILD" api migrate http_floor
 
-tmp=$(mktemp -d /tmp/bench-floor.XXXXXX)
-chmod 755 "$tmp"
+bench_tmp floor
 pid=""
-wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
 cleanup() {
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait_pid "$pid"
   scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
@@ -40,7 +35,6 @@ trap cleanup EXIT
 
 url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
 "$BUILD/bin/migrate" -q up --url "$url" --dir migrations
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 

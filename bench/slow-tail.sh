@@ -30,19 +30,14 @@ USERS=31
 ROWS=3100
 SECRET=bench-secret-0123456789abcdef0123456789abcdef
 
-for tool in pgbench wrk python3 psql curl; do
-  command -v $tool >/dev/null || { echo "slow-tail.sh: $tool is missing (scripts/install-deps --bench)" >&2; exit 1; }
-done
-if [ ! -x "$BUILD/bin/api" ] || [ ! -x "$BUILD/bin/migrate" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j "$(nproc)" --target api migrate >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_need slow-tail.sh pgbench wrk python3 psql curl
+bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-tmp=$(mktemp -d /tmp/bench-slowtail.XXXXXX)
-chmod 755 "$tmp"
+bench_tmp slowtail
 api_pid="" slow_pid=""
-wait_pid() { for _ in $(seq 1 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; kill -KILL "$1" 2>/dev/null || true; }
 cleanup() {
   [ -n "$slow_pid" ] && kill -TERM "$slow_pid" 2>/dev/null && wait_pid "$slow_pid"
   [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
@@ -88,7 +83,6 @@ SQL
 # the list's statement as app/tasks.c sends it for ?search=SLOW_TERM
 SLOW_SQL="select c.total, t.* from (select count(*) from (select from tasks where user_id = 'slow' and (null::boolean is null or completed = null::boolean) and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') limit 10001) m) c(total) left join lateral (select $TASK_COLS from tasks where user_id = 'slow' and (null::boolean is null or completed = null::boolean) and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') order by created_at desc, id desc limit 20 offset 0) t on true"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 to_ms() { awk '/us$/ {printf "%.2f", $1 / 1000; next} /ms$/ {printf "%.2f", $1 + 0; next} /s$/ {printf "%.2f", $1 * 1000; next} {print "-"}'; }
 pcts() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f %.2f %d\n", a[int(NR*0.5)+1], a[int(NR*0.99)+1], NR; else print "- - 0"}'; }
 
