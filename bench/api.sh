@@ -34,17 +34,10 @@ bench_need api.sh pgbench wrk python3 psql
 bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-bench_tmp api
+bench_tmp api api_pid
 api_pid=""
-cleanup() {
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
-  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
-"$BUILD/bin/migrate" -q up --url "$url" --dir migrations
+bench_cluster "$BUILD"
 psql "$url" -qX -v ON_ERROR_STOP=1 <<SQL
 insert into tasks (user_id, title, description, completed)
 select (i % $USERS)::text, 'task ' || i, case when i % 3 = 0 then null else 'details of task ' || i end, i % 2 = 0

@@ -58,16 +58,8 @@ if [ -n "$DELAYS" ]; then
   fi
 fi
 
-bench_tmp endpoints
+bench_tmp endpoints api_pid base_pid proxy_pid
 api_pid="" proxy_pid="" base_pid=""
-cleanup() {
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
-  [ -n "$base_pid" ] && kill -TERM "$base_pid" 2>/dev/null && wait_pid "$base_pid"
-  [ -n "$proxy_pid" ] && kill -TERM "$proxy_pid" 2>/dev/null && wait_pid "$proxy_pid"
-  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
 pgport=$(cat "$tmp/pg/port")

@@ -25,17 +25,10 @@ bench_need hostile.sh python3 psql
 bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-bench_tmp hostile
+bench_tmp hostile api_pid
 api_pid=""
-cleanup() {
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
-  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
-"$BUILD/bin/migrate" -q up --url "$url" --dir migrations
+bench_cluster "$BUILD"
 # example:begin (the Todo example's rows: scripts/remove-example deletes this block)
 psql "$url" -qX -v ON_ERROR_STOP=1 -c \
   "insert into tasks (user_id, title) select 'bench', 'task ' || i from generate_series(1, 50) i"

@@ -24,17 +24,10 @@ SECRET=bench-secret-0123456789abcdef0123456789abcdef
 bench_need http-floor.sh wrk python3 psql
 bench_build "$BUILD" api migrate http_floor
 
-bench_tmp floor
+bench_tmp floor pid
 pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait_pid "$pid"
-  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
-"$BUILD/bin/migrate" -q up --url "$url" --dir migrations
+bench_cluster "$BUILD"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 

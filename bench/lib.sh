@@ -3,8 +3,11 @@
 # repository's root.
 #   bench_need SCRIPT TOOL...    exits 1 naming the first tool missing from PATH
 #   bench_build BUILD TARGET...  a Release build of the targets whose binary is missing in BUILD/bin
-#   bench_tmp NAME               sets $tmp to a new /tmp/bench-NAME.XXXXXX that the postgres user can
-#                                read (scripts/pg-cluster runs the server as postgres)
+#   bench_tmp NAME PIDVAR...     sets $tmp to a new /tmp/bench-NAME.XXXXXX that the postgres user can
+#                                read (scripts/pg-cluster runs the server as postgres); on exit, stops
+#                                the processes whose pids the named variables hold (those set then),
+#                                the cluster under $tmp/pg, and removes $tmp
+#   bench_cluster BUILD          starts that cluster, sets $url, applies migrations/ with BUILD's migrate
 #   wait_pid PID                 waits up to 10 s for PID to exit, then kills it
 #   free_port                    prints a TCP port free on 127.0.0.1
 
@@ -31,6 +34,23 @@ bench_build() {
 bench_tmp() {
   tmp=$(mktemp -d "/tmp/bench-$1.XXXXXX")
   chmod 755 "$tmp"
+  shift
+  bench_pidvars=("$@")
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  local var
+  for var in "${bench_pidvars[@]}"; do
+    [ -n "${!var:-}" ] && kill -TERM "${!var}" 2>/dev/null && wait_pid "${!var}"
+  done
+  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+
+bench_cluster() {
+  url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
+  "$1/bin/migrate" -q up --url "$url" --dir migrations
 }
 
 wait_pid() {

@@ -36,22 +36,14 @@ bench_need slow-tail.sh pgbench wrk python3 psql curl
 bench_build "$BUILD" api migrate
 API=$(realpath "$BUILD/bin/api")
 
-bench_tmp slowtail
+bench_tmp slowtail slow_pid api_pid
 api_pid="" slow_pid=""
-cleanup() {
-  [ -n "$slow_pid" ] && kill -TERM "$slow_pid" 2>/dev/null && wait_pid "$slow_pid"
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait_pid "$api_pid"
-  scripts/pg-cluster stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-url=$(scripts/pg-cluster start "$tmp/pg" | tail -1)
+bench_cluster "$BUILD"
 if [ -n "${PARALLEL:-}" ]; then
   psql "$url" -qAtX -c "alter system set max_parallel_workers_per_gather = $((PARALLEL))" \
     -c "select pg_reload_conf()" >/dev/null
 fi
-"$BUILD/bin/migrate" -q up --url "$url" --dir migrations
 echo "seeding: $ROWS tasks of $USERS users, $SLOW_ROWS of user 'slow'" >&2
 timeout 600 psql "$url" -qX -v ON_ERROR_STOP=1 <<SQL
 insert into tasks (id, user_id, title, description, completed) overriding system value
