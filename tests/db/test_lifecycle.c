@@ -136,13 +136,7 @@ static void drop_replica(void)
 {
     if (!replica_db[0])
         return;
-    PGconn *c = pgtest_connect();
-    char *id = PQescapeIdentifier(c, replica_db, strlen(replica_db));
-    char sql[256];
-    snprintf(sql, sizeof sql, "drop database if exists %s with (force)", id);
-    PQclear(PQexec(c, sql));
-    PQfreemem(id);
-    PQfinish(c);
+    pgtest_drop_database(replica_db);
 }
 
 static char *current_db(db_engine *e, db_access access)

@@ -34,11 +34,7 @@ void mt_setup(mt *t, const char *tag)
 
 void mt_teardown(mt *t)
 {
-    PGconn *c = pgtest_connect();
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->db);
-    free(pgtest_query(c, sql));
-    PQfinish(c);
+    pgtest_drop_database(t->db);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
     cr_assert_eq(pgtest_run(cmd, NULL), 0);

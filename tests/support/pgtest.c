@@ -101,6 +101,31 @@ char *pgtest_query(PGconn *conn, const char *sql)
     return out;
 }
 
+void pgtest_drop_database(const char *name)
+{
+    PGconn *c = pgtest_connect();
+    char *id = PQescapeIdentifier(c, name, strlen(name));
+    cr_assert_not_null(id, "%s", PQerrorMessage(c));
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", id);
+    PQfreemem(id);
+    PGresult *r = NULL;
+    /* 42501: a session this role may not terminate (an autovacuum worker) is connected; it ends by
+     * itself, as migrate diff's scratch drop (migrate/scratch.c) also assumes. */
+    for (int attempt = 0; attempt < 60; attempt++) {
+        PQclear(r);
+        r = PQexec(c, sql);
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK || !state || strcmp(state, "42501"))
+            break;
+        usleep(500000);
+    }
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK, "query failed: %s\n%s",
+              PQresultErrorMessage(r), sql);
+    PQclear(r);
+    PQfinish(c);
+}
+
 const char *pgtest_bin(const char *name)
 {
     static _Thread_local char path[1024];

@@ -39,6 +39,11 @@ void *pgtest_killer(void *arg);
  * malloc'd string, or NULL when the result has no rows. */
 char *pgtest_query(PGconn *conn, const char *sql);
 
+/* Drops database `name` WITH (FORCE) over the direct URL, retrying for up to 30 s while a session
+ * the role may not terminate is connected (an autovacuum worker, when the role is not superuser, as
+ * on Neon); asserts it is gone. */
+void pgtest_drop_database(const char *name);
+
 /* Absolute path of a built binary ("api", "migrate") or of a file in the source tree. Static
  * strings. */
 const char *pgtest_bin(const char *name);
