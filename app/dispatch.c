@@ -4,16 +4,13 @@
  * with its session; then the reply with the cross-cutting headers, one access-log line and the
  * metrics.
  */
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/util.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <sys/queue.h>
 #include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "app/exchange.h"
@@ -33,30 +30,16 @@ double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *method_name(enum evhttp_cmd_type cmd)
+/* The methods the framework serves, as static strings (the access log line outlives the request):
+ * NULL for any other (RFC 9110 9.1: 501). */
+static const char *known_method(const char *m)
 {
-    switch (cmd) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "UNKNOWN";
-    }
+    static const char *const known[] = {"GET",    "POST",    "HEAD",  "PUT",
+                                        "DELETE", "OPTIONS", "PATCH", "TRACE"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(m, known[i]))
+            return known[i];
+    return NULL;
 }
 
 /* A client's X-Request-ID is kept when it is short and plain; otherwise we make one. */
@@ -91,15 +74,6 @@ static void set_request_id(exchange *x, const char *given)
     x->request_id[32] = '\0';
 }
 
-static size_t headers_size(struct evhttp_request *ev)
-{
-    size_t n = strlen(evhttp_request_get_uri(ev)) + 16;
-    for (struct evkeyval *h = TAILQ_FIRST(evhttp_request_get_input_headers(ev)); h;
-         h = TAILQ_NEXT(h, next))
-        n += strlen(h->key) + strlen(h->value) + 4;
-    return n;
-}
-
 /* CORS: an Origin of CORS_ORIGINS is echoed in the reply. */
 static void set_origin(exchange *x, const char *origin)
 {
@@ -109,46 +83,6 @@ static void set_origin(exchange *x, const char *origin)
             x->cors = true;
             return;
         }
-}
-
-/* The framing headers libevent 2.1.12 read the body by, checked after the fact (it has no hook
- * before): it took the first of two Content-Length values, digits after a '+', and read no body
- * for a Transfer-Encoding other than "chunked" alone, leaving the chunks to be parsed as the next
- * request. A front proxy that framed the message the other way would let a second request be
- * smuggled past it. Returns the status to answer (the connection then closes), or 0.
- *  - RFC 9110 8.6: Content-Length = 1*DIGIT; several fields with the same value may be taken as
- *    one, different values are an error;
- *  - RFC 9112 6.3 (5): an invalid Content-Length is an unrecoverable error: 400, then close;
- *  - RFC 9112 6.1: Transfer-Encoding with Content-Length: 400 and close (libevent does; checked
- *    again here); a transfer coding the server does not understand: 501. */
-static int framing_error(struct evkeyvalq *in, const char **why)
-{
-    const char *length = NULL, *coding = NULL;
-    for (struct evkeyval *h = TAILQ_FIRST(in); h; h = TAILQ_NEXT(h, next)) {
-        if (!evutil_ascii_strcasecmp(h->key, "Content-Length")) {
-            size_t n = strlen(h->value);
-            if (!n || strspn(h->value, "0123456789") != n) {
-                *why = "Invalid Content-Length";
-                return 400;
-            }
-            if (length && strcmp(length, h->value)) {
-                *why = "Conflicting Content-Length";
-                return 400;
-            }
-            length = h->value;
-        } else if (!evutil_ascii_strcasecmp(h->key, "Transfer-Encoding")) {
-            if (coding || evutil_ascii_strcasecmp(h->value, "chunked")) {
-                *why = "Unsupported Transfer-Encoding";
-                return 501;
-            }
-            coding = h->value;
-        }
-    }
-    if (length && coding) {
-        *why = "Content-Length with Transfer-Encoding";
-        return 400;
-    }
-    return 0;
 }
 
 /* Answers a request right here (x->res filled by the caller). */
@@ -245,7 +179,7 @@ static bool auth_verdict(exchange *x, int rc, const char *why, bool sent)
 }
 
 /* METRICS_TOKEN (config.h), compared in constant time: a scraper's bearer token. */
-static bool metrics_allowed(exchange *x, struct evkeyvalq *in)
+static bool metrics_allowed(exchange *x)
 {
     const char *want = app.cfg->metrics_token;
     if (!want) {
@@ -254,9 +188,9 @@ static bool metrics_allowed(exchange *x, struct evkeyvalq *in)
         http_reply_detail(&x->res, 404, "Not Found");
         return false;
     }
-    const char *authz = evhttp_find_header(in, "Authorization");
+    const char *authz = wire_header_get(x->wr, "Authorization");
     size_t n = strlen(want);
-    if (authz && !evutil_ascii_strncasecmp(authz, "Bearer ", 7) && strlen(authz + 7) == n &&
+    if (authz && !strncasecmp(authz, "Bearer ", 7) && strlen(authz + 7) == n &&
         !CRYPTO_memcmp(authz + 7, want, n))
         return true;
     http_reply_detail(&x->res, 401, authz ? "Could not validate credentials" : "Not authenticated");
@@ -264,10 +198,10 @@ static bool metrics_allowed(exchange *x, struct evkeyvalq *in)
     return false;
 }
 
-static bool authenticate(exchange *x, struct evkeyvalq *in)
+static bool authenticate(exchange *x)
 {
     const char *why;
-    const char *authz = evhttp_find_header(in, "Authorization");
+    const char *authz = wire_header_get(x->wr, "Authorization");
     int rc = auth_verify(loop_auth_cache(x->loop), authz, x->user_id, &why);
     /* A kid the key set does not know yet: the handler's coroutine waits for the JWKS fetch
      * (the loop does not) and verifies again (auth_recheck). */
@@ -347,7 +281,7 @@ static const char *query_value(const exchange *x, const char *name)
 }
 
 /* Path, query, header and body, every problem at once. */
-static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
+static bool validate(exchange *x, const char *query)
 {
     const route *r = x->match.route;
     json_t *errors = json_array();
@@ -357,7 +291,7 @@ static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
         const char *raw = p->in == PARAM_PATH ? x->match.segments[i] : query_value(x, p->name);
         validate_param(p, raw, &x->req.values[i], errors);
     }
-    const char *key = r->idempotency_key ? evhttp_find_header(in, "Idempotency-Key") : NULL;
+    const char *key = r->idempotency_key ? wire_header_get(x->wr, "Idempotency-Key") : NULL;
     if (key) {
         size_t n = strlen(key);
         if (n == 0)
@@ -376,12 +310,8 @@ static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
         else
             x->req.idempotency_key = memcpy(x->idempotency_key, key, n + 1);
     }
-    if (r->body) {
-        struct evbuffer *buf = evhttp_request_get_input_buffer(x->ev);
-        size_t len = evbuffer_get_length(buf);
-        const char *data = len ? (const char *)evbuffer_pullup(buf, -1) : "";
-        x->req.body = validate_body(r->body, data, len, errors);
-    }
+    if (r->body)
+        x->req.body = validate_body(r->body, x->wr->body, x->wr->body_len, errors);
     if (json_array_size(errors)) {
         json_decref(x->req.body);
         x->req.body = NULL;
@@ -394,9 +324,8 @@ static bool validate(exchange *x, const char *query, struct evkeyvalq *in)
 
 static exchange *route_request(exchange *x, const char *path, const char *query)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(x->ev);
-    if (app.cfg->norigins && !strcmp(x->method, "OPTIONS") && evhttp_find_header(in, "Origin") &&
-        evhttp_find_header(in, "Access-Control-Request-Method"))
+    if (app.cfg->norigins && !strcmp(x->method, "OPTIONS") && wire_header_get(x->wr, "Origin") &&
+        wire_header_get(x->wr, "Access-Control-Request-Method"))
         return preflight(x, path);
     /* RFC 9110 9.3.2: HEAD is GET without the body; the framework answers it for every GET
      * route (send_reply drops the body, keeps its Content-Length). */
@@ -415,8 +344,8 @@ static exchange *route_request(exchange *x, const char *path, const char *query)
         break;
     }
     x->req.route = x->match.route;
-    if ((x->match.route->auth && !authenticate(x, in)) ||
-        (x->match.route->metrics_token && !metrics_allowed(x, in)) || !validate(x, query, in))
+    if ((x->match.route->auth && !authenticate(x)) ||
+        (x->match.route->metrics_token && !metrics_allowed(x)) || !validate(x, query))
         return answer(x);
     if (x->match.route->run == RUN_LOOP) {
         x->match.route->handler(&x->req, NULL, &x->res);
@@ -427,41 +356,27 @@ static exchange *route_request(exchange *x, const char *path, const char *query)
     return x;
 }
 
-exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev)
+exchange *dispatch_request(struct loop *lp, wire_request *wr)
 {
     exchange *x = loop_exchange_get(lp);
     x->t0 = now_seconds();
-    x->ev = ev;
+    x->wr = wr;
     x->loop = lp;
-    x->method = method_name(evhttp_request_get_command(ev));
-    x->head = evhttp_request_get_command(ev) == EVHTTP_REQ_HEAD;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
-    set_request_id(x, evhttp_find_header(in, "X-Request-ID"));
+    x->method = known_method(wr->method);
+    x->head = x->method && !strcmp(x->method, "HEAD");
+    set_request_id(x, wire_header_get(wr, "X-Request-ID"));
     x->req.request_id = x->request_id;
-    set_origin(x, evhttp_find_header(in, "Origin"));
-    const char *why;
-    int bad = framing_error(in, &why);
-    if (bad) {
-        http_reply_detail(&x->res, bad, why);
-        http_header_add(&x->res, "Connection", "close");
+    set_origin(x, wire_header_get(wr, "Origin"));
+    if (!x->method) {
+        x->method = "UNKNOWN";
+        http_reply_detail(&x->res, 501, "Not Implemented");
         return answer(x);
     }
-    if (headers_size(ev) > (size_t)app.cfg->max_header_bytes) {
-        http_reply_detail(&x->res, 431, "Request Header Fields Too Large");
-        return answer(x);
-    }
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(ev)) >
-        (size_t)app.cfg->max_body_bytes) {
-        http_reply_detail(&x->res, 413, "Content Too Large");
-        return answer(x);
-    }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path || !*path) {
+    if (!wr->path || !*wr->path) {
         http_reply_detail(&x->res, 404, "Not Found");
         return answer(x);
     }
-    return route_request(x, path, evhttp_uri_get_query(uri));
+    return route_request(x, wr->path, wr->query);
 }
 
 void dispatch_run(exchange *x)
@@ -501,12 +416,6 @@ void dispatch_run(exchange *x)
     log_set_request_id(NULL);
 }
 
-static void free_body(const void *data, size_t len, void *arg)
-{
-    (void)len, (void)arg;
-    free((void *)data);
-}
-
 typedef void add_header_fn(void *to, const char *name, const char *value);
 
 /* The response's headers and the cross-cutting ones, each given to add(). */
@@ -528,36 +437,113 @@ static void response_headers(const exchange *x, add_header_fn *add, void *to)
         add(to, res->headers[i].name, res->headers[i].value);
 }
 
-static void add_evhttp_header(void *to, const char *name, const char *value)
+/* A response head being written: on the stack, on the heap when it outgrows it (a long
+ * Location). */
+typedef struct head_buf {
+    char *p;
+    size_t len, cap;
+    char stack[2048];
+} head_buf;
+
+static void put(head_buf *b, const char *s, size_t n)
 {
-    evhttp_add_header(to, name, value);
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap * 2;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *more = b->p == b->stack ? malloc(cap) : realloc(b->p, cap);
+        if (!more) {
+            log_error("out of memory");
+            abort();
+        }
+        if (b->p == b->stack)
+            memcpy(more, b->stack, b->len);
+        b->p = more;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put_str(head_buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_num(head_buf *b, size_t n)
+{
+    char digits[24];
+    int i = sizeof digits;
+    do
+        digits[--i] = (char)('0' + n % 10);
+    while (n /= 10);
+    put(b, digits + i, sizeof digits - (size_t)i);
+}
+
+static void add_head_header(void *to, const char *name, const char *value)
+{
+    put_str(to, name);
+    put(to, ": ", 2);
+    put_str(to, value);
+    put(to, "\r\n", 2);
+}
+
+/* RFC 9110 6.6.1: an origin server with a clock sends Date; formatted once a second. */
+static const char *http_date(void)
+{
+    static _Thread_local time_t at;
+    static _Thread_local char text[40];
+    time_t now = time(NULL);
+    if (now != at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        at = now;
+    }
+    return text;
 }
 
 static void send_reply(exchange *x)
 {
+    head_buf head;
+    head.p = head.stack;
+    head.len = 0;
+    head.cap = sizeof head.stack;
     http_response *res = &x->res;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(x->ev);
-    response_headers(x, add_evhttp_header, out);
-    if (server_draining()) /* keep-alive clients move to another instance */
-        evhttp_add_header(out, "Connection", "close");
-    struct evbuffer *buf = NULL;
-    if (x->head) {
-        /* RFC 9110 9.3.2, 8.6: the GET's headers, Content-Length included, and no body (libevent
-         * 2.1 would send the body and no length). The connection then closes: a client that
-         * sent HEAD without knowing it (`curl -X HEAD`) would otherwise wait for the body. */
-        char len[24];
-        snprintf(len, sizeof len, "%zu", res->body ? res->body_len : (size_t)0);
-        if (res->status != 204 && res->status != 304)
-            evhttp_add_header(out, "Content-Length", len);
-        evhttp_add_header(out, "Connection", "close");
-    } else if (res->body && res->status != 204 && res->status != 304) {
-        buf = loop_buffer(x->loop);
-        /* zero-copy: the buffer frees the body once written */
-        if (evbuffer_add_reference(buf, res->body, res->body_len, free_body, NULL) == 0)
-            res->body = NULL;
+    put(&head, "HTTP/1.1 ", 9);
+    put_num(&head, (size_t)res->status);
+    put(&head, " ", 1);
+    put_str(&head, http_reason(res->status));
+    put(&head, "\r\nDate: ", 8);
+    put_str(&head, http_date());
+    put(&head, "\r\n", 2);
+    response_headers(x, add_head_header, &head);
+    /* RFC 9110 8.6: no Content-Length on 1xx, 204, 304; on HEAD, the GET's (9.3.2) */
+    bool bodiless = res->status < 200 || res->status == 204 || res->status == 304;
+    if (!bodiless) {
+        put_str(&head, "Content-Length: ");
+        put_num(&head, res->body ? res->body_len : 0);
+        put(&head, "\r\n", 2);
     }
-    wire_request_answered(x->ev);
-    evhttp_send_reply(x->ev, res->status, http_reason(res->status), buf);
+    /* HEAD closes the connection: a client that sent it without knowing (`curl -X HEAD`) would
+     * otherwise wait for the body; draining: keep-alive clients move to another instance */
+    bool close = x->head || server_draining() || wire_closing(x->wr);
+    if (close)
+        put_str(&head, "Connection: close\r\n");
+    else if (x->wr->minor == 0)
+        put_str(&head, "Connection: keep-alive\r\n");
+    put(&head, "\r\n", 2);
+    char *body = NULL;
+    size_t len = 0;
+    if (!x->head && !bodiless && res->body) {
+        body = res->body; /* wire frees it once written */
+        len = res->body_len;
+        res->body = NULL;
+    }
+    wire_reply(x->wr, head.p, head.len, body, len, close);
+    x->wr = NULL;
+    if (head.p != head.stack)
+        free(head.p);
 }
 
 static void access_log(exchange *x, double seconds)
@@ -596,13 +582,19 @@ static void check_reply(exchange *x)
 #endif
 }
 
-/* After the reply went out: the access log line, the metrics, and x emptied. */
-static void after_reply(exchange *x)
+/* The access log line and the metrics: before the reply is written, which the client may see at
+ * once (a /metrics read right after must count it). */
+static void record(exchange *x)
 {
     double seconds = now_seconds() - x->t0;
     if (app.cfg->access_log && log_enabled(LOG_LVL_INFO))
         access_log(x, seconds);
     metrics_observe(x->match.index, x->res.status, seconds);
+}
+
+/* After the reply: x emptied. */
+static void release(exchange *x)
+{
     json_decref(x->req.body);
     free(x->auth_retry); /* set when validation answered before the handler ran */
     free(x->query);
@@ -613,8 +605,9 @@ static void after_reply(exchange *x)
 void dispatch_finish(exchange *x)
 {
     check_reply(x);
+    record(x);
     send_reply(x);
-    after_reply(x);
+    release(x);
     loop_exchange_put(x->loop, x);
 }
 
@@ -660,7 +653,7 @@ char *dispatch_head(void *owner, const wire_head *h, size_t *len)
         }
     }
     if (text)
-        after_reply(x);
+        record(x), release(x);
     else
         router_match_free(&x->match), http_response_reset(&x->res);
     loop_exchange_put(owner, x);

@@ -1,4 +1,4 @@
-/* exchange: one request in flight, from evhttp's callback to the reply; shared by server.c (loops,
+/* exchange: one request in flight, from wire's callback to the reply; shared by server.c (loops,
  * handler coroutines) and dispatch.c (what happens to a request). Internal to the server.
  *
  * Lifecycle, all on the owning loop's thread: dispatch_request fills it and either answers at once
@@ -8,12 +8,10 @@
 #ifndef APP_EXCHANGE_H
 #define APP_EXCHANGE_H
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "app/auth.h"
 #include "app/http.h"
 #include "app/router.h"
+#include "app/wire.h"
 
 struct loop;
 
@@ -24,7 +22,7 @@ typedef struct exchange {
     http_request req;
     http_response res;
     route_match match;
-    struct evhttp_request *ev;
+    wire_request *wr; /* the connection's (wire.h), until the reply */
     struct loop *loop;
     double t0;
     const char *method;
@@ -43,14 +41,13 @@ typedef struct exchange {
 
 /* Handles a request on its loop thread. Returns NULL when the reply was sent (the exchange is
  * recycled), or the exchange whose handler must run (dispatch_run). */
-exchange *dispatch_request(struct loop *lp, struct evhttp_request *ev);
+exchange *dispatch_request(struct loop *lp, wire_request *wr);
 
 /* wire's head check (wire.h, wire_head_fn; `loop` is the connection's loop): a request to a route
  * that needs a token, whose head has none that is valid (or whose token's user is not the path's),
  * is answered here, 401 or 403 as dispatch_request would, before its body is read. Any other head,
  * and a token signed with a key the JWKS has not shown yet, goes on: NULL. */
-struct wire_head;
-char *dispatch_head(void *loop, const struct wire_head *head, size_t *len);
+char *dispatch_head(void *loop, const wire_head *head, size_t *len);
 
 /* Runs the route's handler with its session (in a coroutine). Always leaves a response. */
 void dispatch_run(exchange *x);
@@ -63,8 +60,6 @@ exchange *loop_exchange_get(struct loop *lp);
 void loop_exchange_put(struct loop *lp, exchange *x);
 /* The loop's cache of verified tokens (loop thread only). */
 auth_cache *loop_auth_cache(struct loop *lp);
-/* The loop's reusable output buffer (loop thread only). */
-struct evbuffer *loop_buffer(struct loop *lp);
 
 /* Monotonic clock in seconds (request durations). Any thread. */
 double now_seconds(void);

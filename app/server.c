@@ -2,9 +2,7 @@
 #include "app/server.h"
 
 #include <arpa/inet.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -30,9 +28,7 @@ app_ctx app;
 typedef struct loop {
     int index;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    struct evbuffer *out;
+    struct evconnlistener *listener; /* NULL once draining */
     auth_cache *tokens;
     exchange *backlog, *btail; /* requests waiting for a handler (WORKERS reached) */
     struct event *kick;        /* another loop's handler finished: start what waits here */
@@ -91,11 +87,6 @@ void loop_exchange_put(loop *lp, exchange *x)
 auth_cache *loop_auth_cache(loop *lp)
 {
     return lp->tokens;
-}
-
-struct evbuffer *loop_buffer(loop *lp)
-{
-    return lp->out;
 }
 
 static void handler_start(loop *lp, exchange *x);
@@ -171,11 +162,10 @@ static void handler_start(loop *lp, exchange *x)
     }
 }
 
-static void on_request(struct evhttp_request *ev, void *arg)
+static void on_request(void *arg, wire_request *wr)
 {
     loop *lp = arg;
-    wire_request_read(ev);
-    exchange *x = dispatch_request(lp, ev);
+    exchange *x = dispatch_request(lp, wr);
     if (!x)
         return;
     atomic_fetch_add(&S.inflight, 1);
@@ -200,24 +190,24 @@ static void on_request(struct evhttp_request *ev, void *arg)
  * the loops) unused, by chance, for the life of the connections. Instead one loop at a time
  * listens; each accepted connection passes the turn on. libevent calls this for every connection
  * it accepts, and stops accepting when the callback disabled the listener. */
-static struct bufferevent *on_accept(struct event_base *base, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
 {
     loop *lp = arg;
     metrics_connection_accepted(lp->index);
-    if (S.nloops > 1 && lp->bound) {
-        evconnlistener_disable(evhttp_bound_socket_get_listener(lp->bound));
+    if (S.nloops > 1) {
+        evconnlistener_disable(l);
         event_active(S.loops[(lp->index + 1) % S.nloops].turn, EV_READ, 1);
     }
-    /* libevent's own error pages become JSON on it (wire.h); NULL: libevent makes one */
-    return wire_bufferevent(base, lp);
+    wire_accept(lp->base, fd, sa, (socklen_t)len, lp);
 }
 
 static void on_turn(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     loop *lp = arg;
-    if (lp->bound) /* NULL once draining (stop_accepting) */
-        evconnlistener_enable(evhttp_bound_socket_get_listener(lp->bound));
+    if (lp->listener) /* NULL once draining (stop_accepting) */
+        evconnlistener_enable(lp->listener);
 }
 
 /* accept() failed other than EAGAIN/ECONNABORTED: at the descriptor limit (EMFILE, ENFILE) the
@@ -226,10 +216,7 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
  * one line per pause at most once a second. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    loop *lp = NULL; /* arg is the evhttp (evhttp_bind_listener set the listener's argument) */
-    for (int i = 0; i < S.nloops && !lp; i++)
-        if (S.loops[i].http == arg)
-            lp = &S.loops[i];
+    loop *lp = arg;
     static _Atomic double last;
     int err = EVUTIL_SOCKET_ERROR();
     evconnlistener_disable(l);
@@ -240,8 +227,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
                  evutil_socket_error_to_string(err));
     }
     struct timeval tv = {0, 100000};
-    if (lp)
-        event_add(lp->resume, &tv);
+    event_add(lp->resume, &tv);
 }
 
 /* The loop: held-back log lines are written once per iteration, before epoll may block. */
@@ -258,20 +244,18 @@ static void loop_run(loop *lp)
 
 static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
 {
-    const app_config *cfg = app.cfg;
     lp->index = index;
-    /* the changelist folds the add/del pairs evhttp makes per request into one epoll_ctl */
+    /* the changelist folds an event's add/del pairs within one iteration (a database socket's
+     * write interest, a connection's) into one epoll_ctl */
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     lp->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    lp->http = lp->base ? evhttp_new(lp->base) : NULL;
     lp->kick = lp->base ? event_new(lp->base, -1, 0, on_kick, lp) : NULL;
     lp->turn = lp->base ? event_new(lp->base, -1, 0, on_turn, lp) : NULL;
     lp->resume = lp->base ? evtimer_new(lp->base, on_turn, lp) : NULL;
-    if (!lp->http || !lp->kick || !lp->turn || !lp->resume)
+    if (!lp->kick || !lp->turn || !lp->resume)
         return -1;
-    lp->out = evbuffer_new();
     lp->tokens = auth_cache_new();
     /* One listening socket, shared by every loop (each accepts on its own dup of it). Not
      * SO_REUSEPORT: with it a second server started on the same port by mistake would silently
@@ -279,13 +263,12 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     struct evconnlistener *l;
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
     if (index == 0) {
-        l = evconnlistener_new_bind(lp->base, NULL, NULL, flags | LEV_OPT_REUSEABLE, 1024,
+        l = evconnlistener_new_bind(lp->base, on_accept, lp, flags | LEV_OPT_REUSEABLE, 1024,
                                     (struct sockaddr *)sa, sizeof *sa);
     } else {
-        evutil_socket_t fd =
-            dup(evconnlistener_get_fd(evhttp_bound_socket_get_listener(S.loops[0].bound)));
+        evutil_socket_t fd = dup(evconnlistener_get_fd(S.loops[0].listener));
         l = fd >= 0 && evutil_make_socket_nonblocking(fd) == 0
-                ? evconnlistener_new(lp->base, NULL, NULL, flags | LEV_OPT_DISABLED, -1,
+                ? evconnlistener_new(lp->base, on_accept, lp, flags | LEV_OPT_DISABLED, -1,
                                      fd) /* -1: already listening; the first loop's turn */
                 : NULL;
         if (!l && fd >= 0)
@@ -294,22 +277,7 @@ static int loop_init(loop *lp, int index, struct sockaddr_in *sa)
     if (!l)
         return -1;
     evconnlistener_set_error_cb(l, on_accept_error);
-    lp->bound = evhttp_bind_listener(lp->http, l);
-    /* MAX_BODY_BYTES is libevent's own cap: a Content-Length past it is refused from the head,
-     * before one byte of the body is buffered (a chunked body as soon as it goes past); wire.c
-     * makes that 413 JSON. The header cap stays 4x: our 431 (dispatch.c) answers below it. */
-    evhttp_set_max_body_size(lp->http, (ev_ssize_t)cfg->max_body_bytes);
-    evhttp_set_max_headers_size(lp->http, (ev_ssize_t)cfg->max_header_bytes * 4);
-    struct timeval tv = {(time_t)cfg->read_timeout,
-                         (suseconds_t)((cfg->read_timeout - (long)cfg->read_timeout) * 1e6)};
-    evhttp_set_timeout_tv(lp->http, &tv);
-    evhttp_set_allowed_methods(
-        lp->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                      EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH | EVHTTP_REQ_TRACE);
-    evhttp_set_default_content_type(lp->http, "application/json");
-    evhttp_set_flags(lp->http, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_gencb(lp->http, on_request, lp);
-    evhttp_set_bevcb(lp->http, on_accept, lp);
+    lp->listener = l;
     return 0;
 }
 
@@ -325,10 +293,8 @@ static void loop_free(loop *lp)
         event_free(lp->turn);
     if (lp->resume)
         event_free(lp->resume);
-    if (lp->http)
-        evhttp_free(lp->http);
-    if (lp->out)
-        evbuffer_free(lp->out);
+    if (lp->listener)
+        evconnlistener_free(lp->listener);
     auth_cache_free(lp->tokens);
     if (lp->base)
         event_base_free(lp->base);
@@ -356,9 +322,9 @@ static void stop_accepting(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     loop *lp = arg;
-    if (lp->bound)
-        evhttp_del_accept_socket(lp->http, lp->bound);
-    lp->bound = NULL;
+    if (lp->listener)
+        evconnlistener_free(lp->listener);
+    lp->listener = NULL;
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -445,10 +411,12 @@ int server_run(void)
         log_error("HOST must be an IPv4 address like 127.0.0.1 or 0.0.0.0, got \"%s\"", cfg->host);
         return 1;
     }
-    if (wire_init(cfg->max_connections, cfg->read_timeout, dispatch_head) < 0) {
-        log_error("out of memory");
-        return 1;
-    }
+    wire_init(&(wire_config){.max_connections = cfg->max_connections,
+                             .read_timeout = cfg->read_timeout,
+                             .max_header_bytes = (size_t)cfg->max_header_bytes,
+                             .max_body_bytes = (size_t)cfg->max_body_bytes,
+                             .on_request = on_request,
+                             .head_check = dispatch_head});
     S.nloops = cfg->loops;
     S.workers = cfg->workers;
     S.loops = calloc((size_t)S.nloops, sizeof *S.loops);

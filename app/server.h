@@ -1,7 +1,7 @@
 /* server: event loops that run the handlers as coroutines, signals and graceful shutdown
  * (docs/architecture.md has the why):
  *
- * LOOPS threads, each with its own event_base + evhttp, accepting in turn on one shared listening
+ * LOOPS threads, each with its own event_base, accepting in turn on one shared listening
  * socket, parse the request, route it, check the token and validate the parameters and body.
  * Answers that need no database (404, 405, 307, preflight, 401/403/413/422/431, and the RUN_LOOP
  * routes: /health, /metrics, /openapi.json, /docs, /redoc) are sent right there. Everything else

@@ -1,181 +1,68 @@
 /* wire: see wire.h. */
 #include "app/wire.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "app/http.h"
 #include "core/log.h"
 
-/* The start of evhttp_send_error's body in libevent 2.1 (ERR_FORMAT in http.c); no page of ours
- * starts so (/docs starts "<!DOCTYPE html>"). */
-static const char page_start[] = "<HTML><HEAD>\n<TITLE>";
-/* Its head, made by evhttp_send_page_: the status line, then this first. */
-static const char page_head[] = "\r\nContent-Type: text/html\r\n";
+#define IN_MIN 4096         /* a connection's input buffer to start with */
+#define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
+#define BODY_KEEP 65536     /* a body buffer larger than this is freed after its request */
+#define LINGER_SECONDS 3.0
 
-#define HEAD_WINDOW 512 /* the page's head is ~130 bytes */
-
-static _Thread_local bool rewriting; /* our own edits call us again */
-
-/* The offset of the last "HTTP/1." in text[0..n), or -1. */
-static long last_status_line(const char *text, size_t n)
-{
-    static const char sl[] = "HTTP/1.";
-    for (size_t i = n >= sizeof sl - 1 ? n - (sizeof sl - 1) + 1 : 0; i-- > 0;)
-        if (!memcmp(text + i, sl, sizeof sl - 1))
-            return (long)i;
-    return -1;
-}
-
-/* Replaces the bytes of buf from `start` on (libevent's page) with the JSON error. */
-static void replace_page(struct evbuffer *buf, size_t start, int status)
-{
-    const char *reason = http_reason(status);
-    char body[128], head[256];
-    int blen = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", reason);
-    int hlen = snprintf(head, sizeof head,
-                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                        "Content-Length: %d\r\nX-Content-Type-Options: nosniff\r\n"
-                        "Connection: close\r\n\r\n",
-                        status, reason, blen);
-    struct evbuffer *before = evbuffer_new();
-    if (!before)
-        return;
-    rewriting = true;
-    /* what precedes is earlier responses not yet written: kept, in order */
-    if (evbuffer_remove_buffer(buf, before, start) == (int)start) {
-        evbuffer_drain(buf, evbuffer_get_length(buf));
-        evbuffer_add_buffer(buf, before);
-        evbuffer_add(buf, head, (size_t)hlen);
-        evbuffer_add(buf, body, (size_t)blen);
-    } else { /* cannot happen (start < length); the page is then sent as it is */
-        evbuffer_prepend_buffer(buf, before);
-    }
-    rewriting = false;
-    evbuffer_free(before);
-}
-
-/* evhttp writes a response as a few additions: the status line, a header per addition, the blank
- * line, then the body in one. The body's addition is where a page is recognised. */
-static void rewrite_page(struct evbuffer *buf, const struct evbuffer_cb_info *info)
-{
-    char text[HEAD_WINDOW];
-    struct evbuffer_ptr p;
-    if (evbuffer_ptr_set(buf, &p, info->orig_size, EVBUFFER_PTR_SET) < 0 ||
-        evbuffer_copyout_from(buf, &p, text, sizeof page_start - 1) !=
-            (ev_ssize_t)sizeof page_start - 1 ||
-        memcmp(text, page_start, sizeof page_start - 1))
-        return;
-    /* the head just before: from the last status line to the body */
-    size_t from = info->orig_size > HEAD_WINDOW ? info->orig_size - HEAD_WINDOW : 0;
-    size_t n = info->orig_size - from;
-    if (evbuffer_ptr_set(buf, &p, from, EVBUFFER_PTR_SET) < 0 ||
-        evbuffer_copyout_from(buf, &p, text, n) != (ev_ssize_t)n)
-        return;
-    long at = last_status_line(text, n);
-    int status = 0;
-    if (at < 0 || sscanf(text + at, "HTTP/1.%*d %3d", &status) != 1 || status < 400 || status > 599)
-        return;
-    const char *eol = memchr(text + at, '\r', n - (size_t)at);
-    if (!eol || (size_t)(text + n - eol) < sizeof page_head - 1 ||
-        memcmp(eol, page_head, sizeof page_head - 1))
-        return;
-    replace_page(buf, from + (size_t)at, status);
-}
-
-static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)arg;
-    /* only an addition the size of a page's body after a head can be one: the probe below stays
-     * off the path of every other write */
-    if (rewriting || info->n_added < sizeof page_start - 1 || info->n_added > 256 ||
-        info->orig_size < sizeof page_head)
-        return;
-    /* a socket bufferevent keeps its output's start frozen (only its writes unfreeze it), and a
-     * frozen start refuses copies and removals: seen on a keep-alive connection's second request,
-     * whose error page then went out as HTML. Thawed for the rewrite, as libevent's own writes do.
-     */
-    char probe;
-    struct evbuffer_ptr p;
-    bool frozen = evbuffer_ptr_set(buf, &p, 0, EVBUFFER_PTR_SET) == 0 &&
-                  evbuffer_copyout_from(buf, &p, &probe, 1) < 0;
-    if (frozen)
-        evbuffer_unfreeze(buf, 1);
-    rewrite_page(buf, info);
-    if (frozen)
-        evbuffer_freeze(buf, 1);
-}
-
-/* ---- connections: counted, and a deadline for each request ---- */
-
-/* Where the connection's byte stream is, as evhttp will frame it (framing_scan). */
 typedef enum {
-    F_LINE,     /* before a request line (empty lines are skipped) */
-    F_HEAD,     /* header lines */
-    F_BODY,     /* `left` bytes of a Content-Length body */
-    F_SIZE,     /* a chunk-size line */
-    F_DATA,     /* `left` bytes of chunk data */
-    F_DATA_END, /* the CRLF after them */
-    F_TRAILER,  /* trailer lines after the last chunk */
-    F_OFF,      /* framing evhttp or dispatch.c reject and close on: not followed further */
-    F_BAD,      /* a violation: the connection is answered 400 and closed */
-    F_ANSWERED, /* the head check answered: the connection is closed, the body never read */
-} framing_state;
+    S_HEAD,     /* waiting for a whole head (empty lines before it are skipped) */
+    S_BODY,     /* `left` bytes of a Content-Length body */
+    S_SIZE,     /* a chunk-size line */
+    S_DATA,     /* `left` bytes of chunk data */
+    S_DATA_END, /* the CRLF after them */
+    S_TRAILER,  /* trailer lines after the last chunk */
+    S_BUSY,     /* the request is with the server (wire_reply ends it) */
+    S_CLOSED,   /* closing: nothing more is read or parsed */
+} conn_state;
 
-/* The head lines kept for the head check (wire_head). */
-enum { GOT_LINE, GOT_AUTHORIZATION, GOT_ORIGIN, GOT_REQUEST_ID, GOT_N };
-
-/* A head line longer than this is not kept whole (only its start, for the framing headers). */
-#define LINE_MAX_KEPT 16384
-
-typedef struct wire_conn {
-    struct evhttp_connection *evcon;
-    struct bufferevent *bev;
-    struct evbuffer_cb_entry *tap;
-    struct event *deadline; /* armed from a request's first byte until evhttp has read it */
-    void *owner;            /* wire_bufferevent's, for the head check */
+typedef struct conn {
+    wire_request req; /* first: wire_reply finds the connection from it */
+    struct event *rd, *wr, *timer;
     evutil_socket_t fd;
-    bool reading;
-    framing_state st;
-    bool chunked, has_length, long_line;
-    int inflight; /* requests begun (request line seen) and not yet answered */
-    long long left, length;
-    size_t nline, cap;
-    char *line;        /* the current line: `start`, or malloc'd for a long head line */
-    char *got[GOT_N];  /* the head's lines for the check: into kept[], NULL when absent */
-    char *kept[GOT_N]; /* their storage, malloc'd, reused by the connection's next heads */
-    size_t kept_cap[GOT_N];
-    char *answer; /* F_ANSWERED: the check's response, malloc'd */
-    size_t answer_len;
-    char start[96]; /* what framing needs is in a line's start */
-} wire_conn;
-
-static struct {
-    long max;
-    wire_head_fn head_check;
-    struct timeval timeout;
-    atomic_long open;
-    wire_conn **by_fd; /* a descriptor is one connection's at a time: no lock needed */
-    long nfd;
-} W;
-
-/* Per loop thread: connections evhttp set up since the loop last ran the adopt event. */
-typedef struct fresh_conn {
-    struct bufferevent *bev;
     void *owner;
-    bool over; /* counted past MAX_CONNECTIONS when accepted */
-} fresh_conn;
+    struct sockaddr_storage peer;
+    conn_state st;
+    char *in; /* bytes read: [in_off, in_len) not yet consumed */
+    size_t in_off, in_len, in_cap;
+    size_t scanned; /* S_HEAD: bytes from in_off already searched for the head's end */
+    size_t trailer; /* S_TRAILER: bytes of trailer lines so far */
+    char *head;     /* the current request's head, copied out of `in` and parsed in place */
+    size_t head_cap;
+    wire_header *hdr;
+    int hdr_cap;
+    char *body;
+    size_t body_len, body_cap;
+    long long left;
+    char *out; /* reply bytes the socket did not take yet: [out_off, out_len) */
+    size_t out_off, out_len;
+    bool keep_alive;  /* the request lets the connection stay open */
+    bool eof;         /* the client shut its sending side */
+    bool dead;        /* the socket was closed while the server had the request */
+    bool reading;     /* rd is added */
+    bool timing;      /* the timer counts a request begun (else an idle connection, or a write) */
+    bool in_process;  /* conn_process is on the stack: closing is left to it */
+    bool end_linger;  /* S_CLOSED: linger (an answer may still be read), else close at once */
+    bool continue_ok; /* the head asked for 100-continue */
+    struct conn *next, *prev;
+} conn;
 
 typedef struct lingering {
     struct event *ev;
@@ -183,69 +70,27 @@ typedef struct lingering {
     struct lingering *next, *prev;
 } lingering;
 
+static struct {
+    wire_config cfg;
+    struct timeval timeout;
+    atomic_long open;
+} W;
+
 static _Thread_local struct {
-    fresh_conn *fresh;
-    int n, cap;
-    struct event *adopt;
-    lingering *lingering; /* closing sockets of this loop (linger) */
+    conn *conns;
+    lingering *lingering;
 } T;
 
-int wire_init(long max_connections, double request_timeout, wire_head_fn head_check)
+void wire_init(const wire_config *cfg)
 {
-    W.max = max_connections;
-    W.head_check = head_check;
-    W.timeout.tv_sec = (time_t)request_timeout;
-    W.timeout.tv_usec = (suseconds_t)((request_timeout - (double)W.timeout.tv_sec) * 1e6);
-    struct rlimit rl;
-    W.nfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-                    rl.rlim_max < (1L << 22)
-                ? (long)rl.rlim_max
-                : 1L << 20;
-    W.by_fd = calloc((size_t)W.nfd, sizeof(wire_conn *)); /* untouched pages stay virtual */
-    return W.by_fd ? 0 : -1;
+    W.cfg = *cfg;
+    W.timeout.tv_sec = (time_t)cfg->read_timeout;
+    W.timeout.tv_usec = (suseconds_t)((cfg->read_timeout - (double)W.timeout.tv_sec) * 1e6);
 }
 
 long wire_connections(void)
 {
     return atomic_load(&W.open);
-}
-
-/* One line per client address and minute at most: a slowloris run makes thousands. */
-static bool log_once_a_minute(const char *addr)
-{
-    static _Thread_local struct {
-        char addr[48];
-        double at;
-    } seen[64];
-    unsigned h = 5381;
-    for (const char *p = addr; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec;
-    __typeof__(&seen[0]) e = &seen[h % 64];
-    if (!strcmp(e->addr, addr) && now - e->at < 60)
-        return false;
-    snprintf(e->addr, sizeof e->addr, "%s", addr);
-    e->at = now;
-    return true;
-}
-
-static void on_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    wire_conn *c = arg;
-    if (c->fd >= 0 && c->fd < W.nfd && W.by_fd[c->fd] == c)
-        W.by_fd[c->fd] = NULL;
-    evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->tap);
-    event_free(c->deadline);
-    for (int i = 0; i < GOT_N; i++)
-        free(c->kept[i]);
-    if (c->line != c->start)
-        free(c->line);
-    free(c->answer);
-    free(c);
-    atomic_fetch_sub(&W.open, 1);
 }
 
 static double mono_seconds(void)
@@ -255,7 +100,7 @@ static double mono_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-#define LINGER_SECONDS 3.0
+/* ---- closing ---- */
 
 static void linger_close(lingering *l)
 {
@@ -291,26 +136,23 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
         linger_end(l);
 }
 
-/* RFC 9112 9.6: a server that closes while the client is still sending (a body we refused) must
- * not just close: the kernel would answer the unread bytes with a reset, which can destroy the
- * answer before the client reads it. The sending side is shut (the client sees the end of the
- * answer), and what arrives is read and dropped until the client closes, for LINGER_SECONDS at
- * most (nginx's lingering_close). Takes a duplicate of the socket: evhttp closes its own. Counted
- * as a connection meanwhile. */
+/* RFC 9112 9.6: a server that closes while the client may still be sending must not just close:
+ * the kernel would answer the unread bytes with a reset, which can destroy the answer before the
+ * client reads it. The sending side is shut (the client sees the end of the answer), and what
+ * arrives is read and dropped until the client closes, for LINGER_SECONDS at most (nginx's
+ * lingering_close). Takes fd; counted as a connection meanwhile. */
 static void linger(struct event_base *base, evutil_socket_t fd)
 {
     shutdown(fd, SHUT_WR);
     lingering *l = calloc(1, sizeof *l);
-    evutil_socket_t dup_fd = l ? dup(fd) : -1;
-    if (dup_fd >= 0)
-        l->ev = event_new(base, dup_fd, EV_READ | EV_PERSIST, on_linger, l);
+    if (l)
+        l->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_linger, l);
     struct timeval tick = {0, 500000};
     if (!l || !l->ev || event_add(l->ev, &tick) < 0) {
         if (l && l->ev)
             event_free(l->ev);
-        if (dup_fd >= 0)
-            close(dup_fd);
         free(l);
+        close(fd);
         return;
     }
     l->until = mono_seconds() + LINGER_SECONDS;
@@ -321,330 +163,745 @@ static void linger(struct event_base *base, evutil_socket_t fd)
     atomic_fetch_add(&W.open, 1);
 }
 
-/* Sends `text` (when nothing else waits to be written before it) and closes as linger() does. */
-static void answer_and_close(wire_conn *c, const char *text, size_t len)
+static void conn_free(conn *c)
 {
-    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
-        (void)!send(c->fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    linger(bufferevent_get_base(c->bev), c->fd);
-    evhttp_connection_free(c->evcon); /* calls on_closed */
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (T.conns == c)
+        T.conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    event_free(c->rd);
+    event_free(c->wr);
+    event_free(c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    free(c->head);
+    free(c->hdr);
+    free(c->body);
+    free(c->out);
+    free(c);
+    atomic_fetch_sub(&W.open, 1);
 }
 
-/* READ_TIMEOUT counts from a request's first byte, not between bytes (evhttp's own timeout is an
- * idle one, reset by every byte: a client sending one every few seconds kept its connection
- * forever). RFC 9112 9.5: a server may close a connection that does not complete its request. */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
+static bool out_pending(const conn *c)
+{
+    return c->out_off < c->out_len;
+}
+
+/* Closes now: lingering (slow) when an answer may still be on its way to a client that is sending,
+ * at once otherwise. A reply not yet written goes first (on_write comes back here). While the
+ * server has the request, the socket closes and the connection waits for wire_reply. */
+static void conn_close(conn *c, bool slow)
+{
+    if (c->st == S_BUSY) {
+        event_del(c->rd);
+        event_del(c->wr);
+        event_del(c->timer);
+        close(c->fd);
+        c->fd = -1;
+        c->dead = true;
+        return;
+    }
+    c->st = S_CLOSED;
+    c->end_linger = slow;
+    if (slow && out_pending(c))
+        return;
+    if (slow && !c->eof) {
+        struct event_base *base = event_get_base(c->rd);
+        event_del(c->rd);
+        linger(base, c->fd);
+        c->fd = -1;
+    }
+    conn_free(c);
+}
+
+/* Inside conn_process the close is left to it (the connection is still on its stack). */
+static void conn_end(conn *c, bool slow)
+{
+    if (c->in_process) {
+        c->st = S_CLOSED;
+        c->end_linger = slow;
+        return;
+    }
+    conn_close(c, slow);
+}
+
+/* ---- writing ---- */
+
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+/* Writes a, then b; what the socket does not take waits in c->out for on_write. Returns -1 when
+ * the client is gone. */
+static int conn_write(conn *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    size_t done = 0;
+    if (!out_pending(c)) {
+        struct iovec v[2] = {{(void *)a, alen}, {(void *)b, blen}};
+        ssize_t n = writev(c->fd, v, blen ? 2 : 1);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        done = n > 0 ? (size_t)n : 0;
+        if (done == alen + blen)
+            return 0;
+    }
+    size_t keep = c->out_len - c->out_off, more = alen + blen - done;
+    char *out = malloc(keep + more);
+    if (!out)
+        return -1;
+    if (keep)
+        memcpy(out, c->out + c->out_off, keep);
+    for (int i = 0; i < 2; i++) { /* the bytes of a, then of b, from `done` on */
+        const char *p = i ? b : a;
+        size_t len = i ? blen : alen;
+        size_t skip = done < len ? done : len;
+        memcpy(out + keep, p + skip, len - skip);
+        keep += len - skip;
+        done -= skip;
+    }
+    free(c->out);
+    c->out = out;
+    c->out_off = 0;
+    c->out_len = keep;
+    /* a client that does not read its reply gets READ_TIMEOUT to start */
+    c->timing = false;
+    event_add(c->timer, &W.timeout);
+    event_add(c->wr, NULL);
+    return 0;
+}
+
+static void conn_process(conn *c);
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn *c = arg;
+    ssize_t n = write(fd, c->out + c->out_off, c->out_len - c->out_off);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->out_off = c->out_len;
+        conn_close(c, false);
+        return;
+    }
+    if (n > 0) {
+        c->out_off += (size_t)n;
+        event_add(c->timer, &W.timeout);
+    }
+    if (out_pending(c))
+        return;
+    event_del(c->wr);
+    free(c->out);
+    c->out = NULL;
+    c->out_off = c->out_len = 0;
+    if (c->st == S_CLOSED)
+        conn_close(c, c->end_linger);
+    else
+        conn_process(c);
+}
+
+/* An error the connection cannot go on after: answered as JSON, then closed (wire.h). */
+static void fail(conn *c, int status, const char *detail)
+{
+    char body[160], head[320];
+    int blen = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", detail);
+    int hlen = snprintf(head, sizeof head,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nX-Content-Type-Options: nosniff\r\n"
+                        "Connection: close\r\n\r\n",
+                        status, http_reason(status), blen);
+    bool gone = conn_write(c, head, (size_t)hlen, body, (size_t)blen) < 0;
+    conn_end(c, !gone);
+}
+
+/* ---- parsing ---- */
+
+/* RFC 9110 5.6.2: tchar */
+static bool is_tchar(unsigned char ch)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr(extra, ch));
+}
+
+static bool is_token(const char *s, size_t n)
+{
+    if (!n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Whether the comma-separated list `v` holds `token` (case-insensitive). */
+static bool has_token(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    while (v && *v) {
+        v += strspn(v, " \t,");
+        size_t len = strcspn(v, ",");
+        size_t end = len;
+        while (end && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end == n && !strncasecmp(v, token, n))
+            return true;
+        v += len;
+    }
+    return false;
+}
+
+const char *wire_header_get(const wire_request *req, const char *name)
+{
+    for (int i = 0; i < req->nheaders; i++)
+        if (!strcasecmp(req->headers[i].name, name))
+            return req->headers[i].value;
+    return NULL;
+}
+
+/* Room for `n` more header fields. */
+static bool header_room(conn *c, int n)
+{
+    if (n < c->hdr_cap)
+        return true;
+    int cap = c->hdr_cap ? c->hdr_cap * 2 : 16;
+    wire_header *more = realloc(c->hdr, (size_t)cap * sizeof *more);
+    if (!more)
+        return false;
+    c->hdr = more;
+    c->hdr_cap = cap;
+    return true;
+}
+
+/* Splits the request-target into path and query (in place: it is not needed whole after). The
+ * asterisk-form and authority-form have no path (NULL): the server answers 404 or 501. */
+static void split_target(wire_request *r, char *target)
+{
+    char *path = target;
+    r->path = NULL;
+    r->query = NULL;
+    if (*target != '/') { /* absolute-form (RFC 9112 3.2.2): the path after the authority */
+        size_t scheme = !strncasecmp(target, "http://", 7)    ? 7
+                        : !strncasecmp(target, "https://", 8) ? 8
+                                                              : 0;
+        if (!scheme)
+            return;
+        path = target + scheme + strcspn(target + scheme, "/?#");
+    }
+    char *q = path + strcspn(path, "?#"), *query = *q == '?' ? q + 1 : NULL;
+    *q = '\0';
+    if (query)
+        query[strcspn(query, "#")] = '\0';
+    r->query = query;
+    r->path = *path ? path : "/"; /* "http://host" and "http://host?q" */
+}
+
+/* The head [0, len) in c->head, NUL-terminated: request line and fields into c->req, framing into
+ * c->left / c->st. Answers and returns -1 on an error. */
+static int parse_head(conn *c, size_t len)
+{
+    char *h = c->head;
+    wire_request *r = &c->req;
+    if (memchr(h, '\0', len)) {
+        fail(c, 400, "Invalid header: NUL");
+        return -1;
+    }
+    /* RFC 9112 2.2: a CR only right before an LF */
+    for (char *cr = memchr(h, '\r', len); cr; cr = memchr(cr + 1, '\r', len - (size_t)(cr + 1 - h)))
+        if (cr[1] != '\n') {
+            fail(c, 400, "Invalid header: bare CR");
+            return -1;
+        }
+    char *eol = strchr(h, '\n');
+    char *line_end = eol > h && eol[-1] == '\r' ? eol - 1 : eol;
+    *line_end = '\0';
+    char *sp1 = strchr(h, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || !is_token(h, (size_t)(sp1 - h)) || sp2 == sp1 + 1) {
+        fail(c, 400, "Invalid request line");
+        return -1;
+    }
+    *sp1 = *sp2 = '\0';
+    const char *version = sp2 + 1;
+    if (strncmp(version, "HTTP/1.", 7) || (version[7] != '0' && version[7] != '1') || version[8]) {
+        fail(c, 400, "Invalid request line");
+        return -1;
+    }
+    for (const unsigned char *t = (const unsigned char *)sp1 + 1; *t; t++)
+        if (*t <= ' ' || *t == 0x7f) {
+            fail(c, 400, "Invalid request line");
+            return -1;
+        }
+    r->method = h;
+    r->minor = version[7] - '0';
+    char *target = sp1 + 1;
+    const char *length = NULL, *coding = NULL, *connection = NULL, *expect = NULL;
+    int n = 0;
+    for (char *line = eol + 1; *line && *line != '\r' && *line != '\n';) {
+        eol = strchr(line, '\n');
+        line_end = eol[-1] == '\r' ? eol - 1 : eol;
+        char *colon = memchr(line, ':', (size_t)(line_end - line));
+        /* RFC 9112 5.1, 5.2: no blank before the colon, no obs-fold */
+        if (!colon || !is_token(line, (size_t)(colon - line))) {
+            fail(c, 400, "Invalid header");
+            return -1;
+        }
+        char *v = colon + 1, *end = line_end;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        for (const unsigned char *p = (const unsigned char *)v; p < (const unsigned char *)end; p++)
+            if ((*p < ' ' && *p != '\t') || *p == 0x7f) {
+                fail(c, 400, "Invalid header");
+                return -1;
+            }
+        *colon = '\0';
+        *end = '\0';
+        if (!header_room(c, n)) {
+            fail(c, 503, "Service Unavailable");
+            return -1;
+        }
+        c->hdr[n++] = (wire_header){line, v};
+        if (!strcasecmp(line, "Content-Length")) {
+            /* RFC 9110 8.6: 1*DIGIT; the same value repeated is one value, another is an error */
+            if (!*v || strspn(v, "0123456789") != strlen(v)) {
+                fail(c, 400, "Invalid Content-Length");
+                return -1;
+            }
+            if (length && strcmp(length, v)) {
+                fail(c, 400, "Conflicting Content-Length");
+                return -1;
+            }
+            length = v;
+        } else if (!strcasecmp(line, "Transfer-Encoding")) {
+            /* RFC 9112 6.1: a coding the server does not understand is a 501 */
+            if (coding || strcasecmp(v, "chunked")) {
+                fail(c, 501, "Unsupported Transfer-Encoding");
+                return -1;
+            }
+            coding = v;
+        } else if (!strcasecmp(line, "Connection")) {
+            connection = v;
+        } else if (!strcasecmp(line, "Expect")) {
+            expect = v;
+        }
+        line = eol + 1;
+    }
+    if (length && coding) { /* RFC 9112 6.1 */
+        fail(c, 400, "Content-Length with Transfer-Encoding");
+        return -1;
+    }
+    r->headers = c->hdr;
+    r->nheaders = n;
+    c->keep_alive =
+        r->minor == 1 ? !has_token(connection, "close") : has_token(connection, "keep-alive");
+    c->continue_ok = r->minor == 1 && expect && !strcasecmp(expect, "100-continue");
+    c->body_len = 0;
+    if (coding) {
+        c->st = S_SIZE;
+    } else if (length && strcmp(length + strspn(length, "0"), "")) {
+        size_t digits = strlen(length + strspn(length, "0"));
+        c->left = digits > 15 ? (long long)1 << 60 : atoll(length);
+        c->st = S_BODY;
+    } else {
+        c->st = S_BUSY; /* no body */
+    }
+    if (c->st != S_BUSY && W.cfg.head_check) {
+        wire_head head = {.method = r->method,
+                          .target = target,
+                          .authorization = wire_header_get(r, "Authorization"),
+                          .origin = wire_header_get(r, "Origin"),
+                          .request_id = wire_header_get(r, "X-Request-ID")};
+        size_t alen = 0;
+        char *answer = W.cfg.head_check(c->owner, &head, &alen);
+        if (answer) {
+            bool gone = conn_write(c, answer, alen, NULL, 0) < 0;
+            free(answer);
+            conn_end(c, !gone);
+            return -1;
+        }
+    }
+    if (c->st == S_BODY && (unsigned long long)c->left > W.cfg.max_body_bytes) {
+        fail(c, 413, "Content Too Large");
+        return -1;
+    }
+    split_target(r, target);
+    return 0;
+}
+
+/* Room for `n` bytes of body. */
+static bool body_room(conn *c, size_t n)
+{
+    if (c->body_len + n + 1 <= c->body_cap)
+        return true;
+    size_t cap = c->body_cap ? c->body_cap : 1024;
+    while (cap < c->body_len + n + 1)
+        cap *= 2;
+    char *more = realloc(c->body, cap);
+    if (!more)
+        return false;
+    c->body = more;
+    c->body_cap = cap;
+    return true;
+}
+
+static void body_take(conn *c, size_t n)
+{
+    memcpy(c->body + c->body_len, c->in + c->in_off, n);
+    c->body_len += n;
+    c->in_off += n;
+}
+
+/* The end of the line that starts at in_off (the LF's offset), or 0 when not all here. */
+static size_t line_end(const conn *c)
+{
+    const char *nl = memchr(c->in + c->in_off, '\n', c->in_len - c->in_off);
+    return nl ? (size_t)(nl - c->in) : 0;
+}
+
+/* Hands the request whole to the server. */
+static void deliver(conn *c)
+{
+    c->st = S_BUSY;
+    if (c->body_len)
+        c->body[c->body_len] = '\0';
+    c->req.body = c->body_len ? c->body : "";
+    c->req.body_len = c->body_len;
+    event_del(c->timer);
+    c->timing = false;
+    W.cfg.on_request(c->owner, &c->req);
+}
+
+/* One step of parsing what is buffered: 1 when it went on, 0 when it needs more bytes, -1 when
+ * the connection is answered or closing (see c->st). */
+static int step(conn *c)
+{
+    size_t avail = c->in_len - c->in_off;
+    const char *p = c->in + c->in_off;
+    switch (c->st) {
+    case S_HEAD: {
+        /* RFC 9112 2.2: empty lines before a request line are skipped */
+        while (avail && (p[0] == '\n' || (p[0] == '\r' && avail > 1 && p[1] == '\n'))) {
+            size_t k = p[0] == '\n' ? 1 : 2;
+            c->in_off += k, p += k, avail -= k;
+            c->scanned = 0;
+        }
+        const char *end = NULL;
+        size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+        for (const char *nl = memchr(p + from, '\n', avail - from); nl;
+             nl = memchr(nl + 1, '\n', avail - (size_t)(nl + 1 - p))) {
+            size_t at = (size_t)(nl - p);
+            if (at + 1 < avail && p[at + 1] == '\n') {
+                end = nl + 2;
+                break;
+            }
+            if (at + 2 < avail && p[at + 1] == '\r' && p[at + 2] == '\n') {
+                end = nl + 3;
+                break;
+            }
+        }
+        size_t len = end ? (size_t)(end - p) : avail;
+        if (len > W.cfg.max_header_bytes) {
+            fail(c, 431, "Request Header Fields Too Large");
+            return -1;
+        }
+        if (!end) {
+            c->scanned = avail;
+            return 0;
+        }
+        c->scanned = 0;
+        if (len + 1 > c->head_cap) {
+            char *more = realloc(c->head, len + 1);
+            if (!more) {
+                fail(c, 503, "Service Unavailable");
+                return -1;
+            }
+            c->head = more;
+            c->head_cap = len + 1;
+        }
+        memcpy(c->head, p, len);
+        c->head[len] = '\0';
+        c->in_off += len;
+        if (parse_head(c, len) < 0)
+            return -1;
+        if (c->st == S_BUSY) {
+            deliver(c);
+            return 1;
+        }
+        if (c->continue_ok && c->in_off == c->in_len) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (conn_write(c, cont, sizeof cont - 1, NULL, 0) < 0) {
+                conn_end(c, false);
+                return -1;
+            }
+        }
+        return 1;
+    }
+    case S_BODY:
+    case S_DATA: {
+        if (!avail)
+            return 0;
+        size_t take = (unsigned long long)c->left < avail ? (size_t)c->left : avail;
+        if (c->body_len + take > W.cfg.max_body_bytes) {
+            fail(c, 413, "Content Too Large");
+            return -1;
+        }
+        if (!body_room(c, take)) {
+            fail(c, 503, "Service Unavailable");
+            return -1;
+        }
+        body_take(c, take);
+        c->left -= (long long)take;
+        if (c->left)
+            return 0;
+        if (c->st == S_DATA) {
+            c->st = S_DATA_END;
+            return 1;
+        }
+        deliver(c);
+        return 1;
+    }
+    case S_SIZE:
+    case S_DATA_END:
+    case S_TRAILER: {
+        size_t nl = line_end(c);
+        if (!nl) {
+            size_t limit = c->st == S_TRAILER ? W.cfg.max_header_bytes : CHUNK_LINE_MAX;
+            if (c->st == S_DATA_END ? avail >= 2 : avail > limit) {
+                fail(c, c->st == S_TRAILER ? 431 : 400,
+                     c->st == S_TRAILER ? "Request Header Fields Too Large"
+                                        : "Invalid chunked encoding");
+                return -1;
+            }
+            return 0;
+        }
+        char *line = c->in + c->in_off;
+        size_t n = nl - c->in_off;
+        c->in_off = nl + 1;
+        if (n && line[n - 1] == '\r')
+            n--;
+        if (memchr(line, '\r', n)) {
+            fail(c, 400, "Invalid chunked encoding");
+            return -1;
+        }
+        if (c->st == S_DATA_END) {
+            if (n) {
+                fail(c, 400, "Invalid chunked encoding");
+                return -1;
+            }
+            c->st = S_SIZE;
+            return 1;
+        }
+        if (c->st == S_TRAILER) {
+            c->trailer += n + 2;
+            if (c->trailer > W.cfg.max_header_bytes) {
+                fail(c, 431, "Request Header Fields Too Large");
+                return -1;
+            }
+            if (!n) {
+                c->trailer = 0;
+                deliver(c);
+            }
+            return 1;
+        }
+        /* RFC 9112 7.1: chunk-size = 1*HEXDIG, then BWS ";" chunk-ext, or nothing */
+        size_t digits = 0;
+        while (digits < n && line[digits] && strchr("0123456789abcdefABCDEF", line[digits]))
+            digits++;
+        size_t rest = digits;
+        while (rest < n && (line[rest] == ' ' || line[rest] == '\t'))
+            rest++;
+        if (!digits || digits > 15 || (rest < n && line[rest] != ';') ||
+            (rest == n && rest != digits)) {
+            fail(c, 400, "Invalid chunked encoding");
+            return -1;
+        }
+        long long size = 0;
+        for (size_t i = 0; i < digits; i++) {
+            char ch = line[i];
+            size = size * 16 + (ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10);
+        }
+        if (c->body_len + (unsigned long long)size > W.cfg.max_body_bytes) {
+            fail(c, 413, "Content Too Large");
+            return -1;
+        }
+        c->left = size;
+        c->st = size ? S_DATA : S_TRAILER;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Consumed bytes go; a buffer emptied is kept for the next request, a large body is freed. */
+static void compact(conn *c)
+{
+    if (c->in_off == c->in_len) {
+        c->in_off = c->in_len = 0;
+    } else if (c->in_off > 0 && c->in_len == c->in_cap) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+}
+
+/* The timer: a request begun counts from its first byte (started now when none was counting);
+ * an idle connection from now. */
+static void settle_timer(conn *c)
+{
+    if (c->st == S_BUSY || out_pending(c))
+        return;
+    bool partial = c->st != S_HEAD || c->in_len > c->in_off;
+    if (partial && c->timing)
+        return;
+    c->timing = partial;
+    event_add(c->timer, &W.timeout);
+}
+
+/* Parses what is buffered while the connection may go on, then settles it: closed, waiting for
+ * the server, or reading (and timed). c may be freed on return. */
+static void conn_process(conn *c)
+{
+    c->in_process = true;
+    while (c->st < S_BUSY && !out_pending(c) && step(c) > 0)
+        ;
+    c->in_process = false;
+    if (c->st == S_CLOSED) {
+        conn_close(c, c->end_linger);
+        return;
+    }
+    compact(c);
+    if (c->eof && c->st != S_BUSY && !out_pending(c)) {
+        conn_close(c, false); /* nothing more can come: a request begun cannot end */
+        return;
+    }
+    if (!c->reading && !c->eof) { /* on_read stops again if there is still no room */
+        event_add(c->rd, NULL);
+        c->reading = true;
+    }
+    settle_timer(c);
+}
+
+/* ---- reading ---- */
+
+/* Room to read into: consumed bytes dropped, the buffer grown while a head may still need it. */
+static bool in_room(conn *c)
+{
+    if (c->in_len < c->in_cap)
+        return true;
+    if (c->in_off > 0) { /* nothing points into it: the head was copied out */
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+        return true;
+    }
+    size_t max = W.cfg.max_header_bytes + IN_MIN;
+    if (c->in_cap >= max || c->st == S_BUSY)
+        return false;
+    size_t cap = c->in_cap ? c->in_cap * 2 : IN_MIN;
+    if (cap > max)
+        cap = max;
+    char *more = realloc(c->in, cap);
+    if (!more)
+        return false;
+    c->in = more;
+    c->in_cap = cap;
+    return true;
+}
+
+/* One line per client address and minute at most: a slowloris run makes thousands. */
+static bool log_once_a_minute(const char *addr)
+{
+    static _Thread_local struct {
+        char addr[48];
+        double at;
+    } seen[64];
+    unsigned h = 5381;
+    for (const char *p = addr; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    double now = mono_seconds();
+    __typeof__(&seen[0]) e = &seen[h % 64];
+    if (!strcmp(e->addr, addr) && now - e->at < 60)
+        return false;
+    snprintf(e->addr, sizeof e->addr, "%s", addr);
+    e->at = now;
+    return true;
+}
+
+/* READ_TIMEOUT passed: a request not read whole in time (RFC 9112 9.5), an idle keep-alive
+ * connection, or a reply the client does not read. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    wire_conn *c = arg;
-    if (c->st == F_BAD) { /* framing_scan found a violation */
-        static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-                                  "Content-Length: 37\r\nConnection: close\r\n\r\n"
-                                  "{\"detail\":\"Invalid chunked encoding\"}";
-        _Static_assert(sizeof "{\"detail\":\"Invalid chunked encoding\"}" - 1 == 37, "length");
-        answer_and_close(c, bad, sizeof bad - 1);
-        return;
+    conn *c = arg;
+    if (c->timing) {
+        char addr[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&c->peer;
+        if (in4->sin_family == AF_INET)
+            inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof addr);
+        if (log_once_a_minute(addr))
+            log_warn("closed a connection from %s: request not received within READ_TIMEOUT (%gs); "
+                     "further ones from this address are not logged for a minute",
+                     addr, W.cfg.read_timeout);
     }
-    if (c->st == F_ANSWERED) {
-        answer_and_close(c, c->answer, c->answer_len);
-        return;
-    }
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(c->evcon, &addr, &port);
-    if (log_once_a_minute(addr ? addr : "?"))
-        log_warn("closed a connection from %s: request not received within READ_TIMEOUT (%gs); "
-                 "further ones from this address are not logged for a minute",
-                 addr ? addr : "?", (double)W.timeout.tv_sec + W.timeout.tv_usec / 1e6);
-    evhttp_connection_free(c->evcon); /* calls on_closed */
+    c->out_off = c->out_len; /* a reply not taken is dropped */
+    conn_close(c, false);
 }
 
-/* RFC 9112 7.1: chunk-size = 1*HEXDIG, then BWS ";" chunk-ext or nothing. */
-static bool chunk_size_line(wire_conn *c)
+static void on_read(evutil_socket_t fd, short what, void *arg)
 {
-    size_t n = strspn(c->line, "0123456789abcdefABCDEF");
-    const char *rest = c->line + n + strspn(c->line + n, " \t");
-    if (!n || n > 15 || (*rest != ';' && (rest != c->line + n || *rest || c->long_line)))
-        return false;
-    c->left = strtoll(c->line, NULL, 16);
-    c->st = c->left ? F_DATA : F_TRAILER;
-    return true;
-}
-
-/* Keeps n bytes of text as the head's line i (c->got[i]); its storage stays with the connection:
- * no allocation per request once the lines fit. Out of memory: the line stays absent. */
-static void keep(wire_conn *c, int i, const char *text, size_t n)
-{
-    if (n + 1 > c->kept_cap[i]) {
-        size_t cap = n + 1 < 64 ? 64 : n + 1;
-        char *more = realloc(c->kept[i], cap);
-        if (!more)
-            return;
-        c->kept[i] = more;
-        c->kept_cap[i] = cap;
-    }
-    memcpy(c->kept[i], text, n);
-    c->kept[i][n] = '\0';
-    c->got[i] = c->kept[i];
-}
-
-/* A header line: Content-Length and Transfer-Encoding decide where the body ends. Values that
- * dispatch.c (framing_error) or evhttp reject are not followed: the connection closes. */
-static void header_line(wire_conn *c)
-{
-    char *colon = strchr(c->line, ':');
-    if (!colon)
-        return; /* evhttp answers 400 */
-    const char *v = colon + 1 + strspn(colon + 1, " \t");
-    size_t name = (size_t)(colon - c->line);
-    if (W.head_check && !c->long_line) {
-        static const struct {
-            const char *name;
-            size_t len;
-        } kept[GOT_N] = {[GOT_AUTHORIZATION] = {"Authorization", 13},
-                         [GOT_ORIGIN] = {"Origin", 6},
-                         [GOT_REQUEST_ID] = {"X-Request-ID", 12}};
-        for (int i = GOT_AUTHORIZATION; i < GOT_N; i++)
-            if (name == kept[i].len && !strncasecmp(c->line, kept[i].name, name) && !c->got[i]) {
-                size_t n = strlen(v);
-                while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                    n--;
-                keep(c, i, v, n);
-            }
-    }
-    if (name == 14 && !strncasecmp(c->line, "Content-Length", 14)) {
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (c->long_line || *v < '0' || *v > '9' || (*end && *end != ' ' && *end != '\t') ||
-            (c->has_length && n != c->length))
-            c->st = F_OFF;
-        c->has_length = true;
-        c->length = n;
-    } else if (name == 17 && !strncasecmp(c->line, "Transfer-Encoding", 17)) {
-        size_t len = strcspn(v, " \t");
-        if (c->chunked || len != 7 || strncasecmp(v, "chunked", 7) ||
-            v[len + strspn(v + len, " \t")])
-            c->st = F_OFF;
-        c->chunked = true;
-    }
-}
-
-static void forget_head(wire_conn *c)
-{
-    for (int i = 0; i < GOT_N; i++)
-        c->got[i] = NULL;
-}
-
-/* A head whose body follows, the only request in flight and nothing waiting to be written: the
- * check may answer it instead (F_ANSWERED). Earlier requests were all answered, so evhttp has
- * taken their bytes; what is left in the input is this request's, which is never parsed. */
-static void check_head(wire_conn *c)
-{
-    char *line = c->got[GOT_LINE];
-    if (!line || c->inflight != 1 || evbuffer_get_length(bufferevent_get_output(c->bev)))
-        return;
-    char *sp = strchr(line, ' ');
-    if (!sp)
-        return;
-    *sp = '\0';
-    char *target = sp + 1;
-    target[strcspn(target, " ")] = '\0';
-    wire_head h = {.method = line,
-                   .target = target,
-                   .authorization = c->got[GOT_AUTHORIZATION],
-                   .origin = c->got[GOT_ORIGIN],
-                   .request_id = c->got[GOT_REQUEST_ID]};
-    size_t len = 0;
-    char *answer = W.head_check(c->owner, &h, &len);
-    if (answer) {
-        c->answer = answer;
-        c->answer_len = len;
-        c->st = F_ANSWERED;
-    }
-}
-
-/* One whole line (CR LF or LF stripped) in the state it ends. */
-static void framing_line(wire_conn *c)
-{
-    bool empty = c->nline == 0 && !c->long_line;
-    switch (c->st) {
-    case F_LINE:
-        if (!empty) {
-            c->st = F_HEAD;
-            c->chunked = c->has_length = false;
-            c->inflight++;
-            if (W.head_check && !c->long_line)
-                keep(c, GOT_LINE, c->line, c->nline);
-        }
-        break;
-    case F_HEAD:
-        if (!empty) {
-            header_line(c);
-        } else if (c->chunked && c->has_length) {
-            c->st = F_OFF; /* evhttp answers 400 */
-        } else {
-            c->st = c->chunked ? F_SIZE : c->length > 0 ? F_BODY : F_LINE;
-            c->left = c->length;
-            if (W.head_check && c->st != F_LINE)
-                check_head(c);
-            forget_head(c);
-        }
-        break;
-    case F_SIZE:
-        if (!chunk_size_line(c))
-            c->st = F_BAD;
-        break;
-    case F_DATA_END:
-        c->st = empty ? F_SIZE : F_BAD;
-        break;
-    case F_TRAILER:
-        if (empty)
-            c->st = F_LINE;
-        break;
-    default:
-        break;
-    }
-}
-
-/* Follows the request framing over `n` new bytes, as evhttp will read them (it has not yet):
- * RFC 9112 6.3 for where a body ends, 7.1 for the chunked coding, which libevent 2.1.12 reads
- * with strtoll (0x13, +13, " 13" and a missing CRLF after the data all pass there). */
-/* Room for one more byte of the current line: a head line grows to LINE_MAX_KEPT when the head
- * check needs it whole; otherwise its start is enough. */
-static bool line_room(wire_conn *c)
-{
-    if (c->nline < c->cap - 1)
-        return true;
-    if (!W.head_check || (c->st != F_LINE && c->st != F_HEAD) || c->cap >= LINE_MAX_KEPT)
-        return false;
-    size_t cap = c->cap * 4 < LINE_MAX_KEPT ? c->cap * 4 : LINE_MAX_KEPT;
-    char *bigger = c->line == c->start ? malloc(cap) : realloc(c->line, cap);
-    if (!bigger)
-        return false;
-    if (c->line == c->start)
-        memcpy(bigger, c->start, c->nline);
-    c->line = bigger;
-    c->cap = cap;
-    return true;
-}
-
-/* Appends len bytes to the current line, as far as line_room allows; the rest only marks it long.
- */
-static void line_add(wire_conn *c, const char *s, size_t len)
-{
-    while (len) {
-        if (!line_room(c)) {
-            c->long_line = true;
-            return;
-        }
-        size_t room = c->cap - 1 - c->nline, k = len < room ? len : room;
-        memcpy(c->line + c->nline, s, k);
-        c->nline += k;
-        s += k;
-        len -= k;
-    }
-}
-
-/* A line at a time (memchr), not a byte at a time: this sees every byte of every request. */
-static void framing_scan(wire_conn *c, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n && c->st < F_OFF;) {
-        if (c->st == F_BODY || c->st == F_DATA) {
-            size_t take = (unsigned long long)c->left < n - i ? (size_t)c->left : n - i;
-            c->left -= (long long)take;
-            i += take;
-            if (!c->left)
-                c->st = c->st == F_BODY ? F_LINE : F_DATA_END;
-            continue;
-        }
-        const char *nl = memchr(p + i, '\n', n - i);
-        size_t seg = nl ? (size_t)(nl - (p + i)) : n - i;
-        /* a CR is allowed only right before the LF (or as the last byte so far) */
-        const char *cr = memchr(p + i, '\r', seg);
-        if ((seg && c->nline && c->line[c->nline - 1] == '\r') || (cr && cr != p + i + seg - 1)) {
-            c->st = c->st == F_SIZE || c->st == F_DATA_END ? F_BAD : F_OFF; /* a bare CR */
-            return;
-        }
-        line_add(c, p + i, seg);
-        i += seg;
-        if (!nl)
-            return;
-        i++;
-        if (c->nline && c->line[c->nline - 1] == '\r')
-            c->nline--;
-        c->line[c->nline] = '\0';
-        framing_line(c);
-        c->nline = 0;
-        c->long_line = false;
-    }
-}
-
-/* Sees a connection's bytes as they arrive, before evhttp parses them. */
-static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    wire_conn *c = arg;
-    if (!info->n_added)
-        return;
-    if (!c->reading) {
-        c->reading = true;
-        evtimer_add(c->deadline, &W.timeout);
-    }
-    if (c->st >= F_OFF)
-        return;
-    struct evbuffer_ptr at;
-    struct evbuffer_iovec v[8];
-    if (evbuffer_ptr_set(buf, &at, info->orig_size, EVBUFFER_PTR_SET) < 0)
-        return;
-    size_t todo = info->n_added;
-    while (todo && c->st < F_OFF) {
-        int nv = evbuffer_peek(buf, (ev_ssize_t)todo, &at, v, 8);
-        size_t done = 0;
-        for (int i = 0; i < nv && i < 8 && done < todo; i++) {
-            size_t len = v[i].iov_len < todo - done ? v[i].iov_len : todo - done;
-            framing_scan(c, v[i].iov_base, len);
-            done += len;
-        }
-        if (!done || evbuffer_ptr_set(buf, &at, done, EVBUFFER_PTR_ADD) < 0)
-            break;
-        todo -= done;
-    }
-    if (c->st == F_BAD || c->st == F_ANSWERED) {
-        /* evhttp must not parse what follows: it is thrown away, and the connection answered
-         * and closed from the loop (not here, inside the bufferevent's own read) */
-        evbuffer_drain(buf, evbuffer_get_length(buf));
-        bufferevent_disable(c->bev, EV_READ);
-        event_active(c->deadline, EV_TIMEOUT, 1);
-    }
-}
-
-static wire_conn *conn_of(struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    wire_conn *c = fd >= 0 && fd < W.nfd ? W.by_fd[fd] : NULL;
-    return c && c->evcon == evcon ? c : NULL;
-}
-
-void wire_request_read(struct evhttp_request *req)
-{
-    wire_conn *c = conn_of(req);
-    if (c) {
+    (void)what;
+    conn *c = arg;
+    if (!in_room(c)) { /* a pipelining client waits until its earlier request is answered */
+        event_del(c->rd);
         c->reading = false;
-        evtimer_del(c->deadline);
+        return;
     }
-}
-
-void wire_request_answered(struct evhttp_request *req)
-{
-    wire_conn *c = conn_of(req);
-    if (c && c->inflight > 0)
-        c->inflight--;
+    ssize_t n;
+    size_t want = c->left < 65536 ? (size_t)c->left : 65536;
+    if (c->st == S_BODY && c->in_off == c->in_len && body_room(c, want)) {
+        /* a body of known length goes straight to its buffer (grown as it arrives) */
+        n = recv(fd, c->body + c->body_len, want, 0);
+        if (n > 0) {
+            c->body_len += (size_t)n;
+            c->left -= n;
+            if (!c->left) {
+                deliver(c);
+                return;
+            }
+            settle_timer(c);
+            return;
+        }
+    } else {
+        n = recv(fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            if (c->st == S_BUSY || out_pending(c)) {
+                settle_timer(c);
+                return;
+            }
+            conn_process(c);
+            return;
+        }
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    event_del(c->rd);
+    c->reading = false;
+    if (n < 0) {
+        c->out_off = c->out_len;
+        conn_close(c, false);
+        return;
+    }
+    c->eof = true; /* the client may still read its answers */
+    if (c->st != S_BUSY && !out_pending(c))
+        conn_process(c);
 }
 
 /* Past MAX_CONNECTIONS: a short answer written straight to the socket (nothing to parse, nothing
  * buffered), then closed. RFC 9110 15.6.4: 503 with Retry-After. */
-static void refuse(struct evhttp_connection *evcon, evutil_socket_t fd)
+static void refuse(evutil_socket_t fd)
 {
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                "Content-Type: application/json\r\nContent-Length: 46\r\n"
@@ -654,109 +911,102 @@ static void refuse(struct evhttp_connection *evcon, evutil_socket_t fd)
                    "Content-Length");
     (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
+    close(fd);
     static _Atomic double last;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec;
+    double now = mono_seconds();
     if (now - atomic_load(&last) >= 60) {
         atomic_store(&last, now);
         log_warn("MAX_CONNECTIONS (%ld) reached: new connections get 503 (logged once a minute)",
-                 W.max);
+                 W.cfg.max_connections);
     }
-    evhttp_connection_free(evcon);
 }
 
-/* evhttp has made the connection around the bufferevent (its callbacks' argument is the
- * evhttp_connection, as evhttp_connection_base_bufferevent_new sets them) and nothing has been
- * read yet: the loop ran this before its next wait for events. */
-static void adopt(struct bufferevent *bev, void *owner, bool over)
+void wire_accept(struct event_base *base, evutil_socket_t fd, const struct sockaddr *peer,
+                 socklen_t peer_len, void *owner)
 {
-    void *arg = NULL;
-    bufferevent_getcb(bev, NULL, NULL, NULL, &arg);
-    struct evhttp_connection *evcon = arg;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (!evcon || evhttp_connection_get_bufferevent(evcon) != bev || fd < 0 || fd >= W.nfd) {
+    if (atomic_fetch_add(&W.open, 1) >= W.cfg.max_connections) {
         atomic_fetch_sub(&W.open, 1);
+        refuse(fd);
         return;
     }
-    if (over) {
-        atomic_fetch_sub(&W.open, 1);
-        refuse(evcon, fd);
-        return;
-    }
-    wire_conn *c = calloc(1, sizeof *c);
+    conn *c = calloc(1, sizeof *c);
     if (c) {
-        c->deadline = evtimer_new(bufferevent_get_base(bev), on_deadline, c);
-        c->tap = c->deadline ? evbuffer_add_cb(bufferevent_get_input(bev), on_input, c) : NULL;
+        c->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
+        c->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+        c->timer = evtimer_new(base, on_timer, c);
     }
-    if (!c || !c->tap) { /* out of memory: the connection is served, not counted */
-        if (c && c->deadline)
-            event_free(c->deadline);
+    if (!c || !c->rd || !c->wr || !c->timer || event_add(c->rd, NULL) < 0) {
+        if (c) {
+            if (c->rd)
+                event_free(c->rd);
+            if (c->wr)
+                event_free(c->wr);
+            if (c->timer)
+                event_free(c->timer);
+        }
         free(c);
+        close(fd);
         atomic_fetch_sub(&W.open, 1);
         return;
     }
-    c->evcon = evcon;
-    c->bev = bev;
+    /* a reply is one write: nothing to gain from Nagle, a delayed ACK's wait to lose */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
     c->owner = owner;
-    c->line = c->start;
-    c->cap = sizeof c->start;
-    W.by_fd[fd] = c;
-    evhttp_connection_set_closecb(evcon, on_closed, c);
+    if (peer_len <= sizeof c->peer)
+        memcpy(&c->peer, peer, peer_len);
+    c->reading = true;
+    c->next = T.conns;
+    if (T.conns)
+        T.conns->prev = c;
+    T.conns = c;
+    settle_timer(c);
 }
 
-static void on_adopt(evutil_socket_t fd, short what, void *arg)
+bool wire_closing(const wire_request *req)
 {
-    (void)fd, (void)what, (void)arg;
-    for (int i = 0; i < T.n; i++)
-        adopt(T.fresh[i].bev, T.fresh[i].owner, T.fresh[i].over);
-    T.n = 0;
+    const conn *c = (const conn *)req;
+    return !c->keep_alive || (c->eof && c->in_off == c->in_len);
 }
 
-/* Counts the connection now (the loops accept in turn on their own threads: counted later, two
- * could both see room for one), and queues bev for adopt(), run by an event made active now:
- * libevent runs the active events before it waits again, so before evhttp can have read from (or
- * freed) the connection. */
-static void queue_adopt(struct event_base *base, struct bufferevent *bev, void *owner)
+void wire_reply(wire_request *req, const char *head, size_t head_len, char *body, size_t body_len,
+                bool close)
 {
-    if (!T.adopt && !(T.adopt = event_new(base, -1, 0, on_adopt, NULL)))
+    conn *c = (conn *)req;
+    if (c->dead) {
+        free(body);
+        c->st = S_CLOSED;
+        conn_free(c);
         return;
-    if (T.n == T.cap) {
-        int cap = T.cap ? T.cap * 2 : 16;
-        fresh_conn *more = realloc(T.fresh, (size_t)cap * sizeof *more);
-        if (!more)
-            return;
-        T.fresh = more;
-        T.cap = cap;
     }
-    T.fresh[T.n++] =
-        (fresh_conn){.bev = bev, .owner = owner, .over = atomic_fetch_add(&W.open, 1) >= W.max};
-    event_active(T.adopt, EV_READ, 1);
+    c->st = S_HEAD;
+    if (c->body_cap > BODY_KEEP) {
+        free(c->body);
+        c->body = NULL;
+        c->body_cap = 0;
+    }
+    c->body_len = 0;
+    memset(&c->req, 0, sizeof c->req);
+    bool gone = conn_write(c, head, head_len, body, body_len) < 0;
+    free(body);
+    if (gone || close || !c->keep_alive) {
+        conn_end(c, !gone);
+        return;
+    }
+    if (!c->in_process)
+        conn_process(c);
 }
 
 void wire_thread_free(void)
 {
+    while (T.conns) {
+        T.conns->st = S_CLOSED;
+        conn_free(T.conns);
+    }
     for (lingering *l = T.lingering, *next; l; l = next) {
         next = l->next;
         linger_close(l);
     }
-    T.lingering = NULL;
-    if (T.adopt)
-        event_free(T.adopt);
-    free(T.fresh);
     memset(&T, 0, sizeof T);
-}
-
-struct bufferevent *wire_bufferevent(struct event_base *base, void *owner)
-{
-    /* what evhttp makes itself when the bevcb returns NULL (evhttp_get_request_connection) */
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), on_output, NULL)) {
-        bufferevent_free(bev);
-        return NULL;
-    }
-    if (bev && W.by_fd)
-        queue_adopt(base, bev, owner);
-    return bev;
 }

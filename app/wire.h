@@ -1,36 +1,61 @@
-/* wire: a connection's bytes beside evhttp's parser, for what libevent 2.1.12 offers no hook.
+/* wire: HTTP/1.1 on the server's sockets. Each accepted connection is read, framed and parsed
+ * here, and each request is handed whole to the server's callback; the reply comes back as bytes
+ * to write. One request per connection is in flight at a time: a pipelined client's next request
+ * is parsed once the previous one was answered, so replies leave in order.
  *
- * libevent answers some requests itself, before any callback of ours runs: a request line or
- * header it cannot parse (400), a body past evhttp_set_max_body_size (413), a method outside
- * evhttp_set_allowed_methods (501). Its pages are HTML (evhttp_send_error's fixed format), and
- * 2.1.12 has no error callback (evhttp_set_errorcb came in 2.2). The connection's bufferevent is
- * ours (evhttp_set_bevcb), so a callback on its output buffer sees each response as evhttp writes
- * it, before the socket does: a page of that format is replaced, head and body, by the API's JSON
- * error ({"detail": ...}, FastAPI's shape) with the same status and "Connection: close" (evhttp
- * closes the connection after it, as it would have after the page).
+ * Why not libevent's evhttp or a packaged parser: evhttp 2.1.12 frames bodies differently from a
+ * strict proxy (the first of two Content-Length values, strtoll chunk sizes, no body for
+ * "Transfer-Encoding: gzip, chunked"), answers its own errors as HTML with no hook before 2.2, and
+ * resets its timeout on every byte; keeping it meant scanning every byte a second time beside it,
+ * and it cost 10 us of CPU per request over a bare socket (bench/http-floor.sh). Debian's
+ * http-parser (2.9) is archived upstream and, built non-strict, takes any two bytes after chunk
+ * data. The rules here are RFC 9112's, strictly:
+ *  - request line: method SP origin-form (or absolute-form, or "*") SP HTTP/1.0 or HTTP/1.1; empty
+ *    lines before it are skipped (2.2); a bare CR anywhere in the head is a 400;
+ *  - header fields: a token, ':' right after it, the value without surrounding blanks; no obs-fold
+ *    (5.2), no control characters; the whole head within MAX_HEADER_BYTES, else 431 and close;
+ *  - the body (6.3): Content-Length = 1*DIGIT, repeated only with the same value (RFC 9110 8.6);
+ *    Transfer-Encoding exactly "chunked", never with Content-Length; chunk-size = 1*HEXDIG then
+ *    ";" extensions or nothing, CRLF after each chunk's data (7.1); past MAX_BODY_BYTES, 413 from
+ *    the head (or as soon as chunks pass it), before the body is buffered;
+ *  - any of these errors is answered as JSON ({"detail": ...}, FastAPI's shape) and the
+ *    connection is closed (9.6: the sending side shut, what the client still sends read and
+ *    dropped for a few seconds, so the close does not destroy the answer with a reset);
+ *  - READ_TIMEOUT counts from a request's first byte to its last (a client trickling bytes does not
+ *    extend it), and bounds an idle keep-alive connection and a reply the client does not read;
+ *  - MAX_CONNECTIONS: past it a new connection gets a 503 written to its socket and is closed.
  *
- * It also counts the connections (MAX_CONNECTIONS: past it a new one gets a 503 written to its
- * socket and is closed) and gives each request READ_TIMEOUT from its first byte to be read whole
- * (evhttp's own timeout is reset by every byte), and its head a check before the body is read
- * (wire_head_fn: a request without a valid token is answered 401 before its body is buffered). A
- * connection answered that way, or for bad framing, is closed as RFC 9112 9.6 asks: the answer
- * written, the sending side shut, and what the client still sends read and thrown away for a few
- * seconds, so that the close does not reset the connection before the client read the answer.
- * A connection is adopted once evhttp has set it
- * up: evhttp's callbacks on the bufferevent carry the evhttp_connection, which gets a close
- * callback that uncounts it.
- *
- * Thread: the callbacks run on the connection's loop thread; the count is atomic. */
+ * Thread: a connection lives on the loop thread that accepted it; every function below runs there
+ * except wire_init and wire_connections. */
 #ifndef APP_WIRE_H
 #define APP_WIRE_H
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
-/* A request's head as its last line arrives, when a body follows and nothing else is in flight on
- * the connection: evhttp has not read the body (nor, usually, the head). Strings are
- * NUL-terminated, wire's, valid during the call; NULL when the head has no such line (or it was too
- * long). */
+typedef struct wire_header {
+    const char *name, *value; /* NUL-terminated; value without surrounding blanks */
+} wire_header;
+
+/* A request read whole. It and every string it points to belong to the connection and stay valid
+ * until wire_reply. */
+typedef struct wire_request {
+    const char *method; /* "GET", "POST", ... as sent (a token) */
+    const char *path;   /* the target's path, still percent-encoded; NULL for "*" and the like */
+    const char *query;  /* after '?' (without a fragment), or NULL */
+    const wire_header *headers;
+    int nheaders;
+    const char *body; /* NUL-terminated (the NUL is not counted); "" without a body */
+    size_t body_len;
+    int minor; /* HTTP/1.minor */
+} wire_request;
+
+/* The value of the first header field `name` (case-insensitive), or NULL. */
+const char *wire_header_get(const wire_request *req, const char *name);
+
+/* A request's head when a body follows it, before the body is read. Strings as in wire_request. */
 typedef struct wire_head {
     const char *method, *target;
     const char *authorization, *origin, *request_id;
@@ -38,30 +63,44 @@ typedef struct wire_head {
 
 /* Decides on a head before its body is read: NULL to go on, or a whole HTTP/1.1 response
  * (malloc'd, wire frees it) of *len bytes, which is sent instead; the connection is then closed,
- * the body never buffered. `owner` is wire_bufferevent's. On the connection's loop thread. */
+ * the body never buffered. `owner` is wire_accept's. */
 typedef char *(*wire_head_fn)(void *owner, const wire_head *head, size_t *len);
 
-/* Reads the limits; head_check may be NULL. Returns 0, or -1 when out of memory. Before the loops
- * start. */
-int wire_init(long max_connections, double request_timeout, wire_head_fn head_check);
+/* A request read whole: answer it with wire_reply, now or later (the connection waits). */
+typedef void (*wire_request_fn)(void *owner, wire_request *req);
 
-/* Client connections open now, all loops. */
+typedef struct wire_config {
+    long max_connections;
+    double read_timeout; /* seconds */
+    size_t max_header_bytes, max_body_bytes;
+    wire_request_fn on_request;
+    wire_head_fn head_check; /* may be NULL */
+} wire_config;
+
+/* Keeps the configuration. Before the loops start. */
+void wire_init(const wire_config *cfg);
+
+/* Takes an accepted, non-blocking socket: served on `base` (its loop's), closed by wire. `owner`
+ * goes to the callbacks. */
+void wire_accept(struct event_base *base, evutil_socket_t fd, const struct sockaddr *peer,
+                 socklen_t peer_len, void *owner);
+
+/* Answers `req`: writes head (copied) then body (malloc'd, taken: freed once written; may be
+ * NULL), and closes the connection after them when `close`. `req` is invalid afterwards. If the
+ * client went away meanwhile, the bytes are dropped. */
+void wire_reply(wire_request *req, const char *head, size_t head_len, char *body, size_t body_len,
+                bool close);
+
+/* True when the connection of `req` will close after its reply whatever the server says: the
+ * client asked (Connection: close, HTTP/1.0 without keep-alive), or it stopped sending and no
+ * further request of its is buffered. */
+bool wire_closing(const wire_request *req);
+
+/* Client connections open now, all loops. Any thread. */
 long wire_connections(void);
 
-/* evhttp has read `req` whole: its connection's deadline stops until the next request's first
- * byte. On the loop thread. */
-struct evhttp_request;
-void wire_request_read(struct evhttp_request *req);
-
-/* `req`'s response was handed to evhttp (evhttp_send_reply): the request is no longer in flight.
- * On the loop thread, before the send (req is freed by it). */
-void wire_request_answered(struct evhttp_request *req);
-
-/* Frees the calling loop thread's own state (its event is on that loop's base). */
+/* Closes the calling loop thread's connections (idle, lingering or abandoned) and frees its state.
+ * On that thread, after its loop stopped. */
 void wire_thread_free(void);
-
-/* A socket bufferevent (fd set later by evhttp) whose output is watched as above; NULL when out of
- * memory (evhttp then makes its own). `owner` goes to the head check. */
-struct bufferevent *wire_bufferevent(struct event_base *base, void *owner);
 
 #endif
