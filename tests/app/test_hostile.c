@@ -899,3 +899,175 @@ Test(hostile, chunk_size_is_hex_digits_only)
     cr_expect_eq(r.status, 404, "a valid chunked body (routed): %s", r.text);
     reply_free(&r);
 }
+
+/* ---- the connection (RFC 9112 9) ---- */
+
+/* How many responses `text` holds, and whether their X-Request-IDs are r0, r1, ... in order. */
+static int responses_in_order(const char *text)
+{
+    int n = 0;
+    for (const char *p = strstr(text, "HTTP/1.1 "); p; p = strstr(p + 1, "HTTP/1.1 ")) {
+        const char *id = strstr(p, "X-Request-ID: ");
+        char want[32];
+        snprintf(want, sizeof want, "X-Request-ID: r%d\r\n", n);
+        if (!id || strncmp(id, want, strlen(want)))
+            return -1 - n;
+        n++;
+    }
+    return n;
+}
+
+/* Requests pipelined in one write are answered in order, one response each; a client that shut
+ * its sending side after them (printf ... | nc) still gets every answer, then the close. */
+Test(hostile, pipelined_requests_answered_in_order_after_a_half_close)
+{
+    enum { N = 60 };
+    char *req = malloc(N * 128);
+    cr_assert(req);
+    size_t len = 0;
+    for (int i = 0; i < N; i++) /* a database route among them: answers come back out of order */
+        len += (size_t)sprintf(req + len, "GET %s HTTP/1.1\r\nHost: t\r\nX-Request-ID: r%d\r\n\r\n",
+                               i % 3 == 1 ? "/ready" : "/health", i);
+    int fd = dial();
+    cr_assert_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    shutdown(fd, SHUT_WR);
+    raw_reply r = read_until_close(fd, 20000);
+    close(fd);
+    free(req);
+    cr_expect(r.closed, "the connection stayed open after the client's half-close");
+    cr_expect_eq(responses_in_order(r.text), N, "%s", r.text);
+    reply_free(&r);
+}
+
+/* RFC 9110 10.1.1: a client that asks "Expect: 100-continue" hears 100 Continue once the head is
+ * accepted, sends its body, then gets the final answer on the same connection. */
+Test(hostile, expect_100_continue)
+{
+    char *tok = api_token("u", "HS256", TEST_SECRET, 3600, 0);
+    char head[1024];
+    snprintf(head, sizeof head,
+             "POST /api/u/things HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+             tok);
+    free(tok);
+    int fd = dial();
+    cr_assert_eq(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    char got[64] = "";
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_gt(poll(&p, 1, 10000), 0, "no 100 Continue");
+    ssize_t n = recv(fd, got, sizeof got - 1, 0);
+    cr_assert_gt(n, 0);
+    cr_expect_str_eq(got, "HTTP/1.1 100 Continue\r\n\r\n");
+    cr_assert_eq(send(fd, "{}", 2, MSG_NOSIGNAL), 2);
+    raw_reply r = read_response(fd, 10000);
+    close(fd);
+    cr_expect_eq(r.status, 404, "the final answer (no such route): %s", r.text);
+    reply_free(&r);
+}
+
+/* RFC 9112 9.3: HTTP/1.0 stays open only when asked ("Connection: keep-alive", echoed), HTTP/1.1
+ * unless "Connection: close". */
+Test(hostile, keep_alive_as_each_version_asks)
+{
+    int fd = dial();
+    const char *ka = "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(send(fd, ka, strlen(ka), MSG_NOSIGNAL), (ssize_t)strlen(ka));
+        raw_reply r = read_response(fd, 10000);
+        cr_expect_eq(r.status, 200, "HTTP/1.0 keep-alive request %d: %s", i, r.text);
+        char *conn = header_of(&r, "Connection");
+        cr_expect(conn && !strcasecmp(conn, "keep-alive"), "Connection: %s", conn);
+        free(conn);
+        reply_free(&r);
+    }
+    close(fd);
+    raw_reply once = send_str("GET /health HTTP/1.0\r\n\r\n");
+    cr_expect_eq(once.status, 200, "%s", once.text);
+    cr_expect(once.closed, "an HTTP/1.0 request without keep-alive left the connection open");
+    reply_free(&once);
+    raw_reply close11 = send_str("GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    char *conn = header_of(&close11, "Connection");
+    cr_expect(close11.closed && conn && !strcmp(conn, "close"), "%s", close11.text);
+    free(conn);
+    reply_free(&close11);
+}
+
+/* RFC 9112 5.1, 5.2, 2.2 and RFC 9110 5.5: field lines the parser must not guess at */
+Test(hostile, malformed_heads_are_400)
+{
+    static const struct {
+        const char *what, *req;
+    } bad[] = {
+        {"obs-fold", "GET /health HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n  folded\r\n\r\n"},
+        {"blank before the colon", "GET /health HTTP/1.1\r\nHost : t\r\n\r\n"},
+        {"no colon", "GET /health HTTP/1.1\r\nHost t\r\n\r\n"},
+        {"a control character in a value", "GET /health HTTP/1.1\r\nHost: t\x01x\r\n\r\n"},
+        {"two spaces in the request line", "GET  /health HTTP/1.1\r\nHost: t\r\n\r\n"},
+        {"a space in the target", "GET /hea lth HTTP/1.1\r\nHost: t\r\n\r\n"},
+        {"HTTP/1.10", "GET /health HTTP/1.10\r\nHost: t\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_json_error_and_close(bad[i].what, bad[i].req, strlen(bad[i].req), 400);
+    static const char nul[] = "GET /health HTTP/1.1\r\nHost: t\0x\r\n\r\n";
+    expect_json_error_and_close("a NUL in a value", nul, sizeof nul - 1, 400);
+    /* well formed but not served: 501, and the connection goes on */
+    const char *foo = "FOO /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    expect_json_error("an unknown method", foo, strlen(foo), 501, false);
+    /* the absolute-form is served like the origin-form (RFC 9112 3.2.2) */
+    raw_reply abs =
+        send_str("GET http://t/health?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    cr_expect_eq(abs.status, 200, "absolute-form: %s", abs.text);
+    reply_free(&abs);
+}
+
+/* READ_TIMEOUT also bounds an idle keep-alive connection and a client that does not read its
+ * replies: both are closed, and the server goes on answering others. */
+Test(hostile, idle_and_unread_connections_closed_at_read_timeout)
+{
+    api_server s;
+    start(&s, "READ_TIMEOUT=1");
+    double limit = 1000 + pgtest_slack_ms();
+    int idle = dial_port(s.port);
+    const char *get = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(send(idle, get, strlen(get), MSG_NOSIGNAL), (ssize_t)strlen(get));
+    raw_reply first = read_response(idle, 10000);
+    cr_expect_eq(first.status, 200, "%s", first.text);
+    reply_free(&first);
+    double t0 = pgtest_now_ms();
+    raw_reply rest = read_until_close(idle, (int)limit + 2000);
+    double took = pgtest_now_ms() - t0;
+    close(idle);
+    cr_expect(rest.closed && rest.len == 0, "idle connection: closed %d after %.0f ms", rest.closed,
+              took);
+    cr_expect(took <= limit, "idle connection closed after %.0f ms (READ_TIMEOUT 1 s + slack)",
+              took);
+    reply_free(&rest);
+
+    /* pipelined requests for a large reply, never read: the server's writes stall */
+    /* a small receive buffer set before connect (so the window is small from the start): what
+     * the server's kernel still holds after its close arrives within the read below */
+    int deaf = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    setsockopt(deaf, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(deaf, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+    const char *doc = "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (int i = 0; i < 200; i++)
+        if (send(deaf, doc, strlen(doc), MSG_NOSIGNAL | MSG_DONTWAIT) <= 0)
+            break;
+    /* past the deadline, what the client finally reads ends in the server's close (or a reset),
+     * short of the 200 replies it would get from a server still waiting to write them */
+    usleep((useconds_t)(limit + 1000) * 1000);
+    raw_reply late = read_until_close(deaf, 10000);
+    close(deaf);
+    int replies = 0;
+    for (const char *p = strstr(late.text, "HTTP/1.1 200"); p; p = strstr(p + 1, "HTTP/1.1 200"))
+        replies++;
+    cr_expect(late.closed && replies < 200,
+              "a connection whose replies were not read stayed open (%d replies read)", replies);
+    reply_free(&late);
+    api_response *ok = api_call(s.port, "GET", "/health", NULL, NULL);
+    cr_expect_eq(ok->status, 200);
+    api_response_free(ok);
+    cr_assert_eq(api_stop(&s), 0);
+}
