@@ -9,6 +9,7 @@
 
 #include "app/jwks.h"
 #include "app/router.h"
+#include "app/wire.h"
 #include "core/log.h"
 
 #define MAX_ROUTES ROUTER_MAX_ROUTES
@@ -205,6 +206,11 @@ char *metrics_render(db_engine *engine)
                   f);
         for (int i = 0; i < loops; i++)
             fprintf(f, "http_connections_accepted_total{loop=\"%d\"} %lu\n", i, acc[i]);
+        fprintf(f,
+                "# HELP http_connections_open Client connections open now, lingering closes "
+                "included (MAX_CONNECTIONS caps them).\n"
+                "# TYPE http_connections_open gauge\nhttp_connections_open %ld\n",
+                wire_connections());
         if (engine)
             render_pool(f, engine);
         jwks_metrics(f);

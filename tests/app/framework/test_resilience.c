@@ -252,9 +252,21 @@ static void accepted_now(int port, long a[3])
     api_response_free(m);
 }
 
+/* http_connections_open in a /metrics body, or -1. */
+static long open_now(int port)
+{
+    api_response *m = api_call(port, "GET", "/metrics", TEST_METRICS_AUTH, NULL);
+    EXPECT(m, 200);
+    const char *at = strstr(m->body, "\nhttp_connections_open ");
+    long n = at ? atol(at + strlen("\nhttp_connections_open ")) : -1;
+    api_response_free(m);
+    return n;
+}
+
 /* Connections go to the loops in turn, however they arrive: nine opened at once (all queued on
  * the listening socket before a loop wakes, where the first loop to run used to accept every one
- * of them) and kept open, plus the second /metrics request's own: three per loop and one more. */
+ * of them) and kept open, plus the second /metrics request's own: three per loop and one more.
+ * http_connections_open counts them while they are open, and no more once they closed. */
 Test(resilience, connections_take_turns_among_the_loops)
 {
     api_server srv;
@@ -283,8 +295,13 @@ Test(resilience, connections_take_turns_among_the_loops)
     cr_expect(d[0] + d[1] + d[2] == N + 1 && d[0] >= 3 && d[0] <= 4 && d[1] >= 3 && d[1] <= 4 &&
                   d[2] >= 3 && d[2] <= 4,
               "connections accepted by each loop: %ld %ld %ld", d[0], d[1], d[2]);
+    cr_expect_eq(open_now(srv.port), N + 1, "the nine and /metrics' own");
     for (int i = 0; i < N; i++)
         close(fd[i]);
+    long open = -1; /* the closes reach the loops in their own time */
+    for (int i = 0; i < 200 && (open = open_now(srv.port)) != 1; i++)
+        usleep(10000);
+    cr_expect_eq(open, 1, "open after the nine closed: %ld", open);
     cr_assert_eq(api_stop(&srv), 0);
 }
 
