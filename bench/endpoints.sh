@@ -267,8 +267,10 @@ measure() { # kind run dburl
     pgp=$(pgb_prepared "$kind" "$dburl")
     pgl=$(pgb "$kind" "$dburl"); deletes "$kind" && restore
   fi
-  [ -z "$base_pid" ] || awk -v k="$kind" -v a="$apil" '$1 == k && $4 == "" {split(a, f, " "); $4 = f[1]} 1' \
-    "$tmp/base" > "$tmp/base.new" && mv "$tmp/base.new" "$tmp/base"
+  if [ -n "$base_pid" ]; then # ((A || B) && C would move a file never written without BASE_API)
+    awk -v k="$kind" -v a="$apil" '$1 == k && $4 == "" {split(a, f, " "); $4 = f[1]} 1' \
+      "$tmp/base" > "$tmp/base.new" && mv "$tmp/base.new" "$tmp/base"
+  fi
   writes "$kind" && restore # created rows go, every kind starts from the same table
   set -- $pgl $apil
   awk -v k="$kind" -v a="$*" -v p="$pgp" 'BEGIN { split(a, f, " ")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # http-floor.sh: what a request costs in the HTTP layer alone. GET /health (no database) on one
 # loop of the release API, beside two baselines that send the same reply (bench/http_floor.c):
-# bare evhttp, which the API's loops sit on, and a bare epoll responder (a read and a write per
-# request: the floor of a keep-alive HTTP/1.1 exchange). Each runs alone on one thread, in
+# bare evhttp (the API's HTTP layer before app/wire.c) and a bare epoll responder (a read and a
+# write per request: the floor of a keep-alive HTTP/1.1 exchange). Each runs alone on one thread, in
 # alternating order from run to run; CPU per request is the process's user + system time over the
 # measured run divided by its requests.
 #
