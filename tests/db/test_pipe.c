@@ -126,6 +126,9 @@ static void setup(db_config *cfg, char *url, char *app, const char *what)
     test_appname(app, 64, what);
     test_config(cfg, url, app);
     cfg->pipeline = true;
+    /* no test here is about the acquire timeout (the one that is sets its own): a first connect
+     * through pgbouncer beside a busy CI run took over test_config's 2 s once */
+    cfg->acquire_timeout = 10;
 }
 
 static void spawn_all(void *jobs, int n)
