@@ -256,7 +256,8 @@ static int conn_write(conn *c, const char *a, size_t alen, const char *b, size_t
         const char *p = i ? b : a;
         size_t len = i ? blen : alen;
         size_t skip = done < len ? done : len;
-        memcpy(out + keep, p + skip, len - skip);
+        if (len > skip) /* b may be NULL with blen 0: memcpy must not see it */
+            memcpy(out + keep, p + skip, len - skip);
         keep += len - skip;
         done -= skip;
     }
@@ -1000,9 +1001,10 @@ void wire_reply(wire_request *req, const char *head, size_t head_len, char *body
 
 void wire_thread_free(void)
 {
-    while (T.conns) {
-        T.conns->st = S_CLOSED;
-        conn_free(T.conns);
+    for (conn *c = T.conns, *next; c; c = next) { /* conn_free unlinks c */
+        next = c->next;
+        c->st = S_CLOSED;
+        conn_free(c);
     }
     for (lingering *l = T.lingering, *next; l; l = next) {
         next = l->next;
