@@ -297,6 +297,10 @@ static char *concurrent_index(const char *def)
     return mig_sprintf("%.*sCONCURRENTLY IF NOT EXISTS %s;\n", (int)head, def, def + head);
 }
 
+/* The order within the indexes file (no transaction): new names, then drops, then rebuilds and
+ * constraint indexes (whose name may be one that goes). */
+enum { IX_NEW, IX_DROP, IX_REBUILD };
+
 static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
 {
     char what[512];
@@ -311,7 +315,7 @@ static int add_constraint(mig_plan *p, const mig_obj *c, bool new_table)
         char *idx = concurrent_index(c->c ? c->c : "");
         char *undo = mig_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s;\n", schema, c->name);
         free(schema);
-        int rc = mig_plan_add(p, MIG_PART_INDEXES, 1, false, NULL, what, idx, undo);
+        int rc = mig_plan_add(p, MIG_PART_INDEXES, IX_REBUILD, false, NULL, what, idx, undo);
         return rc | mig_plan_add(p, MIG_PART_CONSTRAINTS, 0, false, NULL, what,
                                  ALTER(c->table, "ADD CONSTRAINT %s %s USING INDEX %s;\n", c->name,
                                        type == 'p' ? "PRIMARY KEY" : "UNIQUE", c->name),
@@ -364,19 +368,23 @@ static int drop_index(mig_plan *p, const mig_obj *i, bool in_main)
                                         "IF EXISTS %s;\n",
                                         i->key),
                             mig_sprintf("%s;\n", i->def));
-    return mig_plan_add(p, MIG_PART_INDEXES, 0, false, NULL, what,
+    return mig_plan_add(p, MIG_PART_INDEXES, IX_DROP, false, NULL, what,
                         mig_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;\n", i->key),
                         concurrent_index(i->def));
 }
 
-static int add_index(mig_plan *p, const mig_obj *i, bool new_table)
+/* An index that comes: on a table of this migration in the main file, else concurrently; a new
+ * name before the drops (an index replaced by another is there before the old one goes, so its
+ * queries never run without one), a rebuild under the same name after its drop. */
+static int add_index(mig_plan *p, const mig_obj *i, bool new_table, bool rebuild)
 {
     char what[512];
     snprintf(what, sizeof what, "create index %s", i->key);
     if (new_table)
         return mig_plan_add(p, MIG_PART_MAIN, MIG_PH_NEW_INDEX, false, NULL, what,
                             mig_sprintf("%s;\n", i->def), mig_sprintf("DROP INDEX %s;\n", i->key));
-    return mig_plan_add(p, MIG_PART_INDEXES, 1, false, NULL, what, concurrent_index(i->def),
+    return mig_plan_add(p, MIG_PART_INDEXES, rebuild ? IX_REBUILD : IX_NEW, false, NULL, what,
+                        concurrent_index(i->def),
                         mig_sprintf("DROP INDEX CONCURRENTLY IF EXISTS %s;\n", i->key));
 }
 
@@ -486,7 +494,7 @@ static int plan_tables(const mig_schema *A, const mig_schema *B, const mig_renam
         } else if (b->kind == MIG_OBJ_INDEX && (!a || !same_after_renames(a, b, rn, nrn))) {
             if (a)
                 rc |= drop_index(p, a, false);
-            rc |= add_index(p, b, new_table);
+            rc |= add_index(p, b, new_table, a != NULL);
         }
     }
     for (size_t i = 0; i < A->count; i++) {

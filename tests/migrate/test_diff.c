@@ -437,3 +437,50 @@ Test(diff, rewrites_have_their_own_flag_and_a_rename_keeps_checks)
     free(out);
     mt_teardown(&t);
 }
+
+/* An index replaced by one of another name is built before the old one is dropped (queries are
+ * never left without an index while it builds); one rebuilt under its own name is dropped first,
+ * as it must be. The down runs the other way: the old index back, then the new one dropped. */
+Test(diff, a_replaced_index_is_built_before_the_old_one_goes)
+{
+    mt t;
+    setup(&t, "ixorder",
+          "CREATE INDEX items_qty_note_idx ON items (qty, note);\n"
+          "CREATE INDEX items_name_idx ON items (name, id);\n");
+    mt_write(&t, "0002_idx.sql",
+             "-- migrate:up\nCREATE INDEX items_qty_idx ON items (qty);\n"
+             "CREATE INDEX items_name_idx ON items (name);\n-- migrate:down\n"
+             "DROP INDEX items_name_idx;\nDROP INDEX items_qty_idx;\n");
+    char *out = NULL;
+    cr_assert_eq(mt_migrate(&t, "up --no-lint", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "replace", &out), 0, "%s", out);
+    free(out);
+    char cmd[256], *all = NULL;
+    snprintf(cmd, sizeof cmd, "cat '%s'/0003_*", t.dir);
+    pgtest_run(cmd, &all);
+    const char *up = strstr(all, "-- migrate:up"), *down = strstr(all, "-- migrate:down");
+    cr_assert(up && down, "%s", all);
+    const char *at[] = {
+        strstr(up, "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_qty_note_idx"),
+        strstr(up, "DROP INDEX CONCURRENTLY IF EXISTS public.items_qty_idx"),
+        strstr(up, "DROP INDEX CONCURRENTLY IF EXISTS public.items_name_idx"),
+        strstr(up, "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_name_idx"),
+        strstr(down, "CREATE INDEX CONCURRENTLY IF NOT EXISTS items_qty_idx"),
+        strstr(down, "DROP INDEX CONCURRENTLY IF EXISTS public.items_qty_note_idx"),
+    };
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++)
+        cr_assert(at[i], "statement %zu missing:\n%s", i, all);
+    cr_expect_lt(at[0], at[1], "the old index goes before its replacement is built:\n%s", all);
+    cr_expect_lt(at[2], at[3], "a rebuild must drop first:\n%s", all);
+    cr_expect_lt(at[3], down, "%s", all);
+    cr_expect_lt(at[4], at[5], "the down drops the new index before the old one is back:\n%s", all);
+    free(all);
+    cr_assert_eq(mt_migrate(&t, "up", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(diff(&t, "--check", &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(mt_migrate(&t, "down", &out), 0, "%s", out);
+    free(out);
+    mt_teardown(&t);
+}
