@@ -40,33 +40,46 @@ static char *like_pattern(const char *search)
  * costs more than counting that many rows (declared with the route's header, app/routes.c). */
 #define LIST_COUNT_CAP_SQL "10001"
 
+size_t tasks_list_sql(char *buf, size_t size, bool search, bool status, const char *sort,
+                      bool ascending)
+{
+    /* a search is its own statement, so that its plan (pg_trgm's GIN indexes, 0004) is never a
+     * generic one that must also serve "no search"; a status filter likewise, so that without
+     * one the count is an index-only scan of (user_id, created_at). The filters left out keep
+     * their parameter as a one-time `is null` test. */
+    const char *match = search ? "(title ilike $2 or description ilike $2)" : "$2::text is null";
+    const char *done = status ? "completed = $3" : "$3::boolean is null";
+    /* the table's own column, not the output's UTC timestamp of that name: the same order, and
+     * (user_id, created_at) reads a page in it instead of sorting all of the user's tasks */
+    const char *key = !strcmp(sort, "title")        ? "tasks.title"
+                      : !strcmp(sort, "updated_at") ? "tasks.updated_at"
+                                                    : "tasks.created_at";
+    const char *order = ascending ? "asc" : "desc";
+#define MATCHES "user_id = $1 and %s and %s"
+    int n =
+        snprintf(buf, size,
+                 "select c.total, t.* from (select count(*) from (select from tasks where " MATCHES
+                 " limit " LIST_COUNT_CAP_SQL ") m) c(total) left join lateral (select " TASK_COLS
+                 " from tasks where " MATCHES " order by %s %s, tasks.id %s limit $4 offset $5) t "
+                 "on true",
+                 done, match, done, match, key, order, order);
+#undef MATCHES
+    return n < 0 ? 0 : (size_t)n;
+}
+
 int tasks_list(const http_request *req, db_session *s, http_response *res)
 {
     const char *status = http_param(req, "status")->str;
     const char *search = http_param(req, "search")->str;
-    const char *sort = http_param(req, "sort")->str; /* one of three literals (validated) */
-    const char *order = !strcmp(http_param(req, "order")->str, "asc") ? "asc" : "desc";
     char *pattern = search && *search ? like_pattern(search) : NULL;
     const char *completed = !strcmp(status, "completed") ? "true"
                             : !strcmp(status, "pending") ? "false"
                                                          : NULL;
     const char *params[] = {req->user_id, pattern, completed, http_param(req, "limit")->str,
                             http_param(req, "offset")->str};
-    /* a search is its own statement, so that its plan (pg_trgm's GIN indexes, 0004) is never a
-     * generic one that must also serve "no search"; the count stops past 10,000 (below) */
-    const char *match = pattern ? "(title ilike $2 or description ilike $2)" : "$2::text is null";
-#define MATCHES "user_id = $1 and ($3::boolean is null or completed = $3) and %s"
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "select c.total, t.* from (select count(*) from (select from tasks where " MATCHES
-             " limit " LIST_COUNT_CAP_SQL ") m) c(total) left join lateral (select " TASK_COLS
-             " from tasks where " MATCHES " order by %s %s, id %s limit $4 offset $5) t on true",
-             match, match,
-             !strcmp(sort, "title")        ? "title"
-             : !strcmp(sort, "updated_at") ? "updated_at"
-                                           : "created_at",
-             order, order);
-#undef MATCHES
+    tasks_list_sql(sql, sizeof sql, pattern != NULL, completed != NULL,
+                   http_param(req, "sort")->str, !strcmp(http_param(req, "order")->str, "asc"));
     db_error err;
     PGresult *r = db_query_format(s, sql, 5, params, DB_BINARY, &err);
     free(pattern);

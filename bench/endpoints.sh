@@ -90,10 +90,9 @@ SQL
 # identity values after the deletable range, so created tasks never collide with restored ones
 psql "$url" -qX -c "select setval(pg_get_serial_sequence('tasks', 'id'), $DEL_HI * 10)" >/dev/null
 
-# The handlers' statements (app/tasks.c), parameters as the API sends them. The list's $2 (search)
-# and $3 (status) are NULL without those query parameters: written here as typed NULLs, which the
-# planner folds as it folds the API's NULL parameters (an unnamed statement is planned with its
-# parameter values).
+# The handlers' statements (app/tasks.c), parameters as the API sends them. Without search and
+# status the list's statement (tasks_list_sql) keeps $2 and $3 only in `is null` tests: typed NULLs
+# here, which the planner folds, as the API's generic plan makes them a one-time filter.
 TASK_COLS="id, user_id, title, description, completed, created_at at time zone 'UTC', updated_at at time zone 'UTC'"
 pick='\set id random(1, '$ROWS')
 \set uid :id % '$USERS
@@ -103,7 +102,7 @@ select $TASK_COLS from tasks where id = :id and user_id = :uid;
 SQL
 cat > "$tmp/list.sql" <<SQL
 $pick
-select c.total, t.* from (select count(*) from tasks where user_id = :uid and (null::boolean is null or completed = null::boolean) and (null::text is null or title ilike null::text or description ilike null::text)) c(total) left join lateral (select $TASK_COLS from tasks where user_id = :uid and (null::boolean is null or completed = null::boolean) and (null::text is null or title ilike null::text or description ilike null::text) order by created_at desc, id desc limit 20 offset 0) t on true;
+select c.total, t.* from (select count(*) from (select from tasks where user_id = :uid and null::boolean is null and null::text is null limit 10001) m) c(total) left join lateral (select $TASK_COLS from tasks where user_id = :uid and null::boolean is null and null::text is null order by tasks.created_at desc, tasks.id desc limit 20 offset 0) t on true;
 SQL
 cat > "$tmp/create.sql" <<SQL
 $pick

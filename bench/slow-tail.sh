@@ -73,7 +73,7 @@ cat > "$tmp/get.sql" <<SQL
 select $TASK_COLS from tasks where id = :id and user_id = :uid;
 SQL
 # the list's statement as app/tasks.c sends it for ?search=SLOW_TERM
-SLOW_SQL="select c.total, t.* from (select count(*) from (select from tasks where user_id = 'slow' and (null::boolean is null or completed = null::boolean) and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') limit 10001) m) c(total) left join lateral (select $TASK_COLS from tasks where user_id = 'slow' and (null::boolean is null or completed = null::boolean) and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') order by created_at desc, id desc limit 20 offset 0) t on true"
+SLOW_SQL="select c.total, t.* from (select count(*) from (select from tasks where user_id = 'slow' and null::boolean is null and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') limit 10001) m) c(total) left join lateral (select $TASK_COLS from tasks where user_id = 'slow' and null::boolean is null and (title ilike '%$SLOW_TERM%' or description ilike '%$SLOW_TERM%') order by tasks.created_at desc, tasks.id desc limit 20 offset 0) t on true"
 
 to_ms() { awk '/us$/ {printf "%.2f", $1 / 1000; next} /ms$/ {printf "%.2f", $1 + 0; next} /s$/ {printf "%.2f", $1 * 1000; next} {print "-"}'; }
 pcts() { sort -n | awk '{a[NR]=$1} END {if (NR) printf "%.2f %.2f %d\n", a[int(NR*0.5)+1], a[int(NR*0.99)+1], NR; else print "- - 0"}'; }

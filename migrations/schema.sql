@@ -1,7 +1,7 @@
 -- schema.sql: the schema the migrations produce, written by `migrate dump` from the
 -- system catalogs (schema_migrations left out). To change the schema, edit it and run
 -- `migrate diff NAME`: it writes the migration and this file again.
--- migrations applied: 0005
+-- migrations applied: 0006
 
 -- extensions
 
@@ -70,7 +70,7 @@ CREATE INDEX tasks_description_trgm_idx ON public.tasks USING gin (description p
 
 CREATE INDEX tasks_title_trgm_idx ON public.tasks USING gin (title public.gin_trgm_ops) WITH (gin_pending_list_limit='256');
 
-CREATE INDEX tasks_user_id_created_at_idx ON public.tasks USING btree (user_id, created_at DESC);
+CREATE INDEX tasks_user_id_created_at_id_idx ON public.tasks USING btree (user_id, created_at DESC, id DESC);
 
 -- triggers
 
