@@ -129,10 +129,12 @@ static void write_value(jsonw *w, int kind, const PGresult *r, int row, int col)
     }
 }
 
+_Static_assert(sizeof((resource_field *)0)->key >= 32, "jsonw_raw32 reads 32 bytes of a key");
+
 void resource_write_row(jsonw *w, const resource_layout *l, const PGresult *r, int row)
 {
     for (int i = 0; i < l->n; i++) {
-        jsonw_raw(w, l->f[i].key, (size_t)l->f[i].key_len);
+        jsonw_raw32(w, l->f[i].key, (size_t)l->f[i].key_len);
         if (PQgetisnull(r, row, l->f[i].col))
             jsonw_raw(w, "null", 4);
         else

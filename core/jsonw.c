@@ -1,6 +1,8 @@
 /* jsonw: see jsonw.h. Written by hand because jansson only serializes its own object trees. */
 #include "core/jsonw.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,19 @@ static int utf8_seq(const unsigned char *s)
     return n;
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether one of the 8 bytes of v is a control, '"', '\\' or >= 0x80: the bytes a JSON string
+ * cannot carry as they are (the usual SWAR tests: a byte below k sets its high bit in v - k*ONES
+ * where it was clear in v; a false positive only follows a true one in the same word). */
+static bool word_special(uint64_t v)
+{
+    uint64_t quote = v ^ (ONES * '"'), slash = v ^ (ONES * '\\');
+    return ((v | ((v - ONES * 0x20) & ~v) | ((quote - ONES) & ~quote) | ((slash - ONES) & ~slash)) &
+            HIGHS) != 0;
+}
+
 void jsonw_str(jsonw *w, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -82,25 +97,35 @@ void jsonw_str(jsonw *w, const char *s)
         return;
     char *o = w->buf + w->len;
     *o++ = '"';
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
+    const unsigned char *q = (const unsigned char *)s, *end = q + n;
+    for (;;) {
+        /* plain ASCII a word at a time: titles and descriptions are mostly that */
+        const unsigned char *run = q;
+        uint64_t v;
+        while (end - q >= 8 && (memcpy(&v, q, 8), !word_special(v)))
+            q += 8;
+        while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\')
+            q++;
+        memcpy(o, run, (size_t)(q - run));
+        o += q - run;
+        if (q == end)
+            break;
         unsigned char c = *q;
-        if (c >= 0x80) {
+        if (c >= 0x80) { /* s is NUL-terminated: utf8_seq stops at the end */
             int seq = utf8_seq(q);
             if (seq) {
                 memcpy(o, q, (size_t)seq);
                 o += seq;
-                q += seq - 1;
+                q += seq;
             } else {
                 /* 6 bytes into the middle of the escaped string: no terminator wanted */
                 memcpy(o, "\\uFFFD", 6); // NOLINT(bugprone-not-null-terminated-result)
                 o += 6;
+                q++;
             }
             continue;
         }
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
+        q++;
         *o++ = '\\';
         switch (c) {
         case '"':

@@ -60,17 +60,25 @@ static void civil(int64_t z, long long *y, unsigned *m, unsigned *d)
     *y = (long long)yoe + era * 400 + (*m <= 2);
 }
 
-/* v as exactly `width` decimal digits, zero-padded (v < 10^width). */
+/* "00" to "99": two digits a step */
+static const char pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* v as exactly `width` decimal digits, zero-padded (v < 10^width; width even). */
 static void put_digits(char *o, unsigned v, int width)
 {
-    for (int i = width - 1; i >= 0; i--) {
-        o[i] = (char)('0' + v % 10);
-        v /= 10;
+    for (int i = width - 2; i >= 0; i -= 2) {
+        memcpy(o + i, pairs + 2 * (v % 100), 2);
+        v /= 100;
     }
 }
 
 #define USECS_PER_DAY 86400000000LL
 #define EPOCH_2000_DAYS 10957 /* 1970-01-01 to 2000-01-01, PostgreSQL's timestamp epoch */
+
+static size_t iso_time(int64_t us, char out[DB_ISO_TIME_MAX]);
 
 size_t db_value_iso_time(const PGresult *r, int row, int col, char out[DB_ISO_TIME_MAX])
 {
@@ -84,29 +92,67 @@ size_t db_value_iso_time(const PGresult *r, int row, int col, char out[DB_ISO_TI
     int64_t us = (int64_t)be64(PQgetvalue(r, row, col));
     if (us == INT64_MAX || us == INT64_MIN) /* as the text path writes 'infinity' */
         return (size_t)snprintf(out, DB_ISO_TIME_MAX, "%sinfinityZ", us == INT64_MIN ? "-" : "");
+    /* the thread's last value: a task never updated has updated_at = created_at, written twice */
+    static _Thread_local struct {
+        int64_t us;
+        size_t n;
+        char text[DB_ISO_TIME_MAX];
+    } last;
+    if (last.n && last.us == us) {
+        memcpy(out, last.text, last.n + 1);
+        return last.n;
+    }
+    size_t n = iso_time(us, out);
+    last.us = us;
+    last.n = n;
+    memcpy(last.text, out, n + 1);
+    return n;
+}
+
+/* us (microseconds since 2000-01-01, neither infinity) as ISO 8601 in UTC with a Z. */
+static size_t iso_time(int64_t us, char out[DB_ISO_TIME_MAX])
+{
     int64_t days = us / USECS_PER_DAY, t = us % USECS_PER_DAY;
     if (t < 0) {
         t += USECS_PER_DAY;
         days--;
     }
-    long long y;
-    unsigned mo, d;
-    civil(days + EPOCH_2000_DAYS, &y, &mo, &d);
-    unsigned frac = (unsigned)(t % 1000000), secs = (unsigned)(t / 1000000);
-    bool bc = y <= 0; /* year 0 is 1 BC */
-    if (bc)
-        y = 1 - y;
-    /* digits by hand, not snprintf: a page of tasks has 40 of these, on the loop's thread */
-    char *o = out;
-    if (y > 9999) {
-        o += snprintf(o, 24, "%lld", y);
-    } else {
-        put_digits(o, (unsigned)y, 4);
-        o += 4;
+    /* the date of the thread's last day: a page of tasks is mostly a few days */
+    static _Thread_local struct {
+        int64_t days;
+        bool set, bc;
+        size_t n;
+        char text[32];
+    } day;
+    if (!day.set || day.days != days) {
+        long long y;
+        unsigned mo, d;
+        civil(days + EPOCH_2000_DAYS, &y, &mo, &d);
+        day.bc = y <= 0; /* year 0 is 1 BC */
+        if (day.bc)
+            y = 1 - y;
+        /* digits by hand, not snprintf: a page of tasks has 40 of these, on the loop's thread */
+        char *o = day.text;
+        if (y > 9999) {
+            o += snprintf(o, 24, "%lld", y);
+        } else {
+            put_digits(o, (unsigned)y, 4);
+            o += 4;
+        }
+        *o++ = '-';
+        put_digits(o, mo, 2);
+        o[2] = '-';
+        put_digits(o + 3, d, 2);
+        day.n = (size_t)(o + 5 - day.text);
+        day.days = days;
+        day.set = true;
     }
-    unsigned parts[5] = {mo, d, secs / 3600, secs / 60 % 60, secs % 60};
-    const char seps[5] = {'-', '-', 'T', ':', ':'};
-    for (int i = 0; i < 5; i++) {
+    unsigned frac = (unsigned)(t % 1000000), secs = (unsigned)(t / 1000000);
+    memcpy(out, day.text, day.n);
+    char *o = out + day.n;
+    unsigned parts[3] = {secs / 3600, secs / 60 % 60, secs % 60};
+    const char seps[3] = {'T', ':', ':'};
+    for (int i = 0; i < 3; i++) {
         *o++ = seps[i];
         put_digits(o, parts[i], 2);
         o += 2;
@@ -119,7 +165,7 @@ size_t db_value_iso_time(const PGresult *r, int row, int col, char out[DB_ISO_TI
             fl--;
         o += fl;
     }
-    if (bc) {
+    if (day.bc) {
         memcpy(o, " BC", 3);
         o += 3;
     }

@@ -35,6 +35,24 @@ Test(jsonw, strings_are_escaped_exactly_like_jansson)
         same_as_jansson(cases[i]);
 }
 
+/* jsonw_str scans plain ASCII 8 bytes at a time: every byte that needs care, at every offset of
+ * a word and across word ends, in strings shorter and longer than a word. */
+Test(jsonw, each_special_byte_at_each_offset_is_escaped_like_jansson)
+{
+    const char *specials[] = {
+        "\"",          "\\", "\n", "\x01", "\x1f", "\x7f", " ", "\xc3\xa9", "\xf0\x9f\x98\x80",
+        "\xe4\xb8\xad"};
+    const char base[] = "abcdefghijklmnopqrstuvwxyz0123";
+    for (size_t len = 0; len < sizeof base; len += len < 10 ? 1 : 7)
+        for (size_t at = 0; at <= len; at++)
+            for (size_t k = 0; k < sizeof specials / sizeof *specials; k++) {
+                char s[64];
+                snprintf(s, sizeof s, "%.*s%s%.*s", (int)at, base, specials[k], (int)(len - at),
+                         base + at);
+                same_as_jansson(s);
+            }
+}
+
 Test(jsonw, invalid_utf8_becomes_replacement_character)
 {
     /* a lone continuation byte, an overlong form, a surrogate, a byte that never starts a sequence

@@ -28,7 +28,8 @@ static void iso_of_text(const char *pg, char *out, size_t cap)
 Test(value, timestamps_from_binary_are_what_the_server_writes)
 {
     PGconn *c = pgtest_connect();
-    /* whole seconds, every trailing-zero length, midnight, leap days, the epochs, a negative
+    /* whole seconds, every trailing-zero length, midnight, leap days, a value twice and another
+     * time of its day (the last value and day are kept per thread), the epochs, a negative
      * (before 2000) fraction, far years, BC, infinity, and 400 days back from a fixed instant (the
      * two formats are two statements: now() would differ) */
     const char *sql =
@@ -36,6 +37,7 @@ Test(value, timestamps_from_binary_are_what_the_server_writes)
         "'2026-11-26 19:40:00.12', '2026-11-26 19:40:00.123', '2026-11-26 19:40:00.1234', "
         "'2026-11-26 19:40:00.12345', '2026-11-26 19:40:00.123456', '2026-11-26 19:40:00.000001', "
         "'2026-12-31 23:59:59.999999', '2027-01-01 00:00:00', '2024-02-29 12:00:00.5', "
+        "'2024-02-29 12:00:00.5', '2024-02-29 01:02:03', '2024-03-01 01:02:03', "
         "'2000-01-01 00:00:00', '1999-12-31 23:59:59.999999', '1970-01-01 00:00:00', "
         "'1969-07-20 20:17:40.05', '1900-03-01 00:00:00', '0001-01-01 00:00:00', "
         "'9999-12-31 23:59:59.999999', '12345-06-07 08:09:10.011', '0044-03-15 12:00:00 BC', "
