@@ -46,12 +46,13 @@ size_t tasks_list_sql(char *buf, size_t size, bool search, bool status, const ch
 {
     /* a search is its own statement, so that its plan (pg_trgm's GIN indexes, 0004) is never a
      * generic one that must also serve "no search"; a status filter likewise, so that without
-     * one the count is an index-only scan of (user_id, created_at). The filters left out keep
-     * their parameter as a one-time `is null` test. */
+     * one the count can be an index-only scan. The filters left out keep their parameter as a
+     * one-time `is null` test. */
     const char *match = search ? "(title ilike $2 or description ilike $2)" : "$2::text is null";
     const char *done = status ? "completed = $3" : "$3::boolean is null";
     /* the table's own column, not the output's UTC timestamp of that name: the same order, and
-     * (user_id, created_at) reads a page in it instead of sorting all of the user's tasks */
+     * (user_id, created_at DESC, id DESC) reads a page in it instead of sorting all of the user's
+     * tasks (migrations/0006) */
     const char *key = !strcmp(sort, "title")        ? "tasks.title"
                       : !strcmp(sort, "updated_at") ? "tasks.updated_at"
                                                     : "tasks.created_at";

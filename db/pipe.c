@@ -118,8 +118,8 @@ void db_pipe_stmts_free(struct db_stmts *st)
 
 /* A statement text's hash, for the tables below (never stored or sent). Eight bytes a step: a
  * list's statement is 600 bytes, hashed for every read, and FNV-1a's byte a step cost 2,400
- * instructions of it. Each word is mixed with a multiply and a rotate (as wyhash and xxHash
- * mix); the length goes in last. */
+ * instructions of it. Each word is mixed in with multiplies and a shift-xor (as murmur's and
+ * xxHash's finalizers do); the length goes in first. */
 static uint64_t text_hash(const char *s)
 {
     size_t n = strlen(s), i = 0;
