@@ -551,22 +551,7 @@ Test(api, a_list_page_is_read_in_index_order)
              "from tasks where user_id = '%s' order by created_at desc, id desc limit 3) t",
              u);
     char *want = pgtest_query(c, sql);
-    char p[256];
-    snprintf(p, sizeof p, "/api/%s/tasks?limit=3", u);
-    api_response *r = api_as(srv.port, u, "GET", p, NULL);
-    EXPECT(r, 200);
-    json_t *page = body_json(r);
-    char got[256] = "";
-    for (size_t i = 0; i < json_array_size(page); i++) {
-        strcat(got, i ? "," : "");
-        strcat(got, json_string_value(json_object_get(json_array_get(page, i), "title")));
-    }
-    cr_expect_str_eq(got, want);
-    char *total = api_header(r, "X-Total-Count");
-    cr_expect_str_eq(total, "2000");
-    free(total);
-    json_decref(page);
-    api_response_free(r);
+    expect_list(u, "?limit=3", want, "2000");
     free(want);
     snprintf(sql, sizeof sql, "delete from tasks where user_id = '%s'", u);
     free(pgtest_query(c, sql));
