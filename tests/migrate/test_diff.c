@@ -45,6 +45,15 @@ static int diff(mt *t, const char *args, char **out)
     return mt_migrate(t, a, out);
 }
 
+/* The text of t's migration files matching `glob` (e.g. "0003_*"), malloc'd ("" for none). */
+static char *generated(mt *t, const char *glob)
+{
+    char cmd[512], *out = NULL;
+    snprintf(cmd, sizeof cmd, "cat '%s'/%s 2>/dev/null", t->dir, glob);
+    pgtest_run(cmd, &out);
+    return out ? out : strdup("");
+}
+
 static int count_files(mt *t)
 {
     char cmd[256], *out = NULL;
@@ -144,9 +153,7 @@ ParameterizedTest(int *i, diff, each_edit_generates_a_verified_reversible_migrat
     free(out);
     cr_assert_eq(diff(&t, "change", &out), 0, "%s: %s", c->tag, out);
     free(out);
-    char cmd[512], *all = NULL;
-    snprintf(cmd, sizeof cmd, "cat '%s'/000[2-6]_* 2>/dev/null", t.dir);
-    pgtest_run(cmd, &all);
+    char cmd[512], *all = generated(&t, "000[2-6]_*");
     /* VALIDATE never shares a transaction with anything (no lock held across its scan) */
     snprintf(cmd, sizeof cmd,
              "cd '%s' && for f in 0*.sql; do grep -q 'VALIDATE CONSTRAINT' \"$f\" && ! grep -q "
@@ -406,9 +413,7 @@ Test(diff, rewrites_have_their_own_flag_and_a_rename_keeps_checks)
     cr_assert_eq(count_files(&t), 2);
     cr_assert_eq(diff(&t, "widen --allow-rewrite", &out), 0, "%s", out);
     free(out);
-    char cmd[256], *all = NULL;
-    snprintf(cmd, sizeof cmd, "cat '%s'/0003_*", t.dir);
-    pgtest_run(cmd, &all);
+    char *all = generated(&t, "0003_*");
     cr_assert(strstr(all, "-- migrate:lint-ignore column-type-change accepted with "
                           "--allow-rewrite\nALTER TABLE public.items ALTER COLUMN qty TYPE bigint"),
               "%s", all);
@@ -425,8 +430,7 @@ Test(diff, rewrites_have_their_own_flag_and_a_rename_keeps_checks)
     mt_write(&t, "schema.sql", s);
     cr_assert_eq(diff(&t, "rename", &out), 0, "%s", out);
     free(out);
-    snprintf(cmd, sizeof cmd, "cat '%s'/0004_*", t.dir);
-    pgtest_run(cmd, &all);
+    all = generated(&t, "0004_*");
     cr_assert(strstr(all, "RENAME COLUMN qty TO amount"), "%s", all);
     cr_assert_null(strstr(all, "items_qty_check"), "the CHECK is re-added on a rename:\n%s", all);
     cr_assert_null(strstr(all, "items_qty_idx"), "the index is rebuilt on a rename:\n%s", all);
@@ -456,9 +460,7 @@ Test(diff, a_replaced_index_is_built_before_the_old_one_goes)
     free(out);
     cr_assert_eq(diff(&t, "replace", &out), 0, "%s", out);
     free(out);
-    char cmd[256], *all = NULL;
-    snprintf(cmd, sizeof cmd, "cat '%s'/0003_*", t.dir);
-    pgtest_run(cmd, &all);
+    char *all = generated(&t, "0003_*");
     const char *up = strstr(all, "-- migrate:up"), *down = strstr(all, "-- migrate:down");
     cr_assert(up && down, "%s", all);
     const char *at[] = {
